@@ -1,0 +1,92 @@
+"""The one place that decides the environment and builds every resource for it.
+
+`DAGSTER_DEPLOYMENT=local` (default): SQLite warehouse and a local object-store directory under
+`LOCAL_DATA_DIR` (default `.local/` in the repository). `DAGSTER_DEPLOYMENT=prod`: S3 and
+PostgreSQL, with every location and secret resolved by Dagster from `dg.EnvVar` at run time.
+Called when definitions load, never at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from resources.storage import LocalObjectStorage, S3ObjectStorage
+from resources.warehouse import Warehouse
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEPLOYMENTS = ("local", "prod")
+# Optional settings are wired through EnvVar only when the variable is set, so a pod using its
+# IAM role (no keys) or real AWS endpoints (no override) needs none of them.
+_OPTIONAL_S3_SETTINGS = {
+    "endpoint_url": "S3_ENDPOINT_URL",
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+    "aws_session_token": "AWS_SESSION_TOKEN",
+}
+
+
+def _env_vars_that_are_set(settings: dict[str, str]) -> dict[str, dg.EnvVar]:
+    return {field: dg.EnvVar(name) for field, name in settings.items() if name in os.environ}
+
+
+def current_deployment() -> str:
+    deployment = os.environ.get("DAGSTER_DEPLOYMENT", "local")
+    if deployment not in DEPLOYMENTS:
+        raise ValueError(
+            f"DAGSTER_DEPLOYMENT={deployment!r} is not one of {DEPLOYMENTS}; unset it for the "
+            "embedded local defaults or set it to 'prod' with the S3/Postgres variables."
+        )
+    return deployment
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    root: Path
+
+    @property
+    def warehouse(self) -> Path:
+        return self.root / "warehouse.sqlite"
+
+    @property
+    def object_store(self) -> Path:
+        return self.root / "object-store"
+
+
+def local_paths(root: str | os.PathLike[str] | None = None) -> LocalPaths:
+    chosen = root or os.environ.get("LOCAL_DATA_DIR") or PROJECT_ROOT / ".local"
+    return LocalPaths(Path(chosen).resolve())
+
+
+def build_resources(
+    deployment: str | None = None, *, local_root: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    deployment = deployment or current_deployment()
+    if deployment == "local":
+        paths = local_paths(local_root)
+        return {
+            "storage": LocalObjectStorage(root=str(paths.object_store)),
+            "warehouse": Warehouse(backend="sqlite", sqlite_path=str(paths.warehouse)),
+        }
+    if deployment == "prod":
+        return {
+            "storage": S3ObjectStorage(
+                s3=S3Resource(
+                    region_name=dg.EnvVar("AWS_REGION"),
+                    **_env_vars_that_are_set(_OPTIONAL_S3_SETTINGS),
+                ),
+                bucket=dg.EnvVar("OBJECT_STORE_BUCKET"),
+                prefix=dg.EnvVar("OBJECT_STORE_PREFIX"),
+            ),
+            "warehouse": Warehouse(
+                backend="postgres",
+                postgres_dsn=dg.EnvVar("WAREHOUSE_DSN"),
+                **_env_vars_that_are_set({"postgres_schema": "WAREHOUSE_SCHEMA"}),
+            ),
+        }
+    raise ValueError(f"Unknown deployment {deployment!r}; expected one of {DEPLOYMENTS}")

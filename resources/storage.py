@@ -1,0 +1,42 @@
+"""Object storage as Dagster resources: one interface, a local-directory and an S3 backend."""
+
+from abc import abstractmethod
+
+import dagster as dg
+from dagster_aws.s3 import S3Resource
+
+from resources.object_store import LocalObjectStore, ObjectStore, S3ObjectStore, arrow_s3_filesystem
+
+
+class ObjectStorage(dg.ConfigurableResource):
+    """Where feature tables and checkpoints live; assets depend on this base type only."""
+
+    @abstractmethod
+    def open_store(self) -> ObjectStore: ...
+
+
+class LocalObjectStorage(ObjectStorage):
+    """A directory on this machine (the embedded default)."""
+
+    root: str
+
+    def open_store(self) -> ObjectStore:
+        return LocalObjectStore(self.root)
+
+
+class S3ObjectStorage(ObjectStorage):
+    """A bucket and prefix; the boto3 client comes from dagster-aws's S3Resource."""
+
+    s3: S3Resource
+    bucket: str
+    prefix: str = ""
+
+    def open_store(self) -> ObjectStore:
+        filesystem = arrow_s3_filesystem(
+            region=self.s3.region_name,
+            endpoint_url=self.s3.endpoint_url,
+            access_key=self.s3.aws_access_key_id,
+            secret_key=self.s3.aws_secret_access_key,
+            session_token=self.s3.aws_session_token,
+        )
+        return S3ObjectStore(self.s3.get_client(), filesystem, self.bucket, self.prefix)

@@ -1,0 +1,1 @@
+"""Pure-torch training package (model, data, checkpoints, train loop); no Dagster imports."""
