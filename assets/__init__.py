@@ -1,0 +1,1 @@
+"""Software-defined assets: daily feature tables (and, later, training and evaluation)."""

@@ -1,0 +1,1 @@
+"""Set-up and demo commands run by the Makefile (`python -m scripts.<name>`)."""

@@ -1,0 +1,1 @@
+"""Schedules and sensors that decide when daily runs are requested."""
