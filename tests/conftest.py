@@ -1,0 +1,113 @@
+"""Shared fixtures: a seeded embedded environment, an S3 server on loopback, real Postgres."""
+
+import datetime as dt
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The repository's top-level names are generic; fail loudly if another package shadows them.
+for _package in ("assets", "resources", "sensors", "training", "scripts"):
+    _module = __import__(_package)
+    assert Path(_module.__file__).resolve().parent.parent == REPO_ROOT, (
+        f"'{_package}' imported from {_module.__file__}, not from this repository"
+    )
+
+from resources.factory import build_resources  # noqa: E402
+from resources.synthetic_events import seed_warehouse  # noqa: E402
+from resources.warehouse_backends import PostgresBackend, SqliteBackend  # noqa: E402
+
+# A fixed window of seeded days, so results never depend on today's date.
+SEEDED_FIRST_DAY = dt.date(2026, 11, 1)
+SEEDED_LAST_DAY = dt.date(2026, 11, 6)
+POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("warehouse") / "warehouse.sqlite"
+    seed_warehouse(SqliteBackend(str(path)), SEEDED_FIRST_DAY, SEEDED_LAST_DAY)
+    return path
+
+
+@pytest.fixture
+def local_root(tmp_path: Path, seeded_sqlite: Path) -> Path:
+    """An embedded environment: a copy of the seeded warehouse and an empty object store."""
+    root = tmp_path / "local"
+    root.mkdir()
+    shutil.copyfile(seeded_sqlite, root / "warehouse.sqlite")
+    return root
+
+
+@pytest.fixture
+def local_resources(local_root: Path) -> dict:
+    return build_resources("local", local_root=local_root)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the loopback S3 server, with the AWS variables pointing at it."""
+    import boto3
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "S3_ENDPOINT_URL": s3_endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    bucket = f"features-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    return bucket
+
+
+def _postgres_unavailable_reason() -> str | None:
+    try:
+        import adbc_driver_postgresql.dbapi
+
+        with adbc_driver_postgresql.dbapi.connect(POSTGRES_DSN):
+            return None
+    except Exception as err:  # any failure to connect means "no server here", said in the skip
+        return f"no PostgreSQL answers at {POSTGRES_DSN} ({type(err).__name__}: {err})"
+
+
+@pytest.fixture
+def postgres_backend() -> Iterator[PostgresBackend]:
+    """A throwaway schema in the real Postgres at 127.0.0.1:5432, dropped afterwards."""
+    reason = _postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    backend = PostgresBackend(POSTGRES_DSN, schema=f"t_{uuid.uuid4().hex[:12]}")
+    try:
+        yield backend
+    finally:
+        with backend.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {backend.schema} CASCADE")
+            connection.commit()

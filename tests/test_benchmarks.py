@@ -1,0 +1,31 @@
+"""Benchmarks run end to end on tiny inputs and end with their ratio line (no timing asserted)."""
+
+import re
+import subprocess
+import sys
+
+from tests.conftest import REPO_ROOT
+
+
+def test_features_benchmark_prints_its_ratio_last():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.features",
+            "--days",
+            "2",
+            "--impressions",
+            "100",
+            "--repeats",
+            "1",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
+    assert any(line.startswith("bare_s_per_partition=") for line in lines)

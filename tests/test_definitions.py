@@ -1,0 +1,118 @@
+"""The code location: loads cleanly, one schedule with queue priority, the layout's promises."""
+
+import datetime as dt
+import os
+import subprocess
+import sys
+
+import dagster as dg
+import pytest
+
+from definitions import build_definitions
+from sensors.schedules import DAILY_RUN_PRIORITY
+from tests.conftest import REPO_ROOT
+
+FEATURES = {"user_daily_features", "item_daily_features", "training_examples"}
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        cwd=REPO_ROOT,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("deployment", ["local", "prod"])
+def test_definitions_load_without_warnings(deployment):
+    # -W error turns any warning raised while importing and building our definitions into a
+    # failure; prod builds without its variables set because EnvVars resolve only at run time.
+    done = _run(
+        "import definitions; d = definitions.build_definitions(); "
+        "d.get_repository_def().load_all_definitions(); print('loaded')",
+        DAGSTER_DEPLOYMENT=deployment,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "loaded" in done.stdout
+
+
+def test_workspace_loads_one_code_location(tmp_path):
+    done = subprocess.run(
+        [
+            os.path.join(os.path.dirname(sys.executable), "dagster"),
+            "definitions",
+            "validate",
+            "-w",
+            "workspace.yaml",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    assert "Validation successful for code location ml_training_template" in output
+
+
+def test_importing_definitions_reads_no_environment():
+    done = _run("import definitions; print('imported')", DAGSTER_DEPLOYMENT="not-a-deployment")
+    assert done.returncode == 0, done.stderr
+    building = _run("import definitions; definitions.defs()", DAGSTER_DEPLOYMENT="staging")
+    assert building.returncode != 0
+    assert "DAGSTER_DEPLOYMENT='staging' is not one of" in building.stderr
+
+
+def test_training_package_does_not_import_dagster():
+    done = _run("import sys, training, resources.object_store; print('dagster' in sys.modules)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_every_asset_has_a_description_group_and_daily_partitions():
+    defs = build_definitions("local")
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    assert set(specs) == FEATURES
+    for spec in specs.values():
+        assert spec.description and "\n" not in spec.description
+        assert spec.group_name == "features"
+        assert isinstance(spec.partitions_def, dg.DailyPartitionsDefinition)
+
+
+def test_schedule_carries_priority_and_the_job_does_not():
+    defs = build_definitions("local")
+    job = defs.resolve_job_def("daily_features_job")
+    assert "dagster/priority" not in (job.tags or {})
+    assert "dagster/priority" not in (job.run_tags or {})
+
+    schedule = defs.resolve_schedule_def("daily_features_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    tick_time = dt.datetime(2026, 11, 10, 1, 0, tzinfo=dt.UTC)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick_time)
+        requests = schedule.evaluate_tick(context).run_requests
+    assert len(requests) == 1
+    assert requests[0].partition_key == "2026-11-09"
+    assert requests[0].tags["dagster/priority"] == DAILY_RUN_PRIORITY
+
+
+def test_prod_schedule_starts_running():
+    schedule = build_definitions("prod").resolve_schedule_def("daily_features_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+
+
+def test_local_instance_config_loads_with_its_queue_limits(tmp_path):
+    (tmp_path / "dagster.yaml").write_text(
+        (REPO_ROOT / "deployments" / "local" / "dagster.yaml").read_text()
+    )
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+    assert queue.max_concurrent_runs == 4
+    backfill_limits = [
+        limit for limit in queue.tag_concurrency_limits if limit["key"] == "dagster/backfill"
+    ]
+    assert backfill_limits and backfill_limits[0]["limit"] < queue.max_concurrent_runs
