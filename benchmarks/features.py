@@ -1,0 +1,103 @@
+"""Per-partition cost of the feature assets through Dagster vs the same functions in a loop.
+
+Orchestrated: one `dg.materialize` of the three feature assets per daily partition (what the
+daily job does). Bare: the same read -> compute -> parquet -> put calls in a plain loop. Both
+write to their own object store under a temporary directory; the best of --repeats is kept.
+
+    python -m benchmarks.features --days 7 --impressions 5000
+
+The last line is `ratio=<orchestrated / bare>`.
+"""
+
+import argparse
+import datetime as dt
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from assets.feature_logic import FEATURE_TABLES
+from assets.features import feature_assets
+from assets.object_keys import partition_object_key
+from assets.parquet_bytes import to_parquet_bytes
+from assets.partitions import daily_partitions
+from resources.factory import build_resources
+from resources.synthetic_events import seed_warehouse
+from resources.warehouse_backends import SqliteBackend
+
+LAST_DAY = dt.date(2026, 11, 1)
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def run_orchestrated(resources: dict, partition_keys: list[str], instance) -> float:
+    started = time.perf_counter()
+    for key in partition_keys:
+        result = dg.materialize(
+            feature_assets,
+            partition_key=key,
+            resources=resources,
+            instance=instance,
+            run_config=QUIET_CONSOLE,
+        )
+        assert result.success, f"materialization of {key} failed"
+    return time.perf_counter() - started
+
+
+def run_bare(resources: dict, partition_keys: list[str]) -> float:
+    warehouse, store = resources["warehouse"], resources["storage"].open_store()
+    started = time.perf_counter()
+    for key in partition_keys:
+        window = daily_partitions.time_window_for_partition_key(key)
+        for table in FEATURE_TABLES:
+            events = warehouse.read_events(window.start, window.end)
+            parquet = to_parquet_bytes(table.compute(events, window.start.date()))
+            store.put_bytes(partition_object_key(table.name, key, daily_partitions), parquet.data)
+    return time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--impressions", type=int, default=5000, help="impressions per day")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    first_day = LAST_DAY - dt.timedelta(days=args.days - 1)
+    partition_keys = [(first_day + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
+    with tempfile.TemporaryDirectory() as tmp, dg.DagsterInstance.ephemeral() as instance:
+        roots = {name: Path(tmp, name) for name in ("orchestrated", "bare")}
+        for root in roots.values():
+            root.mkdir()
+        events = seed_warehouse(
+            SqliteBackend(str(roots["bare"] / "warehouse.sqlite")),
+            first_day,
+            LAST_DAY,
+            impressions=args.impressions,
+        )
+        (roots["orchestrated"] / "warehouse.sqlite").write_bytes(
+            (roots["bare"] / "warehouse.sqlite").read_bytes()
+        )
+        orchestrated_resources = build_resources("local", local_root=roots["orchestrated"])
+        bare_resources = build_resources("local", local_root=roots["bare"])
+
+        # Warm-up (imports, first-call caches) is excluded from both sides.
+        run_orchestrated(orchestrated_resources, partition_keys[:1], instance)
+        run_bare(bare_resources, partition_keys[:1])
+        orchestrated, bare = [], []
+        for _ in range(args.repeats):
+            bare.append(run_bare(bare_resources, partition_keys))
+            orchestrated.append(run_orchestrated(orchestrated_resources, partition_keys, instance))
+
+    per_partition_orchestrated = min(orchestrated) / args.days
+    per_partition_bare = min(bare) / args.days
+    print(f"days={args.days} impressions_per_day={args.impressions} events={events}")
+    print(f"feature tables per partition={len(FEATURE_TABLES)} repeats={args.repeats}")
+    print(f"orchestrated_s_per_partition={per_partition_orchestrated:.4f}")
+    print(f"bare_s_per_partition={per_partition_bare:.4f}")
+    print(f"overhead_s_per_partition={per_partition_orchestrated - per_partition_bare:.4f}")
+    print(f"ratio={per_partition_orchestrated / per_partition_bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()
