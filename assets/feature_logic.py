@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
+from assets.quality_gates import ValueRange
+
 _DATE = pa.field("feature_date", pa.date32(), nullable=False)
 
 USER_FEATURES_SCHEMA = pa.schema(
@@ -150,6 +152,15 @@ class FeatureTable:
     compute: Callable[[pa.Table, dt.date], pa.Table]
     schema: pa.Schema
     primary_key: tuple[str, ...]
+    value_ranges: dict[str, ValueRange]
+
+    def null_defaults(self) -> dict[str, float]:
+        """Non-nullable columns allow no nulls; nullable ones are not limited by default."""
+        return {f.name: 0.0 if not f.nullable else 1.0 for f in self.schema}
+
+
+def _non_negative(*columns: str) -> dict[str, ValueRange]:
+    return {column: ValueRange(minimum=0) for column in columns}
 
 
 FEATURE_TABLES = (
@@ -159,6 +170,11 @@ FEATURE_TABLES = (
         compute=user_daily_features,
         schema=USER_FEATURES_SCHEMA,
         primary_key=("feature_date", "user_id"),
+        value_ranges={
+            **_non_negative("impressions", "clicks", "add_to_carts", "purchases", "spend"),
+            "ctr": ValueRange(minimum=0, maximum=1),
+            "mean_dwell_seconds": ValueRange(minimum=0, maximum=86_400),
+        },
     ),
     FeatureTable(
         name="item_daily_features",
@@ -166,6 +182,10 @@ FEATURE_TABLES = (
         compute=item_daily_features,
         schema=ITEM_FEATURES_SCHEMA,
         primary_key=("feature_date", "item_id"),
+        value_ranges={
+            **_non_negative("impressions", "clicks", "purchases", "revenue", "mean_price"),
+            "ctr": ValueRange(minimum=0, maximum=1),
+        },
     ),
     FeatureTable(
         name="training_examples",
@@ -173,5 +193,10 @@ FEATURE_TABLES = (
         compute=training_examples,
         schema=TRAINING_EXAMPLES_SCHEMA,
         primary_key=("event_id",),
+        value_ranges={
+            "label": ValueRange(minimum=0, maximum=1),
+            "hour_of_day": ValueRange(minimum=0, maximum=23),
+            "price": ValueRange(minimum=0),
+        },
     ),
 )

@@ -37,10 +37,14 @@ def validated_partition_key(
 
 
 def partition_object_key(
-    asset_name: str, partition_key: str, partitions_def: dg.PartitionsDefinition
+    asset_name: str,
+    partition_key: str,
+    partitions_def: dg.PartitionsDefinition,
+    layer: str = "features",
+    suffix: str = "parquet",
 ) -> str:
-    """`features/<asset>/<partition>.parquet`; refuses keys outside the partitions definition."""
-    if not _ASSET_NAME.match(asset_name):
-        raise ValueError(f"Asset name {asset_name!r} is not a lowercase identifier")
+    """`<layer>/<asset>/<partition>.<suffix>`; refuses keys outside the partitions definition."""
+    if not _ASSET_NAME.match(asset_name) or not _ASSET_NAME.match(layer):
+        raise ValueError(f"Asset name {asset_name!r} / layer {layer!r} must be lowercase names")
     key = validated_partition_key(asset_name, partition_key, partitions_def)
-    return f"features/{asset_name}/{key}.parquet"
+    return f"{layer}/{asset_name}/{key}.{suffix}"

@@ -1,9 +1,29 @@
-"""The daily partitioning every feature and training asset shares."""
+"""The daily partitioning every asset shares, and how backfills batch it."""
+
+import datetime as dt
+import warnings
 
 import dagster as dg
 
 # One partition per UTC day; the newest partition is yesterday (a day is complete once over).
 daily_partitions = dg.DailyPartitionsDefinition(start_date="2025-01-01", timezone="UTC")
 
-# How many days one backfill run computes: a 365-day backfill becomes 13 runs, not 365.
+# How many days one backfill run of the source and feature assets computes: a 365-day
+# backfill becomes 13 runs, not 365.
 FEATURE_PARTITIONS_PER_RUN = 30
+
+# Days of training examples one model trains on (the day itself and the days before it).
+TRAINING_WINDOW_DAYS = 7
+
+# Training starts once a full window of examples can exist.
+training_partitions = dg.DailyPartitionsDefinition(
+    start_date=(
+        dt.date.fromisoformat(daily_partitions.get_first_partition_key())
+        + dt.timedelta(days=TRAINING_WINDOW_DAYS - 1)
+    ).isoformat(),
+    timezone="UTC",
+)
+
+# BackfillPolicy is beta in dagster 1.13; batching backfills is a deliberate choice of this
+# project, so only that one warning is silenced.
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy")

@@ -1,8 +1,9 @@
 """Per-partition cost of the feature assets through Dagster vs the same functions in a loop.
 
-Orchestrated: one `dg.materialize` of the three feature assets per daily partition (what the
-daily job does). Bare: the same read -> compute -> parquet -> put calls in a plain loop. Both
-write to their own object store under a temporary directory; the best of --repeats is kept.
+Orchestrated: one `dg.materialize` of the events snapshot and the three feature assets per
+daily partition (what the daily job does). Bare: the same functions in a plain loop (read the
+warehouse, evaluate the gates, write the objects and gate reports), without Dagster. Both write
+to their own object store under a temporary directory; the best of --repeats is kept.
 
     python -m benchmarks.features --days 7 --impressions 5000
 
@@ -17,11 +18,16 @@ from pathlib import Path
 
 import dagster as dg
 
+from assets.daily_events import (
+    SOURCE_NULL_DEFAULTS,
+    SOURCE_RANGE_DEFAULTS,
+    daily_events,
+    evaluate_source_partition,
+)
 from assets.feature_logic import FEATURE_TABLES
-from assets.features import feature_assets
-from assets.object_keys import partition_object_key
-from assets.parquet_bytes import to_parquet_bytes
-from assets.partitions import daily_partitions
+from assets.features import evaluate_feature_partition, feature_assets
+from assets.gate_config import GateConfig
+from assets.gated_publish import publish_if_passed
 from resources.factory import build_resources
 from resources.synthetic_events import seed_warehouse
 from resources.warehouse_backends import SqliteBackend
@@ -34,7 +40,7 @@ def run_orchestrated(resources: dict, partition_keys: list[str], instance) -> fl
     started = time.perf_counter()
     for key in partition_keys:
         result = dg.materialize(
-            feature_assets,
+            [daily_events, *feature_assets],
             partition_key=key,
             resources=resources,
             instance=instance,
@@ -46,13 +52,19 @@ def run_orchestrated(resources: dict, partition_keys: list[str], instance) -> fl
 
 def run_bare(resources: dict, partition_keys: list[str]) -> float:
     warehouse, store = resources["warehouse"], resources["storage"].open_store()
+    config = GateConfig()
+    source_thresholds = config.thresholds(SOURCE_NULL_DEFAULTS, SOURCE_RANGE_DEFAULTS)
     started = time.perf_counter()
     for key in partition_keys:
-        window = daily_partitions.time_window_for_partition_key(key)
+        raw = warehouse.read_day_raw(dt.date.fromisoformat(key))
+        evaluation = evaluate_source_partition(
+            key, raw, warehouse.read_watermark(), warehouse.raw_schema(), store, source_thresholds
+        )
+        assert publish_if_passed(store, "daily_events", "sources", key, evaluation)
         for table in FEATURE_TABLES:
-            events = warehouse.read_events(window.start, window.end)
-            parquet = to_parquet_bytes(table.compute(events, window.start.date()))
-            store.put_bytes(partition_object_key(table.name, key, daily_partitions), parquet.data)
+            thresholds = config.thresholds(table.null_defaults(), table.value_ranges)
+            evaluation = evaluate_feature_partition(table, key, store, thresholds)
+            assert publish_if_passed(store, table.name, "features", key, evaluation)
     return time.perf_counter() - started
 
 
@@ -92,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     per_partition_orchestrated = min(orchestrated) / args.days
     per_partition_bare = min(bare) / args.days
     print(f"days={args.days} impressions_per_day={args.impressions} events={events}")
-    print(f"feature tables per partition={len(FEATURE_TABLES)} repeats={args.repeats}")
+    print(f"assets per partition={1 + len(FEATURE_TABLES)} repeats={args.repeats}")
     print(f"orchestrated_s_per_partition={per_partition_orchestrated:.4f}")
     print(f"bare_s_per_partition={per_partition_bare:.4f}")
     print(f"overhead_s_per_partition={per_partition_orchestrated - per_partition_bare:.4f}")

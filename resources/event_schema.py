@@ -10,6 +10,8 @@ EVENT_TYPES = ("impression", "click", "add_to_cart", "purchase")
 EVENTS_SCHEMA = pa.schema(
     [
         pa.field("event_id", pa.string(), nullable=False),
+        # The warehouse partitions events by event_date; event_time must fall inside that day.
+        pa.field("event_date", pa.date32(), nullable=False),
         pa.field("event_time", pa.timestamp("us", tz="UTC"), nullable=False),
         pa.field("user_id", pa.int64(), nullable=False),
         pa.field("item_id", pa.int64(), nullable=False),

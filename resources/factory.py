@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from resources.notifier import Notifier
 from resources.storage import LocalObjectStorage, S3ObjectStorage
 from resources.warehouse import Warehouse
 
@@ -29,6 +30,8 @@ _OPTIONAL_S3_SETTINGS = {
     "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
     "aws_session_token": "AWS_SESSION_TOKEN",
 }
+
+_OPTIONAL_NOTIFIER_SETTINGS = {"webhook_url": "ALERT_WEBHOOK_URL"}
 
 
 def _env_vars_that_are_set(settings: dict[str, str]) -> dict[str, dg.EnvVar]:
@@ -72,6 +75,7 @@ def build_resources(
         return {
             "storage": LocalObjectStorage(root=str(paths.object_store)),
             "warehouse": Warehouse(backend="sqlite", sqlite_path=str(paths.warehouse)),
+            "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
         }
     if deployment == "prod":
         return {
@@ -88,5 +92,6 @@ def build_resources(
                 postgres_dsn=dg.EnvVar("WAREHOUSE_DSN"),
                 **_env_vars_that_are_set({"postgres_schema": "WAREHOUSE_SCHEMA"}),
             ),
+            "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
         }
     raise ValueError(f"Unknown deployment {deployment!r}; expected one of {DEPLOYMENTS}")

@@ -15,7 +15,7 @@ from resources.event_schema import EVENTS_SCHEMA
 from resources.warehouse_backends import (
     WarehouseBackend,
     create_tables,
-    replace_events,
+    replace_day,
     set_watermark,
 )
 
@@ -112,6 +112,7 @@ def generate_events(
     user_of, item_of = user[parent], item[parent]
     columns = {
         "event_id": [f"{day:%Y%m%d}-{i:07d}" for i in range(len(parent))],
+        "event_date": pa.array([day] * len(parent), pa.date32()),
         "event_time": pa.array(start_micros + event_offset, pa.int64()).cast(
             EVENTS_SCHEMA.field("event_time").type
         ),
@@ -144,7 +145,7 @@ def seed_warehouse(
     day = first_day
     while day <= last_day:
         events = generate_events(day, impressions, seed=seed)
-        replace_events(backend, *day_bounds(day), events)
+        replace_day(backend, day, events)
         loaded += events.num_rows
         day += dt.timedelta(days=1)
     set_watermark(backend, day_bounds(last_day)[1])

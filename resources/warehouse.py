@@ -1,6 +1,8 @@
-"""The warehouse as a Dagster resource: Arrow tables of events for a time window."""
+"""The warehouse as a Dagster resource: one day of raw events, the load watermark, and the
+retry calibration for transient connection errors."""
 
 import datetime as dt
+import random
 from typing import Literal
 
 import dagster as dg
@@ -8,6 +10,7 @@ import pyarrow as pa
 from pydantic import Field
 
 from resources import warehouse_backends as backends
+from resources.warehouse_errors import retry_delay
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -19,6 +22,9 @@ class Warehouse(dg.ConfigurableResource):
         default=None, description="postgresql:// URI (backend=postgres); pass it via EnvVar."
     )
     postgres_schema: str = "public"
+    max_retries: int = Field(default=3, description="Retries of a transient connection error.")
+    retry_base_delay_seconds: float = Field(default=2.0, description="Wait before retry 1.")
+    retry_jitter: float = Field(default=0.25, description="Random spread of each wait, +/-.")
 
     def connection_backend(self) -> backends.WarehouseBackend:
         if self.backend == "sqlite":
@@ -29,8 +35,16 @@ class Warehouse(dg.ConfigurableResource):
             raise ValueError("Warehouse backend 'postgres' needs postgres_dsn (set WAREHOUSE_DSN)")
         return backends.PostgresBackend(self.postgres_dsn, self.postgres_schema)
 
-    def read_events(self, start: dt.datetime, end: dt.datetime) -> pa.Table:
-        return backends.read_events(self.connection_backend(), start, end)
+    def read_day_raw(self, day: dt.date) -> pa.Table:
+        return backends.read_day_raw(self.connection_backend(), day)
+
+    def raw_schema(self) -> pa.Schema:
+        return self.connection_backend().raw_schema()
 
     def read_watermark(self) -> dt.datetime | None:
         return backends.read_watermark(self.connection_backend())
+
+    def retry_delay(self, attempt: int) -> float:
+        return retry_delay(
+            attempt, self.retry_base_delay_seconds, self.retry_jitter, random.Random()
+        )

@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 from resources.event_schema import EVENTS_SCHEMA, EVENTS_TABLE, WATERMARKS_TABLE
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-_EVENT_COLUMNS = ", ".join(EVENTS_SCHEMA.names)
 # ADBC SQLite infers result types from the first batch; one batch per query keeps a column
 # whose first rows are NULL from being typed INT64 and then rejecting later doubles.
 _SQLITE_SINGLE_BATCH = {"adbc.sqlite.query.batch_rows": str(2**30)}
@@ -47,6 +46,13 @@ class WarehouseBackend(ABC):
 
     @abstractmethod
     def time_from_db(self, value: Any) -> dt.datetime: ...
+
+    @abstractmethod
+    def date_param(self, day: dt.date) -> Any: ...
+
+    @abstractmethod
+    def raw_schema(self) -> pa.Schema:
+        """The Arrow schema this backend returns for a healthy events table."""
 
     @abstractmethod
     def events_for_ingest(self, events: pa.Table) -> pa.Table: ...
@@ -78,10 +84,10 @@ class SqliteBackend(WarehouseBackend):
     def ddl(self) -> list[str]:
         return [
             f"""CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
-                event_id TEXT PRIMARY KEY, event_time INTEGER NOT NULL,
+                event_id TEXT PRIMARY KEY, event_date TEXT NOT NULL, event_time INTEGER NOT NULL,
                 user_id INTEGER NOT NULL, item_id INTEGER NOT NULL, event_type TEXT NOT NULL,
                 price REAL, dwell_seconds REAL, device TEXT, country TEXT, item_category TEXT)""",
-            f"CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_event_time ON {EVENTS_TABLE} (event_time)",
+            f"CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_event_date ON {EVENTS_TABLE} (event_date)",
             f"""CREATE TABLE IF NOT EXISTS {WATERMARKS_TABLE} (
                 source_table TEXT PRIMARY KEY, loaded_through INTEGER NOT NULL)""",
         ]
@@ -92,10 +98,22 @@ class SqliteBackend(WarehouseBackend):
     def time_from_db(self, value: Any) -> dt.datetime:
         return dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=int(value))
 
+    def date_param(self, day: dt.date) -> str:
+        return day.isoformat()
+
+    def raw_schema(self) -> pa.Schema:
+        stored_as = {"event_date": pa.string(), "event_time": pa.int64()}
+        return pa.schema(
+            pa.field(f.name, stored_as.get(f.name, f.type), f.nullable) for f in EVENTS_SCHEMA
+        )
+
     def events_for_ingest(self, events: pa.Table) -> pa.Table:
-        index = events.schema.get_field_index("event_time")
-        as_micros = pc.cast(events.column("event_time"), pa.int64())
-        return events.set_column(index, pa.field("event_time", pa.int64()), as_micros)
+        target = self.raw_schema()
+        for name in ("event_date", "event_time"):
+            index = events.schema.get_field_index(name)
+            column = pc.cast(events.column(name), target.field(name).type)
+            events = events.set_column(index, target.field(name), column)
+        return events
 
 
 class PostgresBackend(WarehouseBackend):
@@ -127,12 +145,13 @@ class PostgresBackend(WarehouseBackend):
         return [
             f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
             f"""CREATE TABLE IF NOT EXISTS {self.table(EVENTS_TABLE)} (
-                event_id TEXT PRIMARY KEY, event_time TIMESTAMPTZ NOT NULL,
+                event_id TEXT PRIMARY KEY, event_date DATE NOT NULL,
+                event_time TIMESTAMPTZ NOT NULL,
                 user_id BIGINT NOT NULL, item_id BIGINT NOT NULL, event_type TEXT NOT NULL,
                 price DOUBLE PRECISION, dwell_seconds DOUBLE PRECISION, device TEXT,
                 country TEXT, item_category TEXT)""",
-            f"""CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_event_time
-                ON {self.table(EVENTS_TABLE)} (event_time)""",
+            f"""CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_event_date
+                ON {self.table(EVENTS_TABLE)} (event_date)""",
             f"""CREATE TABLE IF NOT EXISTS {self.table(WATERMARKS_TABLE)} (
                 source_table TEXT PRIMARY KEY, loaded_through TIMESTAMPTZ NOT NULL)""",
         ]
@@ -142,6 +161,12 @@ class PostgresBackend(WarehouseBackend):
 
     def time_from_db(self, value: Any) -> dt.datetime:
         return _require_utc(value)
+
+    def date_param(self, day: dt.date) -> dt.date:
+        return day
+
+    def raw_schema(self) -> pa.Schema:
+        return EVENTS_SCHEMA
 
     def events_for_ingest(self, events: pa.Table) -> pa.Table:
         return events
@@ -178,31 +203,42 @@ def create_tables(backend: WarehouseBackend) -> None:
         connection.commit()
 
 
-def read_events(backend: WarehouseBackend, start: dt.datetime, end: dt.datetime) -> pa.Table:
-    """Events with start <= event_time < end, ordered by event_id, in the canonical schema."""
+def read_day_raw(backend: WarehouseBackend, day: dt.date) -> pa.Table:
+    """Every row the warehouse files under event_date = day, exactly as the driver returns it.
+
+    No column list and no casts: the schema contract gate must see upstream drift (a dropped,
+    renamed or retyped column) instead of a SQL error or a silent cast.
+    """
     query = (
-        f"SELECT {_EVENT_COLUMNS} FROM {backend.table(EVENTS_TABLE)} "
-        f"WHERE event_time >= {backend.placeholder(1)} AND event_time < {backend.placeholder(2)} "
-        "ORDER BY event_id"
+        f"SELECT * FROM {backend.table(EVENTS_TABLE)} WHERE event_date = {backend.placeholder(1)}"
     )
     with _cursor(backend) as (_, cursor):
         if backend.read_options:
             cursor.adbc_statement.set_options(**backend.read_options)
-        cursor.execute(query, (backend.time_param(start), backend.time_param(end)))
-        raw = cursor.fetch_arrow_table()
-    return raw.select(EVENTS_SCHEMA.names).cast(EVENTS_SCHEMA)
+        cursor.execute(query, (backend.date_param(day),))
+        return cursor.fetch_arrow_table()
 
 
-def replace_events(
-    backend: WarehouseBackend, start: dt.datetime, end: dt.datetime, events: pa.Table
-) -> None:
-    """Replace every event in [start, end) with `events`, in one transaction (idempotent load)."""
+def normalize_events(raw: pa.Table) -> pa.Table:
+    """A raw table that passed the schema contract, in the canonical schema and event_id order."""
+    columns = [
+        # A column with no values carries whatever type the driver guessed (SQLite: int64),
+        # which may not cast to the contract's type; it is simply nulls of that type.
+        pa.nulls(raw.num_rows, f.type)
+        if raw.column(f.name).null_count == raw.num_rows
+        else raw.column(f.name).cast(f.type)
+        for f in EVENTS_SCHEMA
+    ]
+    return pa.Table.from_arrays(columns, schema=EVENTS_SCHEMA).sort_by("event_id")
+
+
+def replace_day(backend: WarehouseBackend, day: dt.date, events: pa.Table) -> None:
+    """Replace every event filed under `day` with `events`, in one transaction (idempotent)."""
     delete = (
-        f"DELETE FROM {backend.table(EVENTS_TABLE)} WHERE event_time >= "
-        f"{backend.placeholder(1)} AND event_time < {backend.placeholder(2)}"
+        f"DELETE FROM {backend.table(EVENTS_TABLE)} WHERE event_date = {backend.placeholder(1)}"
     )
     with _cursor(backend) as (connection, cursor):
-        cursor.execute(delete, (backend.time_param(start), backend.time_param(end)))
+        cursor.execute(delete, (backend.date_param(day),))
         if events.num_rows:
             cursor.adbc_ingest(
                 EVENTS_TABLE,

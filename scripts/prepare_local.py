@@ -1,6 +1,7 @@
 """Prepare the embedded defaults: DAGSTER_HOME, a seeded SQLite warehouse, an object store.
 
-Idempotent: re-running reloads the same synthetic days and leaves published objects alone.
+Idempotent: the synthetic warehouse is rebuilt from scratch with the same days (so a schema
+change of the template never meets an old file), and published objects are left alone.
 """
 
 import argparse
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = local_paths()
     paths.object_store.mkdir(parents=True, exist_ok=True)
+    paths.warehouse.unlink(missing_ok=True)
     last_day = dt.date.fromisoformat(daily_partitions.get_last_partition_key())
     first_day = last_day - dt.timedelta(days=args.days - 1)
     rows = seed_warehouse(

@@ -1,15 +1,16 @@
-"""The daily schedule: materialize yesterday's feature partitions every night."""
+"""The daily job, its fallback schedule, and the queue priority every daily trigger carries."""
 
 import dagster as dg
 
-# Scheduled runs outrank backfill runs in the queue. The tag lives on the schedule, not the job:
-# backfills launched from the job would otherwise inherit the same priority.
+# Daily runs outrank backfill runs in the queue. The tag lives on the schedule and the sensor,
+# not on the job: backfills launched from the job would otherwise inherit the same priority.
 DAILY_RUN_PRIORITY = "10"
+DAILY_RUN_TAGS = {"dagster/priority": DAILY_RUN_PRIORITY}
 
 daily_features_job = dg.define_asset_job(
     "daily_features_job",
-    selection=dg.AssetSelection.groups("features"),
-    description="Computes every feature table for one day.",
+    selection=dg.AssetSelection.groups("sources", "features"),
+    description="Snapshots and validates one day of events, then computes every feature table.",
 )
 
 
@@ -17,9 +18,12 @@ def daily_features_schedule(default_status: dg.DefaultScheduleStatus) -> dg.Sche
     return dg.build_schedule_from_partitioned_job(
         daily_features_job,
         name="daily_features_schedule",
-        description="Nightly run of yesterday's feature partitions, ahead of any backfill.",
-        hour_of_day=1,
+        description=(
+            "Fallback trigger: yesterday's partition at 06:00 UTC, for upstreams without a "
+            "watermark. The completeness sensor is the primary trigger."
+        ),
+        hour_of_day=6,
         minute_of_hour=0,
-        tags={"dagster/priority": DAILY_RUN_PRIORITY},
+        tags=DAILY_RUN_TAGS,
         default_status=default_status,
     )

@@ -23,7 +23,7 @@ from resources.synthetic_events import seed_warehouse  # noqa: E402
 from resources.warehouse_backends import PostgresBackend, SqliteBackend  # noqa: E402
 
 # A fixed window of seeded days, so results never depend on today's date.
-SEEDED_FIRST_DAY = dt.date(2026, 11, 1)
+SEEDED_FIRST_DAY = dt.date(2026, 10, 29)
 SEEDED_LAST_DAY = dt.date(2026, 11, 6)
 POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -12,7 +12,13 @@ from definitions import build_definitions
 from sensors.schedules import DAILY_RUN_PRIORITY
 from tests.conftest import REPO_ROOT
 
-FEATURES = {"user_daily_features", "item_daily_features", "training_examples"}
+GROUPS = {
+    "daily_events": "sources",
+    "user_daily_features": "features",
+    "item_daily_features": "features",
+    "training_examples": "features",
+    "training_dataset": "training",
+}
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -76,11 +82,21 @@ def test_training_package_does_not_import_dagster():
 def test_every_asset_has_a_description_group_and_daily_partitions():
     defs = build_definitions("local")
     specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
-    assert set(specs) == FEATURES
+    assert {name: spec.group_name for name, spec in specs.items()} == GROUPS
     for spec in specs.values():
         assert spec.description and "\n" not in spec.description
-        assert spec.group_name == "features"
         assert isinstance(spec.partitions_def, dg.DailyPartitionsDefinition)
+
+
+def test_every_gated_asset_declares_blocking_gate_checks():
+    defs = build_definitions("local")
+    checks = {}
+    for key in defs.resolve_asset_graph().asset_check_keys:
+        checks.setdefault(key.asset_key.to_user_string(), set()).add(key.name)
+    assert checks["daily_events"] >= {"schema_contract", "completeness", "watermark", "volume"}
+    for name in ("user_daily_features", "item_daily_features", "training_examples"):
+        assert checks[name] >= {"schema_contract", "unique_key", "null_rate", "value_ranges"}
+        assert "daily_partition_landed" in checks[name]
 
 
 def test_schedule_carries_priority_and_the_job_does_not():
@@ -91,18 +107,26 @@ def test_schedule_carries_priority_and_the_job_does_not():
 
     schedule = defs.resolve_schedule_def("daily_features_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    tick_time = dt.datetime(2026, 11, 10, 1, 0, tzinfo=dt.UTC)
-    with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick_time)
+    tick_time = dt.datetime(2026, 11, 10, 6, 0, tzinfo=dt.UTC)
+    with dg.build_schedule_context(scheduled_execution_time=tick_time) as context:
         requests = schedule.evaluate_tick(context).run_requests
     assert len(requests) == 1
     assert requests[0].partition_key == "2026-11-09"
     assert requests[0].tags["dagster/priority"] == DAILY_RUN_PRIORITY
 
 
-def test_prod_schedule_starts_running():
-    schedule = build_definitions("prod").resolve_schedule_def("daily_features_schedule")
-    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+def test_prod_starts_its_sensor_and_deadline_checks_and_keeps_the_fallback_off():
+    defs = build_definitions("prod")
+    [sensor] = [s for s in defs.sensors if s.name == "upstream_completeness_sensor"]
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert (
+        defs.resolve_schedule_def("freshness_checks_schedule").default_status
+        == dg.DefaultScheduleStatus.RUNNING
+    )
+    assert (
+        defs.resolve_schedule_def("daily_features_schedule").default_status
+        == dg.DefaultScheduleStatus.STOPPED
+    )
 
 
 def test_local_instance_config_loads_with_its_queue_limits(tmp_path):

@@ -1,4 +1,4 @@
-"""`make demo` on an empty DAGSTER_HOME: 3 partitions with rows, byte-identical when re-run."""
+"""`make demo` on an empty DAGSTER_HOME: 3 partitions of 4 assets with rows, identical re-runs."""
 
 import os
 import re
@@ -33,10 +33,10 @@ def test_make_demo_publishes_three_days_identically_twice(tmp_path):
     dagster_home, data_dir = tmp_path / "home", tmp_path / "data"
     first = _make_demo(dagster_home, data_dir)
     assert len({row[0] for row in first}) == 3
-    assert len(first) == 9 and all(rows > 0 for _, _, rows, _, _ in first)
+    assert len(first) == 12 and all(rows > 0 for _, _, rows, _, _ in first)
     assert (dagster_home / "dagster.yaml").is_file()
     objects = _objects(data_dir)
-    assert len(objects) == 9
+    assert len(objects) == 12
 
     second = _make_demo(dagster_home, data_dir)
     assert second == first

@@ -6,6 +6,7 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
+from assets.daily_events import daily_events
 from assets.feature_logic import FEATURE_TABLES
 from assets.features import feature_assets
 from assets.object_keys import InvalidPartitionKey, partition_object_key
@@ -26,7 +27,7 @@ def materialize(resources, partition_key=None, partition_range=None):
             "dagster/asset_partition_range_end": partition_range[1],
         }
     return dg.materialize(
-        feature_assets, partition_key=partition_key, resources=resources, tags=tags
+        [daily_events, *feature_assets], partition_key=partition_key, resources=resources, tags=tags
     )
 
 
@@ -36,9 +37,9 @@ def open_store(resources):
         return initialized.storage.open_store()
 
 
-def published(resources) -> dict[str, bytes]:
+def published(resources, layer="features") -> dict[str, bytes]:
     store = open_store(resources)
-    return {key: store.get_bytes(key) for key in store.list_keys("features")}
+    return {key: store.get_bytes(key) for key in store.list_keys(layer)}
 
 
 def test_partition_materializes_on_local_backend(local_resources):
@@ -48,7 +49,11 @@ def test_partition_materializes_on_local_backend(local_resources):
     events = {
         e.asset_key.path[-1]: e.materialization for e in result.get_asset_materialization_events()
     }
-    assert set(events) == {t.name for t in FEATURE_TABLES}
+    assert set(events) == {"daily_events", *(t.name for t in FEATURE_TABLES)}
+    snapshot = from_parquet_bytes(
+        store.get_bytes(events["daily_events"].metadata["object_key"].value)
+    )
+    assert snapshot.num_rows == events["daily_events"].metadata["source_rows"].value > 0
     for table in FEATURE_TABLES:
         key = partition_object_key(table.name, PARTITION, daily_partitions)
         data = store.get_bytes(key)
@@ -81,9 +86,11 @@ def test_range_run_writes_the_same_objects_as_single_runs(local_resources, tmp_p
         for e in batched.get_asset_materialization_events()
     ]
     assert sorted(materializations) == sorted(
-        (t.name, key) for t in FEATURE_TABLES for key in RANGE_KEYS
+        (name, key)
+        for name in ("daily_events", *(t.name for t in FEATURE_TABLES))
+        for key in RANGE_KEYS
     )
-    batched_objects = published(local_resources)
+    batched_objects = {**published(local_resources), **published(local_resources, "sources")}
 
     single_root = tmp_path / "single"
     single_root.mkdir()
@@ -91,8 +98,9 @@ def test_range_run_writes_the_same_objects_as_single_runs(local_resources, tmp_p
     single_resources = build_resources("local", local_root=single_root)
     for key in RANGE_KEYS:
         assert materialize(single_resources, key).success
-    assert len(batched_objects) == len(FEATURE_TABLES) * len(RANGE_KEYS)
-    assert published(single_resources) == batched_objects
+    assert len(batched_objects) == (len(FEATURE_TABLES) + 1) * len(RANGE_KEYS)
+    single_objects = {**published(single_resources), **published(single_resources, "sources")}
+    assert single_objects == batched_objects
 
 
 def test_batched_run_records_a_content_hash_per_partition(local_resources):
@@ -128,6 +136,7 @@ def test_partition_materializes_on_s3_backend(s3_bucket, local_root, local_resou
     )
     materialize(local_resources, PARTITION)
     assert s3_objects == published(local_resources)
+    assert published(resources, "sources") == published(local_resources, "sources")
 
     store = open_store(resources)
     key = partition_object_key("training_examples", PARTITION, daily_partitions)

@@ -7,7 +7,13 @@ import pytest
 from resources.event_schema import EVENTS_SCHEMA
 from resources.synthetic_events import day_bounds, generate_events, seed_warehouse
 from resources.warehouse import Warehouse
-from resources.warehouse_backends import SqliteBackend, read_events, read_watermark
+from resources.warehouse_backends import (
+    SqliteBackend,
+    normalize_events,
+    read_day_raw,
+    read_watermark,
+    set_watermark,
+)
 from tests.conftest import SEEDED_FIRST_DAY, SEEDED_LAST_DAY
 
 DAY = dt.date(2026, 11, 3)
@@ -32,7 +38,7 @@ def test_generated_day_is_realistic_and_complete():
 
 def test_sqlite_returns_the_generated_rows_and_watermark(seeded_sqlite):
     backend = SqliteBackend(str(seeded_sqlite))
-    assert read_events(backend, *day_bounds(DAY)).equals(generate_events(DAY))
+    assert normalize_events(read_day_raw(backend, DAY)).equals(generate_events(DAY))
     assert read_watermark(backend) == day_bounds(SEEDED_LAST_DAY)[1]
 
 
@@ -40,35 +46,40 @@ def test_reseeding_is_idempotent(tmp_path):
     backend = SqliteBackend(str(tmp_path / "w.sqlite"))
     seed_warehouse(backend, DAY, DAY, impressions=100)
     seed_warehouse(backend, DAY, DAY, impressions=100)
-    assert read_events(backend, *day_bounds(DAY)).num_rows == generate_events(DAY, 100).num_rows
+    assert read_day_raw(backend, DAY).num_rows == generate_events(DAY, 100).num_rows
 
 
-def test_window_bounds_are_half_open(seeded_sqlite):
+def test_raw_read_returns_the_backend_schema_and_only_that_day(seeded_sqlite):
     backend = SqliteBackend(str(seeded_sqlite))
-    start, _ = day_bounds(DAY)
-    two_days = read_events(backend, start, start + dt.timedelta(days=2))
-    first = read_events(backend, start, start + dt.timedelta(days=1))
-    second = read_events(backend, start + dt.timedelta(days=1), start + dt.timedelta(days=2))
-    assert two_days.num_rows == first.num_rows + second.num_rows
+    raw = read_day_raw(backend, DAY)
+    assert [(f.name, f.type) for f in raw.schema] == [
+        (f.name, f.type) for f in backend.raw_schema()
+    ]
+    assert set(raw.column("event_date").to_pylist()) == {DAY.isoformat()}
+    assert read_day_raw(backend, SEEDED_LAST_DAY + dt.timedelta(days=1)).num_rows == 0
 
 
-def test_naive_timestamps_are_refused(seeded_sqlite):
+def test_naive_timestamps_are_refused(tmp_path):
+    backend = SqliteBackend(str(tmp_path / "w.sqlite"))
+    seed_warehouse(backend, DAY, DAY, impressions=100)
     with pytest.raises(ValueError, match="no time zone"):
-        read_events(
-            SqliteBackend(str(seeded_sqlite)), dt.datetime(2026, 11, 3), dt.datetime(2026, 11, 4)
-        )
+        set_watermark(backend, dt.datetime(2026, 11, 4))
 
 
 @pytest.mark.postgres
 def test_postgres_and_sqlite_return_identical_tables(postgres_backend, seeded_sqlite):
     seed_warehouse(postgres_backend, SEEDED_FIRST_DAY, SEEDED_LAST_DAY)
     sqlite = SqliteBackend(str(seeded_sqlite))
-    start, _ = day_bounds(SEEDED_FIRST_DAY)
-    _, end = day_bounds(SEEDED_LAST_DAY)
-    from_postgres = read_events(postgres_backend, start, end)
-    assert from_postgres.num_rows > 0
-    assert from_postgres.equals(read_events(sqlite, start, end))
+    day = SEEDED_FIRST_DAY
+    while day <= SEEDED_LAST_DAY:
+        from_postgres = normalize_events(read_day_raw(postgres_backend, day))
+        assert from_postgres.num_rows > 0
+        assert from_postgres.equals(normalize_events(read_day_raw(sqlite, day)))
+        day += dt.timedelta(days=1)
     assert read_watermark(postgres_backend) == read_watermark(sqlite)
+    assert [(f.name, f.type) for f in read_day_raw(postgres_backend, SEEDED_FIRST_DAY).schema] == [
+        (f.name, f.type) for f in postgres_backend.raw_schema()
+    ]
 
 
 @pytest.mark.postgres
@@ -79,5 +90,5 @@ def test_warehouse_resource_reads_postgres(postgres_backend):
         postgres_dsn=postgres_backend.dsn,
         postgres_schema=postgres_backend.schema,
     )
-    assert warehouse.read_events(*day_bounds(DAY)).equals(generate_events(DAY, 100))
+    assert normalize_events(warehouse.read_day_raw(DAY)).equals(generate_events(DAY, 100))
     assert warehouse.read_watermark() == day_bounds(DAY)[1]
