@@ -1,1 +1,18 @@
-"""Pure-torch training package (model, data, checkpoints, train loop); no Dagster imports."""
+"""Pure-torch training package (model, data, checkpoints, train loop); no Dagster imports.
+
+Modules, one job each:
+  config        TrainConfig and the run fingerprint (config + input data versions + code)
+  data          parquet partitions -> tensors, the held-out split by event-id hash
+  sampler       deterministic batches with a save/restore-able position
+  model         the CTR model (hashed embeddings + MLP) and its loss
+  optim         AdamW with linear warmup then cosine decay
+  rng           seeding and weights_only-safe capture/restore of every RNG
+  checkpoint    CheckpointManager: verified, atomic-by-manifest checkpoints on an ObjectStore
+  distributed   torchrun/DDP set-up and the few collectives the loop needs
+  progress      JSON progress lines on stdout and the progress.json heartbeat
+  metrics       AUC and log loss without sklearn
+  loop          train(): resume, train, save on interval/time/SIGTERM, evaluate
+  cli           `python -m training ...` (alone or under torchrun)
+
+Nothing is imported eagerly here, so `import training` stays cheap.
+"""

@@ -1,0 +1,73 @@
+"""A run SIGKILLed at a random step and resumed ends bit-identical to an uninterrupted run."""
+
+from __future__ import annotations
+
+import random
+import signal
+from pathlib import Path
+
+import torch
+
+from resources.object_store import LocalObjectStore
+from tests.training.helpers import TINY_CONFIG, trainer_args
+from training.checkpoint import CheckpointManager
+
+CONFIG = {
+    **TINY_CONFIG,
+    "total_steps": 200,
+    # Time-based saves too, so checkpoint steps differ between runs: they must not matter.
+    "checkpoint_every_seconds": 0.05,
+}
+
+
+def _final_state(root: Path, prefix: str, step: int) -> dict:
+    loaded = CheckpointManager(LocalObjectStore(root), prefix).load_step(step, fingerprint=None)
+    return loaded.payloads
+
+
+def _has_manifest(root: Path, prefix: str) -> bool:
+    return any((root / prefix).glob("step-*/manifest.json"))
+
+
+def test_sigkill_at_random_steps_then_resume_matches_uninterrupted(inputs, start_trainer):
+    reference = start_trainer(trainer_args(inputs, "ckpt/reference", CONFIG))
+    assert reference.finish() == 0, reference.stderr[-3000:]
+    expected = _final_state(inputs.root, "ckpt/reference", CONFIG["total_steps"])
+    expected_metrics = reference.summary()["metrics"]
+
+    seed = random.randrange(2**32)
+    steps = random.Random(seed).sample(range(30, 100), 2)
+    for attempt, kill_at in enumerate(steps):
+        prefix = f"ckpt/killed-{attempt}"
+        victim = start_trainer(trainer_args(inputs, prefix, CONFIG))
+        # Kill once the chosen step is reached and at least one checkpoint is published, so
+        # the resume below really starts mid-run (not from scratch).
+        reached = victim.read_until(
+            lambda e, prefix=prefix, kill_at=kill_at: (
+                e["event"] == "progress"
+                and e["step"] >= kill_at
+                and _has_manifest(inputs.root, prefix)
+            )
+        )
+        assert reached is not None, f"trainer ended before step {kill_at} (seed {seed})"
+        victim.proc.send_signal(signal.SIGKILL)
+        assert victim.finish() == -signal.SIGKILL, f"seed {seed}: trainer was not killed"
+        assert not [e for e in victim.events if e["event"] == "summary"]
+        last_seen = max(e["step"] for e in victim.events if e["event"] == "progress")
+
+        resumed = start_trainer(trainer_args(inputs, prefix, CONFIG))
+        assert resumed.finish() == 0, resumed.stderr[-3000:]
+        summary = resumed.summary()
+        assert summary["status"] == "completed"
+        assert summary["resumed_from_step"] is not None, f"seed {seed}: {summary}"
+        assert 0 < summary["resumed_from_step"] <= last_seen
+        # The heartbeat is written every step here, so it knows the last step reached before
+        # the kill (the victim may have got a step or two past the last line we read).
+        assert summary["resumed_from_step"] + summary["steps_lost"] >= last_seen
+
+        actual = _final_state(inputs.root, prefix, CONFIG["total_steps"])
+        for name, tensor in expected["model.pt"].items():
+            assert torch.equal(actual["model.pt"][name], tensor), (
+                f"seed {seed}, killed at step {kill_at}: weight {name} differs"
+            )
+        assert summary["metrics"] == expected_metrics

@@ -1,0 +1,144 @@
+"""Command-line entry: `python -m training ...`, alone or under torchrun.
+
+Exit codes: 0 trained to total_steps; 143 stopped by SIGTERM after saving a checkpoint;
+2 bad arguments, config or input data; 3 the checkpoint prefix belongs to another fingerprint;
+1 anything else (a traceback on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from resources.object_store import (
+    LocalObjectStore,
+    ObjectStore,
+    S3ObjectStore,
+    arrow_s3_filesystem,
+)
+from training.checkpoint import FingerprintMismatch
+from training.config import ConfigError, TrainConfig
+from training.data import InputDataError
+from training.loop import train
+from training.progress import emit
+
+EXIT_BAD_INPUT = 2
+EXIT_FINGERPRINT_MISMATCH = 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description="Train the CTR model with resumable checkpoints."
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--store-root", help="local object-store directory")
+    where.add_argument("--s3-bucket", help="S3 bucket of the object store")
+    parser.add_argument("--s3-prefix", default="", help="prefix inside the bucket, e.g. ml/ctr")
+    parser.add_argument(
+        "--s3-endpoint", default=None, help="S3-compatible endpoint URL (default: $S3_ENDPOINT_URL)"
+    )
+    parser.add_argument(
+        "--input-key",
+        action="append",
+        required=True,
+        help="training_examples partition key, e.g. features/training_examples/2026-11-01.parquet"
+        " (repeat per day; order does not matter)",
+    )
+    parser.add_argument(
+        "--checkpoint-prefix", required=True, help="key prefix for this run's checkpoints"
+    )
+    parser.add_argument("--config-json", default="{}", help="TrainConfig fields as JSON")
+    parser.add_argument(
+        "--input-data-versions-json",
+        default="{}",
+        help='{"<input key>": "<content sha256>"}: part of the fingerprint',
+    )
+    parser.add_argument("--code-version", required=True, help="part of the fingerprint")
+    parser.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="resume from the newest valid checkpoint (default) or start fresh",
+    )
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    return parser
+
+
+def build_store(args: argparse.Namespace) -> ObjectStore:
+    if args.store_root:
+        return LocalObjectStore(args.store_root)
+    import boto3  # only the S3 path needs it
+
+    endpoint = args.s3_endpoint or os.environ.get("S3_ENDPOINT_URL") or None
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    client = boto3.client("s3", endpoint_url=endpoint, region_name=region)
+    filesystem = arrow_s3_filesystem(
+        region=region,
+        endpoint_url=endpoint,
+        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
+        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        session_token=os.environ.get("AWS_SESSION_TOKEN"),
+    )
+    return S3ObjectStore(client, filesystem, args.s3_bucket, args.s3_prefix)
+
+
+def _json_object(text: str, flag: str) -> dict:
+    try:
+        value = json.loads(text)
+    except ValueError as err:
+        raise ConfigError(f"{flag} is not valid JSON: {err}") from err
+    if not isinstance(value, dict):
+        raise ConfigError(f"{flag} must be a JSON object")
+    return value
+
+
+def install_sigterm_handler() -> threading.Event:
+    """SIGTERM (Kubernetes preemption, torchrun shutdown) only sets a flag: the loop saves at
+    the next step boundary. Doing the save inside the handler could run it in the middle of an
+    optimizer step, i.e. checkpoint a state that never existed."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    return stop
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    rank = int(os.environ.get("RANK", "0"))
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format=f"%(asctime)s rank={rank} %(levelname)s %(name)s: %(message)s",
+    )
+    args = build_parser().parse_args(argv)
+    stop = install_sigterm_handler()
+    try:
+        config = TrainConfig.from_dict(_json_object(args.config_json, "--config-json"))
+        versions = _json_object(args.input_data_versions_json, "--input-data-versions-json")
+        result = train(
+            build_store(args),
+            input_keys=args.input_key,
+            checkpoint_prefix=args.checkpoint_prefix,
+            config=config,
+            input_data_versions=versions,
+            code_version=args.code_version,
+            resume=args.resume,
+            stop_event=stop,
+            device=args.device,
+        )
+    except (ConfigError, InputDataError) as err:
+        return _fail(rank, EXIT_BAD_INPUT, err)
+    except FingerprintMismatch as err:
+        return _fail(rank, EXIT_FINGERPRINT_MISMATCH, err)
+    return result.exit_code
+
+
+def _fail(rank: int, code: int, err: Exception) -> int:
+    logging.getLogger("training").error("%s: %s", type(err).__name__, err)
+    if rank == 0:
+        emit("error", error=type(err).__name__, message=str(err), exit_code=code)
+    return code

@@ -1,0 +1,171 @@
+"""The training configuration and the fingerprint that names a training run.
+
+The fingerprint is what makes resuming safe: a checkpoint may only be resumed by a run that
+would have produced the same bytes, i.e. the same result-affecting config, the same input data
+versions and the same code version. The Dagster asset derives the checkpoint prefix from it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+# Fields that change how often we save or report, never what the model learns. They are left
+# out of the fingerprint so an operator can tune checkpoint cadence on a preempted run without
+# orphaning its checkpoints.
+OPERATIONAL_FIELDS = frozenset(
+    {"checkpoint_every_steps", "checkpoint_every_seconds", "keep_last", "log_every_steps"}
+)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot produce a valid run."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # Model shape.
+    embedding_dim: int = 16
+    hidden_sizes: tuple[int, ...] = (64, 32)
+    dropout: float = 0.1
+    user_buckets: int = 100_000
+    item_buckets: int = 50_000
+    # Optimisation: AdamW, linear warmup then cosine decay down to lr * min_lr_ratio.
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    batch_size: int = 512  # per process; the global batch is batch_size * world_size
+    total_steps: int = 2000
+    warmup_steps: int = 100
+    # Checkpointing and reporting (operational, see OPERATIONAL_FIELDS).
+    checkpoint_every_steps: int = 500
+    checkpoint_every_seconds: float = 900.0
+    keep_last: int = 3
+    log_every_steps: int = 50  # progress lines on stdout and the progress.json heartbeat
+    # Reproducibility and evaluation.
+    seed: int = 0
+    eval_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        problems = _type_problems(self)
+        if problems:  # value checks below would only add noise about the same fields
+            raise ConfigError("Invalid TrainConfig: " + "; ".join(problems))
+        # JSON gives lists; a frozen dataclass must hold a hashable tuple.
+        object.__setattr__(self, "hidden_sizes", tuple(self.hidden_sizes))
+        # 1 and 1.0 are the same learning rate; they must not give two fingerprints.
+        for f in dataclasses.fields(self):
+            if f.type == "float":
+                object.__setattr__(self, f.name, float(getattr(self, f.name)))
+        positive_ints = (
+            "embedding_dim",
+            "user_buckets",
+            "item_buckets",
+            "batch_size",
+            "total_steps",
+            "checkpoint_every_steps",
+            "log_every_steps",
+        )
+        problems += [
+            f"{name} must be >= 1 (got {getattr(self, name)})"
+            for name in positive_ints
+            if getattr(self, name) < 1
+        ]
+        if not self.hidden_sizes or any(h < 1 for h in self.hidden_sizes):
+            problems.append(f"hidden_sizes must be non-empty positive ints ({self.hidden_sizes})")
+        if not 0 <= self.warmup_steps <= self.total_steps:
+            problems.append("warmup_steps must be between 0 and total_steps")
+        # k >= 2: the newest checkpoint can be the one a crash corrupted; we need a fallback.
+        if self.keep_last < 2:
+            problems.append(f"keep_last must be >= 2 (got {self.keep_last})")
+        if not 0.0 <= self.dropout < 1.0:
+            problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            problems.append(f"eval_fraction must be in [0, 1) (got {self.eval_fraction})")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            problems.append(f"min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio})")
+        for name in ("lr", "weight_decay", "checkpoint_every_seconds"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                problems.append(f"{name} must be a finite number >= 0 (got {value!r})")
+        if problems:
+            raise ConfigError("Invalid TrainConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["hidden_sizes"] = list(self.hidden_sizes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        # Unknown keys are refused: a typo ("learning_rate") would otherwise silently train
+        # with the default and still get its own fingerprint.
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"Unknown TrainConfig fields {unknown}; known: {sorted(known)}")
+        return cls(**dict(data))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _type_problems(config: TrainConfig) -> list[str]:
+    """JSON types are checked by hand: a string "0.01" must fail here, not deep in torch."""
+    problems = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name == "hidden_sizes":
+            ok = isinstance(value, list | tuple) and all(_is_int(h) for h in value)
+        elif f.type == "int":
+            ok = _is_int(value)
+        else:  # float fields accept JSON integers too
+            ok = _is_int(value) or isinstance(value, float)
+        if not ok:
+            problems.append(f"{f.name} has the wrong type ({value!r}, expected {f.type})")
+    return problems
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no whitespace, NaN refused."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def resolve_input_versions(
+    input_keys: Iterable[str], input_data_versions: Mapping[str, str]
+) -> dict[str, str]:
+    """One version per input key, so the fingerprint always pins which partitions were read.
+
+    An empty mapping (a manual run) marks every key "unversioned": the keys still enter the
+    fingerprint, their contents do not. A partial or mismatched mapping is an error, because it
+    would fingerprint data the run does not read (or miss data it does).
+    """
+    keys = sorted(set(input_keys))
+    if not input_data_versions:
+        return {key: "unversioned" for key in keys}
+    if set(input_data_versions) != set(keys):
+        missing = sorted(set(keys) - set(input_data_versions))
+        extra = sorted(set(input_data_versions) - set(keys))
+        raise ConfigError(
+            "input data versions must name exactly the input keys "
+            f"(missing versions for {missing}; versions for keys not read: {extra})"
+        )
+    return {key: str(input_data_versions[key]) for key in keys}
+
+
+def fingerprint(
+    config: TrainConfig, input_data_versions: Mapping[str, str], code_version: str
+) -> str:
+    """sha256 (hex) of everything that determines the trained weights."""
+    result_config = {k: v for k, v in config.to_dict().items() if k not in OPERATIONAL_FIELDS}
+    document = {
+        "config": result_config,
+        "input_data_versions": {str(k): str(v) for k, v in input_data_versions.items()},
+        "code_version": str(code_version),
+    }
+    return hashlib.sha256(canonical_json(document).encode()).hexdigest()
