@@ -4,6 +4,7 @@ import dagster as dg
 
 from assets.daily_events import daily_events
 from assets.features import feature_assets
+from assets.model_checkpoint import model_checkpoint
 from assets.training_dataset import training_dataset
 from resources.factory import build_resources, current_deployment
 from sensors.completeness import upstream_completeness_sensor
@@ -21,7 +22,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
     )
     return dg.Definitions(
-        assets=[daily_events, *feature_assets, training_dataset],
+        assets=[daily_events, *feature_assets, training_dataset, model_checkpoint],
         asset_checks=[daily_partitions_landed],
         jobs=[daily_features_job, freshness_job],
         schedules=[

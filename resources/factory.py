@@ -17,10 +17,11 @@ import dagster as dg
 from dagster_aws.s3 import S3Resource
 
 from resources.notifier import Notifier
+from resources.paths import PROJECT_ROOT
 from resources.storage import LocalObjectStorage, S3ObjectStorage
+from resources.trainer_launcher import K8sTrainerLauncher, LocalTrainerLauncher
 from resources.warehouse import Warehouse
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEPLOYMENTS = ("local", "prod")
 # Optional settings are wired through EnvVar only when the variable is set, so a pod using its
 # IAM role (no keys) or real AWS endpoints (no override) needs none of them.
@@ -32,6 +33,11 @@ _OPTIONAL_S3_SETTINGS = {
 }
 
 _OPTIONAL_NOTIFIER_SETTINGS = {"webhook_url": "ALERT_WEBHOOK_URL"}
+_OPTIONAL_TRAINER_SETTINGS = {
+    "namespace": "TRAINER_NAMESPACE",
+    "service_account_name": "TRAINER_SERVICE_ACCOUNT",
+    "env_secret": "TRAINER_ENV_SECRET",
+}
 
 
 def _env_vars_that_are_set(settings: dict[str, str]) -> dict[str, dg.EnvVar]:
@@ -76,6 +82,7 @@ def build_resources(
             "storage": LocalObjectStorage(root=str(paths.object_store)),
             "warehouse": Warehouse(backend="sqlite", sqlite_path=str(paths.warehouse)),
             "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
+            "trainer": LocalTrainerLauncher(),
         }
     if deployment == "prod":
         return {
@@ -93,5 +100,9 @@ def build_resources(
                 **_env_vars_that_are_set({"postgres_schema": "WAREHOUSE_SCHEMA"}),
             ),
             "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
+            "trainer": K8sTrainerLauncher(
+                image=dg.EnvVar("TRAINER_IMAGE"),
+                **_env_vars_that_are_set(_OPTIONAL_TRAINER_SETTINGS),
+            ),
         }
     raise ValueError(f"Unknown deployment {deployment!r}; expected one of {DEPLOYMENTS}")

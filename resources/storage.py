@@ -14,6 +14,10 @@ class ObjectStorage(dg.ConfigurableResource):
     @abstractmethod
     def open_store(self) -> ObjectStore: ...
 
+    @abstractmethod
+    def trainer_args(self) -> list[str]:
+        """How `python -m training` reaches the same store."""
+
 
 class LocalObjectStorage(ObjectStorage):
     """A directory on this machine (the embedded default)."""
@@ -22,6 +26,9 @@ class LocalObjectStorage(ObjectStorage):
 
     def open_store(self) -> ObjectStore:
         return LocalObjectStore(self.root)
+
+    def trainer_args(self) -> list[str]:
+        return ["--store-root", self.root]
 
 
 class S3ObjectStorage(ObjectStorage):
@@ -40,3 +47,8 @@ class S3ObjectStorage(ObjectStorage):
             session_token=self.s3.aws_session_token,
         )
         return S3ObjectStore(self.s3.get_client(), filesystem, self.bucket, self.prefix)
+
+    def trainer_args(self) -> list[str]:
+        # Credentials are not arguments: the trainer takes them from its environment or role.
+        endpoint = ["--s3-endpoint", self.s3.endpoint_url] if self.s3.endpoint_url else []
+        return ["--s3-bucket", self.bucket, "--s3-prefix", self.prefix, *endpoint]

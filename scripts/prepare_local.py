@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from assets.partitions import daily_partitions
-from resources.factory import PROJECT_ROOT, local_paths
+from resources.factory import local_paths
+from resources.paths import PROJECT_ROOT
 from resources.synthetic_events import seed_warehouse
 from resources.warehouse_backends import SqliteBackend
 

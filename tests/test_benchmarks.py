@@ -7,6 +7,23 @@ import sys
 from tests.conftest import REPO_ROOT
 
 
+def _run(*args: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()
+
+
+def test_training_benchmark_prints_its_ratio_last():
+    lines = _run(
+        "benchmarks.training", "--steps", "40", "--checkpoint-every", "10", "--impressions", "200"
+    )
+    assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
+    assert any(line.startswith("checkpoint_blocking_share=") for line in lines)
+    assert any(line.startswith("resume_load_s=") for line in lines)
+
+
 def test_features_benchmark_prints_its_ratio_last():
     done = subprocess.run(
         [

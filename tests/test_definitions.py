@@ -18,6 +18,7 @@ GROUPS = {
     "item_daily_features": "features",
     "training_examples": "features",
     "training_dataset": "training",
+    "model_checkpoint": "training",
 }
 
 

@@ -125,6 +125,9 @@ class _Trainer:
         self.heartbeat = Heartbeat(store, checkpoint_prefix)
         self.step = 0
         self.last_checkpoint_step = 0
+        # Seconds the training loop was held up by checkpointing (snapshot to CPU plus waiting
+        # for the previous background write): what the background writer is there to shrink.
+        self.checkpoint_blocking_s = 0.0
 
     # Resume ------------------------------------------------------------------------------
 
@@ -169,6 +172,13 @@ class _Trainer:
     # Saving ------------------------------------------------------------------------------
 
     def save(self, reason: str) -> None:
+        started = time.monotonic()
+        try:
+            self._save(reason)
+        finally:
+            self.checkpoint_blocking_s += time.monotonic() - started
+
+    def _save(self, reason: str) -> None:
         rng_states = distributed.gather_to_writer(self.ctx, rng.capture())  # collective
         if self.ctx.is_writer:
             trainer_state = {
@@ -341,7 +351,9 @@ def train(
         trainer = _Trainer(
             ctx, store, input_keys, checkpoint_prefix, config, run_fingerprint, stop_event
         )
+        resume_started = time.monotonic()
         resumed_from, steps_lost = trainer.resume() if resume else (None, 0)
+        resume_s = time.monotonic() - resume_started
         logger.info(
             "rank %d/%d on %s (%s): %d train / %d eval examples, starting at step %d of %d",
             ctx.rank,
@@ -355,11 +367,15 @@ def train(
         )
         if ctx.is_writer and resume:
             emit("resumed", from_step=resumed_from, steps_lost=steps_lost)
+        loop_started = time.monotonic()
         try:
             status, meter = trainer.run()
         finally:
             # Never leave a write half-done behind us, even when training raised.
+            close_started = time.monotonic()
             trainer.checkpoints.close()
+            trainer.checkpoint_blocking_s += time.monotonic() - close_started
+        train_loop_s = time.monotonic() - loop_started
         # Rank 0 is the only writer; nobody exits before its checkpoint is published.
         distributed.barrier(ctx)
         metrics = (
@@ -386,6 +402,9 @@ def train(
             "world_size": ctx.world_size,
             "torch_version": torch.__version__,
             "wall_s": round(time.monotonic() - started, 3),
+            "resume_s": round(resume_s, 4),
+            "train_loop_s": round(train_loop_s, 4),
+            "checkpoint_blocking_s": round(trainer.checkpoint_blocking_s, 4),
         }
         if ctx.is_writer:
             emit("summary", **summary)

@@ -1,0 +1,149 @@
+"""Cost of orchestration, checkpointing and resume for the training asset.
+
+Trains the same config on the same approved 7-day window twice, in two copies of one
+environment: once as the `model_checkpoint` asset (Dagster run in-process -> Pipes subprocess
+bridge -> trainer subprocess), once as the bare `python -m training` command with the same
+arguments. Then runs the bare command again to time a resume from the final checkpoint.
+
+    python -m benchmarks.training --steps 1000 --batch-size 512 --checkpoint-every 100
+
+Prints wall times, samples/s of both, checkpoint blocking time as a share of the training
+loop, resume time; the last line is `ratio=<orchestrated wall / bare wall>`.
+"""
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from assets.daily_events import daily_events
+from assets.features import feature_assets
+from assets.model_checkpoint import (
+    ModelTrainingConfig,
+    approved_inputs,
+    checkpoint_prefix,
+    model_checkpoint,
+    training_code_version,
+)
+from assets.training_dataset import training_dataset
+from resources.factory import build_resources
+from resources.paths import PROJECT_ROOT
+from resources.synthetic_events import seed_warehouse
+from resources.warehouse_backends import SqliteBackend
+from training.config import fingerprint
+
+DAY = dt.date(2026, 11, 1)
+ALL_ASSETS = [daily_events, *feature_assets, training_dataset, model_checkpoint]
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
+def prepare(root: Path, impressions: int) -> None:
+    first = DAY - dt.timedelta(days=6)
+    seed_warehouse(
+        SqliteBackend(str(root / "warehouse.sqlite")), first, DAY, impressions=impressions
+    )
+    resources = build_resources("local", local_root=root)
+    tags = {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": DAY.isoformat(),
+    }
+    features = [daily_events, *feature_assets]
+    assert dg.materialize(features, resources=resources, tags=tags, run_config=QUIET).success
+    assert dg.materialize(
+        ALL_ASSETS, selection=[training_dataset.key], partition_key=DAY.isoformat(),
+        resources=resources, run_config=QUIET,
+    ).success  # fmt: skip
+
+
+def run_orchestrated(root: Path, config: dict) -> tuple[float, dict]:
+    resources = build_resources("local", local_root=root)
+    run_config = {**QUIET, "ops": {"model_checkpoint": {"config": config}}}
+    started = time.perf_counter()
+    result = dg.materialize(
+        ALL_ASSETS, selection=[model_checkpoint.key], partition_key=DAY.isoformat(),
+        resources=resources, run_config=run_config,
+    )  # fmt: skip
+    wall = time.perf_counter() - started
+    [event] = result.get_asset_materialization_events()
+    return wall, {k: v.value for k, v in event.materialization.metadata.items()}
+
+
+def bare_command(root: Path, config: dict) -> list[str]:
+    """Exactly the trainer arguments the asset builds, without Dagster around them."""
+    resources = build_resources("local", local_root=root)
+    store = resources["storage"].open_store()
+    inputs = approved_inputs(store, DAY.isoformat())
+    train_config = ModelTrainingConfig(**config).train_config()
+    code_version = training_code_version()
+    prefix = checkpoint_prefix(DAY.isoformat(), fingerprint(train_config, inputs, code_version))
+    return [
+        sys.executable, "-m", "training", *resources["storage"].trainer_args(),
+        *(arg for key in sorted(inputs) for arg in ("--input-key", key)),
+        "--checkpoint-prefix", prefix, "--config-json", json.dumps(train_config.to_dict()),
+        "--input-data-versions-json", json.dumps(inputs), "--code-version", code_version,
+    ]  # fmt: skip
+
+
+def run_bare(command: list[str]) -> tuple[float, dict]:
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - started
+    events = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return wall, next(e for e in events if e["event"] == "summary")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=512)
+    parser.add_argument("--checkpoint-every", type=int, default=100)
+    parser.add_argument("--impressions", type=int, default=4000, help="impressions per day")
+    args = parser.parse_args(argv)
+    config = {
+        "total_steps": args.steps,
+        "batch_size": args.batch_size,
+        "checkpoint_every_steps": args.checkpoint_every,
+        "warmup_steps": min(50, args.steps),
+        "log_every_steps": max(1, args.steps // 20),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        orchestrated_root, bare_root = Path(tmp, "orchestrated"), Path(tmp, "bare")
+        orchestrated_root.mkdir()
+        prepare(orchestrated_root, args.impressions)
+        shutil.copytree(orchestrated_root, bare_root)
+
+        bare_wall, bare = run_bare(bare_command(bare_root, config))
+        orchestrated_wall, orchestrated = run_orchestrated(orchestrated_root, config)
+        resume_wall, resumed = run_bare(bare_command(bare_root, config))
+
+    samples = args.steps * args.batch_size
+    print(
+        f"steps={args.steps} batch_size={args.batch_size} checkpoint_every={args.checkpoint_every}"
+    )
+    print(f"device={bare['device']} precision={bare['precision']}")
+    print(f"bare_wall_s={bare_wall:.2f} orchestrated_wall_s={orchestrated_wall:.2f}")
+    print(
+        f"samples_per_s bare={samples / bare['train_loop_s']:.0f} "
+        f"orchestrated={samples / orchestrated['train_loop_s']:.0f}"
+    )
+    print(
+        "checkpoint_blocking_share="
+        f"{orchestrated['checkpoint_blocking_s'] / orchestrated['train_loop_s']:.4f} "
+        f"({orchestrated['checkpoint_blocking_s']:.3f}s of {orchestrated['train_loop_s']:.2f}s)"
+    )
+    print(
+        f"resume_load_s={resumed['resume_s']:.3f} resume_process_wall_s={resume_wall:.2f} "
+        f"(resumed_from_step={resumed['resumed_from_step']})"
+    )
+    print(f"ratio={orchestrated_wall / bare_wall:.2f}")
+
+
+if __name__ == "__main__":
+    main()
