@@ -128,16 +128,3 @@ def test_prod_starts_its_sensor_and_deadline_checks_and_keeps_the_fallback_off()
         defs.resolve_schedule_def("daily_features_schedule").default_status
         == dg.DefaultScheduleStatus.STOPPED
     )
-
-
-def test_local_instance_config_loads_with_its_queue_limits(tmp_path):
-    (tmp_path / "dagster.yaml").write_text(
-        (REPO_ROOT / "deployments" / "local" / "dagster.yaml").read_text()
-    )
-    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
-        queue = instance.get_concurrency_config().run_queue_config
-    assert queue.max_concurrent_runs == 4
-    backfill_limits = [
-        limit for limit in queue.tag_concurrency_limits if limit["key"] == "dagster/backfill"
-    ]
-    assert backfill_limits and backfill_limits[0]["limit"] < queue.max_concurrent_runs
