@@ -38,6 +38,37 @@ query($id: String!) {
 """
 
 
+SCHEDULE_DRY_RUN = """
+mutation($selector: ScheduleSelector!, $timestamp: Float) {
+  scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
+    __typename
+    ... on DryRunInstigationTick {
+      evaluationResult {
+        runRequests { runKey tags { key value } runConfigYaml }
+        skipReason
+        error { message }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+
+LOCATION = "ml_training_template"
+REPOSITORY = "__repository__"
+
+
 class DagsterProcesses:
     """Starts webserver + daemon with `dagster_home` as DAGSTER_HOME (its dagster.yaml must
     exist) and `env` added to their environment; stops both on exit."""
@@ -131,6 +162,31 @@ class DagsterProcesses:
                 return status["status"]
             time.sleep(1)
         raise TimeoutError(f"backfill {backfill_id} still running after {timeout}s:\n{self.logs()}")
+
+    def fire_schedule_tick(self, schedule: str, job: str, timestamp: float) -> str:
+        """What the UI's 'Test schedule' then 'Launch run' does: evaluate the schedule for a
+        tick and submit its run request. Returns the run id (queued)."""
+        selector = {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": REPOSITORY,
+            "scheduleName": schedule,
+        }
+        tick = self.graphql(SCHEDULE_DRY_RUN, {"selector": selector, "timestamp": timestamp})
+        evaluation = tick["scheduleDryRun"]["evaluationResult"]
+        [request] = evaluation["runRequests"]
+        params = {
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": REPOSITORY,
+                "jobName": job,
+            },
+            "runConfigData": {},
+            "executionMetadata": {"tags": request["tags"]},
+        }
+        launched = self.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+        if launched["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"run not launched: {launched}")
+        return launched["run"]["runId"]
 
 
 def embedded_home(path: Path) -> Path:

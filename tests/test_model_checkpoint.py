@@ -22,7 +22,7 @@ DAY = "2026-11-06"
 WINDOW = ("2026-10-31", DAY)
 ALL_ASSETS = [daily_events, *feature_assets, training_dataset, model_checkpoint]
 TRAINING = {
-    "total_steps": 1500,
+    "total_steps": 900,
     "batch_size": 128,
     "warmup_steps": 20,
     "checkpoint_every_steps": 100,
