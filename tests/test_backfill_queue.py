@@ -34,6 +34,9 @@ from tests.dagster_processes import DagsterProcesses, embedded_home
 FEATURE_ASSETS = ["daily_events", *(table.name for table in FEATURE_TABLES)]
 IN_PROGRESS = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
 DEQUEUE_MARGIN_S = 5.0
+# Taking a run off the queue is the queue's job; then the launcher starts a Python process
+# that loads the code location, which on a loaded 2-core machine takes several seconds.
+PROCESS_START_MARGIN_S = 20.0
 
 
 def _days(count: int) -> list[str]:
@@ -202,7 +205,7 @@ def test_daily_run_is_never_starved_by_backfills(storage, tmp_path):
     assert daily.tags["dagster/priority"] == "10"
     assert sampler.max_together == policy["together"], "the backfills never filled their share"
     assert dequeued - enqueued <= policy["dequeue_interval"] + DEQUEUE_MARGIN_S
-    assert started >= dequeued
+    assert dequeued <= started <= enqueued + policy["dequeue_interval"] + PROCESS_START_MARGIN_S
     assert sampler.max_each <= policy["each"]
     assert set(statuses.values()) == {"COMPLETED_SUCCESS"}
     assert len(backfill_runs) == -(-len(days) // 30)  # 30 partitions per run
