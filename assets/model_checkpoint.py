@@ -9,6 +9,7 @@ run with other settings or other data starts fresh under its own prefix.
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -93,6 +94,38 @@ def approved_inputs(store: ObjectStore, partition: str) -> dict[str, str]:
     return inputs
 
 
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training attempt for a day: its approved inputs, fingerprint, checkpoint prefix and
+    the trainer's arguments (the asset and benchmarks/training.py launch exactly these)."""
+
+    inputs: dict[str, str]
+    code_version: str
+    fingerprint: str
+    prefix: str
+    trainer_args: list[str]
+
+
+def plan_training_run(
+    storage: ObjectStorage, partition: str, config: ModelTrainingConfig
+) -> TrainingRun:
+    inputs = approved_inputs(storage.open_store(), partition)
+    train_config = config.train_config()
+    code_version = training_code_version()
+    run_fingerprint = fingerprint(train_config, inputs, code_version)
+    prefix = checkpoint_prefix(partition, run_fingerprint)
+    trainer_args = [
+        *storage.trainer_args(),
+        *(arg for key in sorted(inputs) for arg in ("--input-key", key)),
+        "--checkpoint-prefix", prefix,
+        "--config-json", json.dumps(train_config.to_dict()),
+        "--input-data-versions-json", json.dumps(inputs),
+        "--code-version", code_version,
+        "--resume" if config.resume else "--no-resume",
+    ]  # fmt: skip
+    return TrainingRun(inputs, code_version, run_fingerprint, prefix, trainer_args)
+
+
 def _number(value: float | None) -> dg.MetadataValue:
     """A float metadata value (plotted by the UI); NaN when the trainer reported none."""
     return dg.MetadataValue.float(float("nan") if value is None else float(value))
@@ -130,14 +163,11 @@ def model_checkpoint(
     trainer: TrainerLauncher,
 ) -> dg.MaterializeResult:
     partition = context.partition_key
-    store = storage.open_store()
     try:
-        inputs = approved_inputs(store, partition)
-        train_config = config.train_config()
+        run = plan_training_run(storage, partition, config)
     except (PartitionNotPublished, ConfigError) as err:
         raise dg.Failure(f"{ASSET} {partition}: {err}", allow_retries=False) from err
-    code_version = training_code_version()
-    run_fingerprint = fingerprint(train_config, inputs, code_version)
+    inputs, run_fingerprint, prefix = run.inputs, run.fingerprint, run.prefix
     if config.resume_fingerprint and config.resume_fingerprint != run_fingerprint[:16]:
         raise dg.Failure(
             f"{ASSET} {partition}: asked to resume run {config.resume_fingerprint}, but this "
@@ -146,21 +176,11 @@ def model_checkpoint(
             f"clear resume_fingerprint to train {run_fingerprint[:16]} from scratch.",
             allow_retries=False,
         )
-    prefix = checkpoint_prefix(partition, run_fingerprint)
-    trainer_args = [
-        *storage.trainer_args(),
-        *(arg for key in sorted(inputs) for arg in ("--input-key", key)),
-        "--checkpoint-prefix", prefix,
-        "--config-json", json.dumps(train_config.to_dict()),
-        "--input-data-versions-json", json.dumps(inputs),
-        "--code-version", code_version,
-        "--resume" if config.resume else "--no-resume",
-    ]  # fmt: skip
     context.log.info(
         f"attempt {context.retry_number + 1}: training {partition} on {len(inputs)} days, "
         f"fingerprint {run_fingerprint[:16]}, checkpoints under {prefix}"
     )
-    outcome = _outcome(trainer.launch(context, trainer_args, env={}))
+    outcome = _outcome(trainer.launch(context, run.trainer_args, env={}))
     summary, exit_code = outcome["summary"] or {}, outcome["exit_code"]
     if exit_code in NOT_RETRYABLE_EXIT_CODES:
         message = (outcome.get("error") or {}).get("message", "")
@@ -183,7 +203,7 @@ def model_checkpoint(
             "checkpoint_key": summary["checkpoint_key"],
             "checkpoint_manifest": dg.MetadataValue.path(summary["checkpoint_manifest_uri"]),
             "fingerprint": run_fingerprint,
-            "code_version": code_version,
+            "code_version": run.code_version,
             "torch_version": summary["torch_version"],
             "device": summary["device"],
             "precision": summary["precision"],

@@ -27,3 +27,11 @@ training_partitions = dg.DailyPartitionsDefinition(
 # BackfillPolicy is beta in dagster 1.13; batching backfills is a deliberate choice of this
 # project, so only that one warning is silenced.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy")
+
+
+def partition_range_tags(first: str, last: str) -> dict[str, str]:
+    """Run tags that make one run cover [first, last], as a batched backfill run does."""
+    return {
+        "dagster/asset_partition_range_start": first,
+        "dagster/asset_partition_range_end": last,
+    }

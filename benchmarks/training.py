@@ -25,23 +25,17 @@ import dagster as dg
 
 from assets.daily_events import daily_events
 from assets.features import feature_assets
-from assets.model_checkpoint import (
-    ModelTrainingConfig,
-    approved_inputs,
-    checkpoint_prefix,
-    model_checkpoint,
-    training_code_version,
-)
+from assets.model_checkpoint import ModelTrainingConfig, model_checkpoint, plan_training_run
+from assets.partitions import partition_range_tags
 from assets.training_dataset import training_dataset
+from benchmarks.features import QUIET_CONSOLE
 from resources.factory import build_resources
 from resources.paths import PROJECT_ROOT
 from resources.synthetic_events import seed_warehouse
 from resources.warehouse_backends import SqliteBackend
-from training.config import fingerprint
 
 DAY = dt.date(2026, 11, 1)
 ALL_ASSETS = [daily_events, *feature_assets, training_dataset, model_checkpoint]
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def prepare(root: Path, impressions: int) -> None:
@@ -50,21 +44,20 @@ def prepare(root: Path, impressions: int) -> None:
         SqliteBackend(str(root / "warehouse.sqlite")), first, DAY, impressions=impressions
     )
     resources = build_resources("local", local_root=root)
-    tags = {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": DAY.isoformat(),
-    }
+    tags = partition_range_tags(first.isoformat(), DAY.isoformat())
     features = [daily_events, *feature_assets]
-    assert dg.materialize(features, resources=resources, tags=tags, run_config=QUIET).success
+    assert dg.materialize(
+        features, resources=resources, tags=tags, run_config=QUIET_CONSOLE
+    ).success
     assert dg.materialize(
         ALL_ASSETS, selection=[training_dataset.key], partition_key=DAY.isoformat(),
-        resources=resources, run_config=QUIET,
+        resources=resources, run_config=QUIET_CONSOLE,
     ).success  # fmt: skip
 
 
 def run_orchestrated(root: Path, config: dict) -> tuple[float, dict]:
     resources = build_resources("local", local_root=root)
-    run_config = {**QUIET, "ops": {"model_checkpoint": {"config": config}}}
+    run_config = {**QUIET_CONSOLE, "ops": {"model_checkpoint": {"config": config}}}
     started = time.perf_counter()
     result = dg.materialize(
         ALL_ASSETS, selection=[model_checkpoint.key], partition_key=DAY.isoformat(),
@@ -76,19 +69,10 @@ def run_orchestrated(root: Path, config: dict) -> tuple[float, dict]:
 
 
 def bare_command(root: Path, config: dict) -> list[str]:
-    """Exactly the trainer arguments the asset builds, without Dagster around them."""
-    resources = build_resources("local", local_root=root)
-    store = resources["storage"].open_store()
-    inputs = approved_inputs(store, DAY.isoformat())
-    train_config = ModelTrainingConfig(**config).train_config()
-    code_version = training_code_version()
-    prefix = checkpoint_prefix(DAY.isoformat(), fingerprint(train_config, inputs, code_version))
-    return [
-        sys.executable, "-m", "training", *resources["storage"].trainer_args(),
-        *(arg for key in sorted(inputs) for arg in ("--input-key", key)),
-        "--checkpoint-prefix", prefix, "--config-json", json.dumps(train_config.to_dict()),
-        "--input-data-versions-json", json.dumps(inputs), "--code-version", code_version,
-    ]  # fmt: skip
+    """Exactly the trainer command the asset launches, without Dagster around it."""
+    storage = build_resources("local", local_root=root)["storage"]
+    run = plan_training_run(storage, DAY.isoformat(), ModelTrainingConfig(**config))
+    return [sys.executable, "-m", "training", *run.trainer_args]
 
 
 def run_bare(command: list[str]) -> tuple[float, dict]:

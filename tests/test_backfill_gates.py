@@ -8,6 +8,7 @@ import dagster as dg
 
 from assets.daily_events import daily_events
 from assets.features import feature_assets
+from assets.partitions import partition_range_tags
 from resources.factory import build_resources
 from tests.dagster_processes import DagsterProcesses, embedded_home
 
@@ -20,10 +21,7 @@ def test_ui_launched_training_backfill_never_trains_on_a_blocked_day(tmp_path, s
     root.mkdir()
     shutil.copyfile(seeded_sqlite, root / "warehouse.sqlite")
     resources = build_resources("local", local_root=root)
-    history = {
-        "dagster/asset_partition_range_start": "2026-10-30",
-        "dagster/asset_partition_range_end": GOOD,
-    }
+    history = partition_range_tags("2026-10-30", GOOD)
     assert dg.materialize(PIPELINE, resources=resources, tags=history).success
     with sqlite3.connect(root / "warehouse.sqlite") as db:
         db.execute(

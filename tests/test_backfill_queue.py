@@ -24,12 +24,13 @@ import yaml
 from assets.daily_events import daily_events
 from assets.feature_logic import FEATURE_TABLES
 from assets.features import feature_assets
-from assets.partitions import daily_partitions
+from assets.partitions import daily_partitions, partition_range_tags
 from resources.factory import build_resources
 from resources.synthetic_events import seed_warehouse
 from resources.warehouse_backends import SqliteBackend
 from tests.conftest import POSTGRES_DSN, _postgres_unavailable_reason
 from tests.dagster_processes import DagsterProcesses, embedded_home
+from tests.test_run_queue_policy import backfill_limits, policy_from_local
 
 FEATURE_ASSETS = ["daily_events", *(table.name for table in FEATURE_TABLES)]
 IN_PROGRESS = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
@@ -45,21 +46,9 @@ def _days(count: int) -> list[str]:
 
 
 def _local_policy() -> dict:
-    config = yaml.safe_load((embedded_home_source()).read_text())
-    limits = config["concurrency"]["runs"]["tag_concurrency_limits"]
-    together = next(
-        x["limit"] for x in limits if x["key"] == "dagster/backfill" and "value" not in x
-    )
-    each = next(x["limit"] for x in limits if x.get("value") == {"applyLimitPerUniqueValue": True})
-    return {
-        "together": together,
-        "each": each,
-        "dequeue_interval": config["run_queue"]["dequeue_interval_seconds"],
-    }
-
-
-def embedded_home_source() -> Path:
-    return Path(__file__).resolve().parent.parent / "deployments" / "local" / "dagster.yaml"
+    policy = policy_from_local()
+    together, each = backfill_limits(policy["tag_concurrency_limits"])
+    return {"together": together, "each": each, "dequeue_interval": policy["dequeue"][0]}
 
 
 class _QueueSampler(threading.Thread):
@@ -217,10 +206,7 @@ def test_daily_run_is_never_starved_by_backfills(storage, tmp_path):
     single = dg.materialize(
         [daily_events, *feature_assets],
         resources=build_resources("local", local_root=reference),
-        tags={
-            "dagster/asset_partition_range_start": overlap[0],
-            "dagster/asset_partition_range_end": overlap[-1],
-        },
+        tags=partition_range_tags(overlap[0], overlap[-1]),
     )
     assert single.success
     assert _objects(root, overlap) == _objects(reference, overlap)

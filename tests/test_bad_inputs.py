@@ -11,7 +11,7 @@ import pytest
 
 from assets.daily_events import daily_events
 from assets.features import feature_assets
-from assets.partitions import daily_partitions
+from assets.partitions import daily_partitions, partition_range_tags
 from assets.publication import PartitionNotPublished, read_published, read_report
 from resources.factory import build_resources
 from resources.synthetic_events import day_bounds
@@ -83,10 +83,7 @@ def published_history(tmp_path_factory, seeded_sqlite) -> Path:
     root = tmp_path_factory.mktemp("published")
     shutil.copyfile(seeded_sqlite, root / "warehouse.sqlite")
     resources = build_resources("local", local_root=root)
-    tags = {
-        "dagster/asset_partition_range_start": HISTORY[0],
-        "dagster/asset_partition_range_end": HISTORY[1],
-    }
+    tags = partition_range_tags(*HISTORY)
     assert dg.materialize(PIPELINE, resources=resources, tags=tags).success
     return root
 
@@ -176,10 +173,7 @@ def test_a_batch_publishes_its_good_days_and_blocks_the_bad_one(published_histor
     shutil.copytree(published_history, root)
     _execute(root / "warehouse.sqlite", *CORPUS["duplicated_rows"][0])
     resources = build_resources("local", local_root=root)
-    tags = {
-        "dagster/asset_partition_range_start": "2026-11-04",
-        "dagster/asset_partition_range_end": "2026-11-06",
-    }
+    tags = partition_range_tags("2026-11-04", "2026-11-06")
     result = dg.materialize(PIPELINE, resources=resources, tags=tags, raise_on_error=False)
     assert not result.success
     store = resources["storage"].open_store()

@@ -11,7 +11,7 @@ from assets.feature_logic import FEATURE_TABLES
 from assets.features import feature_assets
 from assets.object_keys import InvalidPartitionKey, partition_object_key
 from assets.parquet_bytes import from_parquet_bytes
-from assets.partitions import daily_partitions
+from assets.partitions import daily_partitions, partition_range_tags
 from resources.factory import build_resources
 
 PARTITION = "2026-11-03"
@@ -22,10 +22,7 @@ RANGE_KEYS = ["2026-11-02", "2026-11-03", "2026-11-04"]
 def materialize(resources, partition_key=None, partition_range=None):
     tags = {}
     if partition_range:
-        tags = {
-            "dagster/asset_partition_range_start": partition_range[0],
-            "dagster/asset_partition_range_end": partition_range[1],
-        }
+        tags = partition_range_tags(*partition_range)
     return dg.materialize(
         [daily_events, *feature_assets], partition_key=partition_key, resources=resources, tags=tags
     )

@@ -15,6 +15,7 @@ import pytest
 from assets.daily_events import daily_events
 from assets.features import feature_assets
 from assets.model_checkpoint import model_checkpoint
+from assets.partitions import partition_range_tags
 from assets.training_dataset import training_dataset
 from resources.factory import build_resources
 
@@ -37,10 +38,7 @@ def approved_window(tmp_path_factory, seeded_sqlite) -> Path:
     root = tmp_path_factory.mktemp("approved")
     shutil.copyfile(seeded_sqlite, root / "warehouse.sqlite")
     resources = build_resources("local", local_root=root)
-    tags = {
-        "dagster/asset_partition_range_start": WINDOW[0],
-        "dagster/asset_partition_range_end": WINDOW[1],
-    }
+    tags = partition_range_tags(*WINDOW)
     features = [daily_events, *feature_assets]
     assert dg.materialize(features, resources=resources, tags=tags).success
     assert dg.materialize(

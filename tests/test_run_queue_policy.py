@@ -9,7 +9,7 @@ LOCAL = REPO_ROOT / "deployments" / "local" / "dagster.yaml"
 HELM = REPO_ROOT / "deployments" / "k8s" / "values.yaml"
 
 
-def _policy_from_local() -> dict:
+def policy_from_local() -> dict:
     config = yaml.safe_load(LOCAL.read_text())
     runs, queue = config["concurrency"]["runs"], config["run_queue"]
     return {
@@ -55,10 +55,10 @@ def _policy_from_helm() -> dict:
 
 
 def test_local_and_helm_encode_the_same_policy():
-    assert _policy_from_local() == _policy_from_helm()
+    assert policy_from_local() == _policy_from_helm()
 
 
-def _backfill_limits(limits: list[dict]) -> tuple[int, int]:
+def backfill_limits(limits: list[dict]) -> tuple[int, int]:
     """(limit over all backfills together, limit per backfill)."""
     backfill = [limit for limit in limits if limit["key"] == "dagster/backfill"]
     together = next(limit["limit"] for limit in backfill if "value" not in limit)
@@ -71,8 +71,8 @@ def _backfill_limits(limits: list[dict]) -> tuple[int, int]:
 
 
 def test_the_policy_keeps_a_reserve_for_the_daily_run():
-    policy = _policy_from_local()
-    together, each = _backfill_limits(policy["tag_concurrency_limits"])
+    policy = policy_from_local()
+    together, each = backfill_limits(policy["tag_concurrency_limits"])
     assert each < together < policy["max_concurrent_runs"]
     assert policy["run_retries"]["retry_on_asset_or_op_failure"] is False
     assert policy["run_monitoring"]["max_runtime_seconds"] > 0

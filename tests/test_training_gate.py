@@ -10,6 +10,7 @@ import pytest
 
 from assets.daily_events import daily_events
 from assets.features import feature_assets
+from assets.partitions import partition_range_tags
 from assets.training_dataset import training_dataset
 from resources.factory import build_resources
 
@@ -19,13 +20,6 @@ DAY = "2026-11-06"
 DROP_LATE_HOURS = (
     f"DELETE FROM events WHERE event_date = '{DAY}' AND (event_time / 3600000000) % 24 >= 18"
 )
-
-
-def _range(start: str, end: str) -> dict[str, str]:
-    return {
-        "dagster/asset_partition_range_start": start,
-        "dagster/asset_partition_range_end": end,
-    }
 
 
 @pytest.fixture
@@ -53,7 +47,7 @@ def _manifest_keys(root):
 
 def test_a_good_window_becomes_a_versioned_training_set(env):
     root, resources = env
-    assert dg.materialize(PIPELINE, resources=resources, tags=_range(*WINDOW)).success
+    assert dg.materialize(PIPELINE, resources=resources, tags=partition_range_tags(*WINDOW)).success
     result = _train(resources, DAY)
     assert result.success
     manifest_path = root / "object-store" / "datasets" / "training_dataset" / f"{DAY}.json"
@@ -67,7 +61,7 @@ def test_a_good_window_becomes_a_versioned_training_set(env):
 def test_first_delivery_of_an_incomplete_day_never_reaches_training(env):
     root, resources = env
     assert dg.materialize(
-        PIPELINE, resources=resources, tags=_range(WINDOW[0], "2026-11-05")
+        PIPELINE, resources=resources, tags=partition_range_tags(WINDOW[0], "2026-11-05")
     ).success
     with sqlite3.connect(root / "warehouse.sqlite") as db:
         db.execute(DROP_LATE_HOURS)
@@ -83,7 +77,7 @@ def test_first_delivery_of_an_incomplete_day_never_reaches_training(env):
 
 def test_a_good_day_reloaded_with_bad_data_blocks_training(env):
     root, resources = env
-    assert dg.materialize(PIPELINE, resources=resources, tags=_range(*WINDOW)).success
+    assert dg.materialize(PIPELINE, resources=resources, tags=partition_range_tags(*WINDOW)).success
     with sqlite3.connect(root / "warehouse.sqlite") as db:
         db.execute(DROP_LATE_HOURS)
     rerun = dg.materialize(PIPELINE, partition_key=DAY, resources=resources, raise_on_error=False)
@@ -105,10 +99,15 @@ def test_backfill_runs_refuse_the_blocked_day_and_train_the_good_one(env):
     # The feature backfill, in two batched runs; the batch holding the bad day fails closed.
     backfill = {"dagster/backfill": "features-backfill"}
     assert dg.materialize(
-        PIPELINE, resources=resources, tags={**_range("2026-10-30", "2026-11-05"), **backfill}
+        PIPELINE,
+        resources=resources,
+        tags={**partition_range_tags("2026-10-30", "2026-11-05"), **backfill},
     ).success
     assert not dg.materialize(
-        PIPELINE, resources=resources, tags={**_range(DAY, DAY), **backfill}, raise_on_error=False
+        PIPELINE,
+        resources=resources,
+        tags={**partition_range_tags(DAY, DAY), **backfill},
+        raise_on_error=False,
     ).success
     # The training backfill: one run per day (BackfillPolicy.multi_run(1)).
     tags = {"dagster/backfill": "training-backfill"}
