@@ -11,7 +11,7 @@ TORCH_INDEX := https://download.pytorch.org/whl/cpu
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_DEPLOYMENT ?= local
 
-.PHONY: venv prepare dev test demo lint lock clean
+.PHONY: venv prepare dev test test-fast demo lint lock clean
 
 # Exact versions, no resolution: --no-deps installs what the lock names and nothing else, so
 # no transitive upgrade (or CUDA torch) can sneak in; pip check proves the set is consistent.
@@ -34,6 +34,12 @@ dev: prepare
 test: venv
 	$(BIN)/ruff check .
 	$(PY) -m pytest
+
+# The inner loop: everything but the tests marked slow (real daemon/webserver, trainer
+# subprocesses, torchrun, benchmarks). CI and `make test` run them all.
+test-fast: venv
+	$(BIN)/ruff check .
+	$(PY) -m pytest -m "not slow"
 
 demo: prepare
 	$(PY) -m scripts.demo

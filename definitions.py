@@ -1,15 +1,19 @@
-"""The project's one Definitions object, built when Dagster loads the code location."""
+"""The project's one Definitions object, built when Dagster loads the code location.
+
+Read it as the table of contents: each line names a capability and the folder it lives in.
+"""
 
 import dagster as dg
 
-from assets.daily_events import daily_events
-from assets.features import feature_assets
-from assets.model_checkpoint import model_checkpoint
-from assets.training_dataset import training_dataset
+from assets.features.assets import feature_assets
+from assets.jobs import daily_features_job, freshness_job
+from assets.model.model_checkpoint import model_checkpoint
+from assets.model.training_dataset import training_dataset
+from assets.quality.deadline import daily_partitions_landed
+from assets.sources.daily_events import daily_events
 from resources.factory import build_resources, current_deployment
 from sensors.completeness import upstream_completeness_sensor
-from sensors.freshness import daily_partitions_landed, freshness_job, freshness_schedule
-from sensors.schedules import daily_features_job, daily_features_schedule
+from sensors.schedules import daily_features_schedule, freshness_schedule
 
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
@@ -22,14 +26,19 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
     )
     return dg.Definitions(
+        # assets/sources, assets/features, assets/model
         assets=[daily_events, *feature_assets, training_dataset, model_checkpoint],
+        # assets/quality: the deadline check (the gates are declared by each asset)
         asset_checks=[daily_partitions_landed],
+        # assets/jobs.py
         jobs=[daily_features_job, freshness_job],
+        # sensors/
         schedules=[
             daily_features_schedule(dg.DefaultScheduleStatus.STOPPED),
             freshness_schedule(schedule_status),
         ],
         sensors=[upstream_completeness_sensor(sensor_status)],
+        # resources/factory.py: local (SQLite + directory) or prod (Postgres + S3 + GPU pods)
         resources=build_resources(deployment),
     )
 

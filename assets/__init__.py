@@ -1,1 +1,2 @@
-"""Software-defined assets: daily feature tables (and, later, training and evaluation)."""
+"""Software-defined assets, one subpackage per capability: sources, features, quality gates,
+write-audit-publish, and the daily model; plus the shared daily partitions and the asset jobs."""

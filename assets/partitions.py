@@ -24,6 +24,12 @@ training_partitions = dg.DailyPartitionsDefinition(
     timezone="UTC",
 )
 
+# The training window as Dagster's lineage sees it (training_dataset's dependency on
+# training_examples) and as the asset reads it: one definition for both.
+TRAINING_WINDOW = dg.TimeWindowPartitionMapping(
+    start_offset=-(TRAINING_WINDOW_DAYS - 1), end_offset=0
+)
+
 # BackfillPolicy is beta in dagster 1.13; batching backfills is a deliberate choice of this
 # project, so only that one warning is silenced.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy")
@@ -35,3 +41,19 @@ def partition_range_tags(first: str, last: str) -> dict[str, str]:
         "dagster/asset_partition_range_start": first,
         "dagster/asset_partition_range_end": last,
     }
+
+
+def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a daily partition in UTC."""
+    start = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+    return start, start + dt.timedelta(days=1)
+
+
+def training_window(partition: str) -> list[str]:
+    """The daily partitions a training partition reads, oldest first (TRAINING_WINDOW)."""
+    mapped = TRAINING_WINDOW.get_upstream_mapped_partitions_result_for_partitions(
+        training_partitions.subset_with_partition_keys([partition]),
+        training_partitions,
+        daily_partitions,
+    )
+    return sorted(mapped.partitions_subset.get_partition_keys())

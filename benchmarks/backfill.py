@@ -22,13 +22,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.feature_logic import FEATURE_TABLES
+from assets.features.logic import FEATURE_TABLES
 from assets.partitions import daily_partitions
 from benchmarks.features import run_bare
 from resources.factory import build_resources
-from resources.synthetic_events import seed_warehouse
-from resources.warehouse_backends import SqliteBackend
-from tests.dagster_processes import DagsterProcesses, embedded_home
+from resources.warehouse.backends import SqliteBackend
+from scripts.dagster_processes import DagsterProcesses, embedded_home
+from scripts.synthetic_events import seed_warehouse
 
 ASSETS = ["daily_events", *(table.name for table in FEATURE_TABLES)]
 

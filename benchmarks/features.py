@@ -18,19 +18,19 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.daily_events import (
+from assets.features.assets import evaluate_feature_partition, feature_assets
+from assets.features.logic import FEATURE_TABLES
+from assets.publishing.write_audit_publish import publish_if_passed
+from assets.quality.gate_config import GateConfig
+from assets.sources.daily_events import (
     SOURCE_NULL_DEFAULTS,
     SOURCE_RANGE_DEFAULTS,
     daily_events,
     evaluate_source_partition,
 )
-from assets.feature_logic import FEATURE_TABLES
-from assets.features import evaluate_feature_partition, feature_assets
-from assets.gate_config import GateConfig
-from assets.gated_publish import publish_if_passed
 from resources.factory import build_resources
-from resources.synthetic_events import seed_warehouse
-from resources.warehouse_backends import SqliteBackend
+from resources.warehouse.backends import SqliteBackend
+from scripts.synthetic_events import seed_warehouse
 
 LAST_DAY = dt.date(2026, 11, 1)
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}

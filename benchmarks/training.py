@@ -23,16 +23,16 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.daily_events import daily_events
-from assets.features import feature_assets
-from assets.model_checkpoint import ModelTrainingConfig, model_checkpoint, plan_training_run
+from assets.features.assets import feature_assets
+from assets.model.model_checkpoint import ModelTrainingConfig, model_checkpoint, plan_training_run
+from assets.model.training_dataset import training_dataset
 from assets.partitions import partition_range_tags
-from assets.training_dataset import training_dataset
+from assets.sources.daily_events import daily_events
 from benchmarks.features import QUIET_CONSOLE
 from resources.factory import build_resources
 from resources.paths import PROJECT_ROOT
-from resources.synthetic_events import seed_warehouse
-from resources.warehouse_backends import SqliteBackend
+from resources.warehouse.backends import SqliteBackend
+from scripts.synthetic_events import seed_warehouse
 
 DAY = dt.date(2026, 11, 1)
 ALL_ASSETS = [daily_events, *feature_assets, training_dataset, model_checkpoint]

@@ -1,5 +1,5 @@
-"""Resources: object storage, the warehouse, and the factory that builds them per environment.
+"""Resources, one subpackage per capability (storage, warehouse, trainer) plus the notifier and
+the factory that builds them all per environment.
 
-Kept import-light: `resources.object_store` must stay importable without Dagster (the trainer
-uses it), so this package imports nothing eagerly.
-"""
+Kept import-light: `resources.storage.object_store` must stay importable without Dagster (the
+trainer uses it), so these packages import nothing eagerly."""

@@ -18,9 +18,9 @@ from dagster_aws.s3 import S3Resource
 
 from resources.notifier import Notifier
 from resources.paths import PROJECT_ROOT
-from resources.storage import LocalObjectStorage, S3ObjectStorage
-from resources.trainer_launcher import K8sTrainerLauncher, LocalTrainerLauncher
-from resources.warehouse import Warehouse
+from resources.storage.resource import LocalObjectStorage, S3ObjectStorage
+from resources.trainer.launcher import K8sTrainerLauncher, LocalTrainerLauncher
+from resources.warehouse.resource import Warehouse
 
 DEPLOYMENTS = ("local", "prod")
 # Optional settings are wired through EnvVar only when the variable is set, so a pod using its
@@ -33,6 +33,8 @@ _OPTIONAL_S3_SETTINGS = {
 }
 
 _OPTIONAL_NOTIFIER_SETTINGS = {"webhook_url": "ALERT_WEBHOOK_URL"}
+# Recorded on every model as lineage; the image build sets it.
+_OPTIONAL_BUILD_SETTINGS = {"image_digest": "IMAGE_DIGEST"}
 _OPTIONAL_TRAINER_SETTINGS = {
     "namespace": "TRAINER_NAMESPACE",
     "service_account_name": "TRAINER_SERVICE_ACCOUNT",
@@ -82,7 +84,7 @@ def build_resources(
             "storage": LocalObjectStorage(root=str(paths.object_store)),
             "warehouse": Warehouse(backend="sqlite", sqlite_path=str(paths.warehouse)),
             "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
-            "trainer": LocalTrainerLauncher(),
+            "trainer": LocalTrainerLauncher(**_env_vars_that_are_set(_OPTIONAL_BUILD_SETTINGS)),
         }
     if deployment == "prod":
         return {
@@ -102,7 +104,7 @@ def build_resources(
             "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
             "trainer": K8sTrainerLauncher(
                 image=dg.EnvVar("TRAINER_IMAGE"),
-                **_env_vars_that_are_set(_OPTIONAL_TRAINER_SETTINGS),
+                **_env_vars_that_are_set(_OPTIONAL_TRAINER_SETTINGS | _OPTIONAL_BUILD_SETTINGS),
             ),
         }
     raise ValueError(f"Unknown deployment {deployment!r}; expected one of {DEPLOYMENTS}")

@@ -14,8 +14,8 @@ from pathlib import Path
 from assets.partitions import daily_partitions
 from resources.factory import local_paths
 from resources.paths import PROJECT_ROOT
-from resources.synthetic_events import seed_warehouse
-from resources.warehouse_backends import SqliteBackend
+from resources.warehouse.backends import SqliteBackend
+from scripts.synthetic_events import seed_warehouse
 
 LOCAL_INSTANCE_CONFIG = PROJECT_ROOT / "deployments" / "local" / "dagster.yaml"
 

@@ -1,1 +1,1 @@
-"""Schedules and sensors that decide when daily runs are requested."""
+"""Triggers: the upstream-completeness sensor and the schedules, with the daily queue priority."""

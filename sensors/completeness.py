@@ -8,10 +8,10 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.partitions import daily_partitions
-from resources.synthetic_events import day_bounds
-from resources.warehouse import Warehouse
-from sensors.schedules import DAILY_RUN_TAGS, daily_features_job
+from assets.jobs import daily_features_job
+from assets.partitions import daily_partitions, day_bounds
+from resources.warehouse.resource import Warehouse
+from sensors.schedules import DAILY_RUN_TAGS
 
 # After an outage the sensor catches up at most this many days; older gaps are a backfill's job.
 MAX_CATCH_UP_DAYS = 7

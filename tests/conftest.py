@@ -1,15 +1,20 @@
 """Shared fixtures: a seeded embedded environment, an S3 server on loopback, real Postgres."""
 
-import datetime as dt
 import shutil
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.support.environment import (
+    POSTGRES_DSN,
+    REPO_ROOT,
+    SEEDED_FIRST_DAY,
+    SEEDED_LAST_DAY,
+    free_port,
+    postgres_unavailable_reason,
+)
 
 # The repository's top-level names are generic; fail loudly if another package shadows them.
 for _package in ("assets", "resources", "sensors", "training", "scripts"):
@@ -19,19 +24,8 @@ for _package in ("assets", "resources", "sensors", "training", "scripts"):
     )
 
 from resources.factory import build_resources  # noqa: E402
-from resources.synthetic_events import seed_warehouse  # noqa: E402
-from resources.warehouse_backends import PostgresBackend, SqliteBackend  # noqa: E402
-
-# A fixed window of seeded days, so results never depend on today's date.
-SEEDED_FIRST_DAY = dt.date(2026, 10, 29)
-SEEDED_LAST_DAY = dt.date(2026, 11, 6)
-POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from resources.warehouse.backends import PostgresBackend, SqliteBackend  # noqa: E402
+from scripts.synthetic_events import seed_warehouse  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -88,20 +82,10 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return bucket
 
 
-def _postgres_unavailable_reason() -> str | None:
-    try:
-        import adbc_driver_postgresql.dbapi
-
-        with adbc_driver_postgresql.dbapi.connect(POSTGRES_DSN):
-            return None
-    except Exception as err:  # any failure to connect means "no server here", said in the skip
-        return f"no PostgreSQL answers at {POSTGRES_DSN} ({type(err).__name__}: {err})"
-
-
 @pytest.fixture
 def postgres_backend() -> Iterator[PostgresBackend]:
     """A throwaway schema in the real Postgres at 127.0.0.1:5432, dropped afterwards."""
-    reason = _postgres_unavailable_reason()
+    reason = postgres_unavailable_reason()
     if reason:
         pytest.skip(reason)
     backend = PostgresBackend(POSTGRES_DSN, schema=f"t_{uuid.uuid4().hex[:12]}")

@@ -10,7 +10,7 @@ import pytest
 
 from definitions import build_definitions
 from sensors.schedules import DAILY_RUN_PRIORITY
-from tests.conftest import REPO_ROOT
+from tests.support.environment import REPO_ROOT
 
 GROUPS = {
     "daily_events": "sources",
@@ -72,12 +72,6 @@ def test_importing_definitions_reads_no_environment():
     building = _run("import definitions; definitions.defs()", DAGSTER_DEPLOYMENT="staging")
     assert building.returncode != 0
     assert "DAGSTER_DEPLOYMENT='staging' is not one of" in building.stderr
-
-
-def test_training_package_does_not_import_dagster():
-    done = _run("import sys, training, resources.object_store; print('dagster' in sys.modules)")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "False"
 
 
 def test_every_asset_has_a_description_group_and_daily_partitions():

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from resources.object_store import (
+from resources.storage.object_store import (
     InvalidObjectKey,
     ObjectNotFound,
     ObjectStore,

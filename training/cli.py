@@ -16,12 +16,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from resources.object_store import (
-    LocalObjectStore,
-    ObjectStore,
-    S3ObjectStore,
-    arrow_s3_filesystem,
-)
+from resources.storage.object_store import LocalObjectStore, ObjectStore, open_s3_store
 from training.checkpoint import FingerprintMismatch
 from training.config import ConfigError, TrainConfig
 from training.data import InputDataError
@@ -73,19 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
 def build_store(args: argparse.Namespace) -> ObjectStore:
     if args.store_root:
         return LocalObjectStore(args.store_root)
-    import boto3  # only the S3 path needs it
-
-    endpoint = args.s3_endpoint or os.environ.get("S3_ENDPOINT_URL") or None
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    client = boto3.client("s3", endpoint_url=endpoint, region_name=region)
-    filesystem = arrow_s3_filesystem(
-        region=region,
-        endpoint_url=endpoint,
+    return open_s3_store(
+        args.s3_bucket,
+        args.s3_prefix,
+        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        endpoint_url=args.s3_endpoint or os.environ.get("S3_ENDPOINT_URL") or None,
         access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
         secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
         session_token=os.environ.get("AWS_SESSION_TOKEN"),
     )
-    return S3ObjectStore(client, filesystem, args.s3_bucket, args.s3_prefix)
 
 
 def _json_object(text: str, flag: str) -> dict:

@@ -18,10 +18,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 
-from resources.object_store import ObjectStore
+from resources.storage.object_store import ObjectStore
 from training.config import TrainConfig
 
-# Columns the trainer reads from TRAINING_EXAMPLES_SCHEMA (assets/feature_logic.py).
+# Columns the trainer reads from TRAINING_EXAMPLES_SCHEMA (assets/features/logic.py).
 INPUT_COLUMNS = (
     "event_id",
     "user_id",

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from resources.object_store import ObjectStore
+from resources.storage.object_store import ObjectStore
 from training import distributed, rng
 from training.checkpoint import CheckpointManager, LoadedCheckpoint
 from training.config import TrainConfig, fingerprint, resolve_input_versions

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from resources.object_store import ObjectNotFound, ObjectStore
+from resources.storage.object_store import ObjectNotFound, ObjectStore
 
 logger = logging.getLogger(__name__)
 

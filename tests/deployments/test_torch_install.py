@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.support.environment import REPO_ROOT
 
 INSTALLER = "scripts/install_lock.py"
 LOCK = REPO_ROOT / "requirements.lock"

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from assets.feature_logic import training_examples
-from assets.parquet_bytes import to_parquet_bytes
-from resources.object_store import LocalObjectStore
-from resources.synthetic_events import generate_events
-from tests.training.helpers import DAYS, INPUT_KEYS, Inputs, TrainerProcess, start_process
+from assets.features.logic import training_examples
+from assets.publishing.parquet import to_parquet_bytes
+from resources.storage.object_store import LocalObjectStore
+from scripts.synthetic_events import generate_events
+from tests.support.trainer_process import DAYS, INPUT_KEYS, Inputs, TrainerProcess, start_process
 
 
 @pytest.fixture(scope="session")

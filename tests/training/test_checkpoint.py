@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from resources.object_store import LocalObjectStore
+from resources.storage.object_store import LocalObjectStore
 from training.checkpoint import (
     CheckpointManager,
     CheckpointWriteError,

@@ -6,9 +6,14 @@ import json
 import re
 import signal
 
-from resources.object_store import LocalObjectStore
-from tests.training.helpers import TINY_CONFIG, trainer_args
+import pytest
+
+from resources.storage.object_store import LocalObjectStore
+from tests.support.trainer_process import TINY_CONFIG, trainer_args
 from training.checkpoint import CheckpointManager
+
+# Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
+pytestmark = pytest.mark.slow
 
 CONFIG = {**TINY_CONFIG, "total_steps": 200, "checkpoint_every_steps": 20, "keep_last": 3}
 PREFIX = "ckpt/ddp"

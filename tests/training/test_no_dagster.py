@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from tests.training.helpers import REPO_ROOT
+from tests.support.environment import REPO_ROOT
 
 _PROBE = """
 import importlib, json, pkgutil, sys

@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import signal
 
+import pytest
 import torch
 
-from resources.object_store import LocalObjectStore
-from tests.training.helpers import TINY_CONFIG, trainer_args
+from resources.storage.object_store import LocalObjectStore
+from tests.support.trainer_process import TINY_CONFIG, trainer_args
 from training.checkpoint import CheckpointManager
+
+# Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
+pytestmark = pytest.mark.slow
 
 GRACE_PERIOD_S = 30
 CONFIG = {

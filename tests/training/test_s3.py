@@ -4,9 +4,13 @@ spoken to over real HTTP by boto3 and pyarrow), including a corrupt newest check
 from __future__ import annotations
 
 import boto3
+import pytest
 import torch
 
-from tests.training.helpers import INPUT_KEYS, TINY_CONFIG, trainer_args
+from tests.support.trainer_process import INPUT_KEYS, TINY_CONFIG, trainer_args
+
+# Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
+pytestmark = pytest.mark.slow
 
 CONFIG = {**TINY_CONFIG, "total_steps": 30, "checkpoint_every_steps": 10, "keep_last": 2}
 STORE_PREFIX = "ml/ctr"

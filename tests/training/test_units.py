@@ -15,10 +15,10 @@ import pyarrow as pa
 import pytest
 import torch
 
-from assets.feature_logic import TRAINING_EXAMPLES_SCHEMA
-from assets.parquet_bytes import to_parquet_bytes
-from resources.object_store import LocalObjectStore
-from tests.training.helpers import INPUT_KEYS, TINY_CONFIG, trainer_args
+from assets.features.logic import TRAINING_EXAMPLES_SCHEMA
+from assets.publishing.parquet import to_parquet_bytes
+from resources.storage.object_store import LocalObjectStore
+from tests.support.trainer_process import INPUT_KEYS, TINY_CONFIG, trainer_args
 from training import cli, rng
 from training.config import ConfigError, TrainConfig, fingerprint, resolve_input_versions
 from training.data import eval_mask, load_dataset, read_examples

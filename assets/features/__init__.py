@@ -1,0 +1,1 @@
+"""Daily feature tables: pure computations (`logic`) and the Dagster assets that publish them."""

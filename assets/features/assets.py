@@ -1,0 +1,103 @@
+"""Daily feature assets: compute each feature table from the validated events snapshot, gate
+it, and publish one parquet object per partition at a deterministic key."""
+
+import datetime as dt
+
+import dagster as dg
+
+from assets.features.logic import FEATURE_TABLES, FeatureTable
+from assets.partitions import FEATURE_PARTITIONS_PER_RUN, daily_partitions
+from assets.publishing.gate_reports import (
+    PartitionNotPublished,
+    read_published,
+    trailing_passed_rows,
+)
+from assets.publishing.parquet import from_parquet_bytes
+from assets.publishing.write_audit_publish import (
+    Evaluation,
+    gate_check_specs,
+    publish_gated_partitions,
+    table_schema,
+)
+from assets.quality import gates
+from assets.quality.gate_config import GateConfig
+from assets.sources.daily_events import ASSET as EVENTS_ASSET
+from resources.notifier import Notifier
+from resources.storage.object_store import ObjectStore
+from resources.storage.resource import ObjectStorage
+
+# Bump when feature logic changes meaning: Dagster then marks every partition as stale.
+FEATURE_CODE_VERSION = "1"
+FEATURE_GATES = ("schema_contract", "volume", "null_rate", "value_ranges", "unique_key")
+
+
+def evaluate_feature_partition(
+    table: FeatureTable, partition: str, store: ObjectStore, thresholds: gates.GateThresholds
+) -> Evaluation:
+    """Compute one day's feature table from the approved events snapshot and gate it."""
+    data, source = read_published(store, EVENTS_ASSET, partition, daily_partitions)
+    features = table.compute(from_parquet_bytes(data), dt.date.fromisoformat(partition))
+    history = trailing_passed_rows(
+        store, table.name, partition, daily_partitions, thresholds.volume_history
+    )
+    return Evaluation(
+        features,
+        [
+            gates.schema_contract(features, table.schema, thresholds),
+            gates.volume(features.num_rows, history, thresholds),
+            gates.null_rate(features, thresholds),
+            gates.value_ranges(features, thresholds),
+            gates.unique_key(features, table.primary_key, thresholds),
+        ],
+        {"source_event_rows": source.rows, "source_sha256": source.content_sha256},
+        inputs={EVENTS_ASSET: source.content_sha256},
+    )
+
+
+def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=table.name,
+        description=table.description,
+        group_name="features",
+        deps=[EVENTS_ASSET],
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.multi_run(FEATURE_PARTITIONS_PER_RUN),
+        check_specs=gate_check_specs(table.name, FEATURE_GATES),
+        code_version=FEATURE_CODE_VERSION,
+        kinds={"pandas", "parquet"},
+        tags={"layer": "features"},
+        metadata={
+            "dagster/column_schema": table_schema(table.schema, table.primary_key),
+            "primary_key": ", ".join(table.primary_key),
+        },
+    )
+    def feature_asset(
+        context: dg.AssetExecutionContext,
+        config: GateConfig,
+        storage: ObjectStorage,
+        notifier: Notifier,
+    ) -> dg.MaterializeResult:
+        store = storage.open_store()
+        thresholds = config.thresholds(table.null_defaults(), table.value_ranges)
+
+        def evaluate(partition: str) -> Evaluation:
+            try:
+                return evaluate_feature_partition(table, partition, store, thresholds)
+            except PartitionNotPublished as err:
+                raise dg.Failure(description=str(err), allow_retries=False) from err
+
+        return publish_gated_partitions(
+            context,
+            asset_name=table.name,
+            layer="features",
+            primary_key=table.primary_key,
+            gate_names=FEATURE_GATES,
+            store=store,
+            notifier=notifier,
+            evaluate=evaluate,
+        )
+
+    return feature_asset
+
+
+feature_assets = [build_feature_asset(table) for table in FEATURE_TABLES]

@@ -1,0 +1,302 @@
+"""Data-quality gates: pure functions from a table (and context) to a pass/fail verdict.
+
+Each gate names what it observed and the threshold it compared against, so a blocked partition
+explains itself. Severity ERROR blocks publication; WARN only reports. No Dagster here.
+"""
+
+import datetime as dt
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class Severity(StrEnum):
+    ERROR = "ERROR"
+    WARN = "WARN"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    passed: bool
+    observed: str
+    threshold: str
+    message: str
+    severity: Severity = Severity.ERROR
+
+    @property
+    def blocks(self) -> bool:
+        return not self.passed and self.severity == Severity.ERROR
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "severity": str(self.severity)}
+
+
+@dataclass(frozen=True)
+class ValueRange:
+    minimum: float | None = None
+    maximum: float | None = None
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """Defaults for every gate; the assets expose them as run config."""
+
+    volume_min_rows: int = 1
+    volume_band_low: float = 0.5
+    volume_band_high: float = 2.0
+    volume_history: int = 7
+    volume_min_history: int = 3
+    required_hours: int = 24
+    max_null_rate: Mapping[str, float] = field(default_factory=dict)
+    value_ranges: Mapping[str, ValueRange] = field(default_factory=dict)
+    warn_only: frozenset[str] = frozenset()
+
+    def severity(self, gate: str) -> Severity:
+        return Severity.WARN if gate in self.warn_only else Severity.ERROR
+
+
+def schema_contract(raw: pa.Table, expected: pa.Schema, thresholds: GateThresholds) -> GateResult:
+    """Exact column names and Arrow types; an all-null column's type is not judged here
+    (SQLite cannot type it) but by the null-rate gate."""
+    names = set(raw.schema.names)
+    missing = [name for name in expected.names if name not in names]
+    unexpected = [name for name in raw.schema.names if name not in expected.names]
+    retyped = [
+        f"{f.name}: expected {f.type}, got {raw.schema.field(f.name).type}"
+        for f in expected
+        if f.name in names
+        and raw.schema.field(f.name).type != f.type
+        and raw.column(f.name).null_count < raw.num_rows
+    ]
+    diff = (
+        [f"missing column {n}" for n in missing]
+        + [f"unexpected column {n}" for n in unexpected]
+        + retyped
+    )
+    return GateResult(
+        gate="schema_contract",
+        passed=not diff,
+        observed="; ".join(diff) or "columns and types match",
+        threshold=f"{len(expected)} columns: {', '.join(expected.names)}",
+        message=(
+            "Schema drift: " + "; ".join(diff) + ". Fix the upstream table or update the "
+            "contract (resources/warehouse/event_schema.py / assets/features/logic.py) "
+            "deliberately."
+            if diff
+            else "schema matches the contract"
+        ),
+        severity=thresholds.severity("schema_contract"),
+    )
+
+
+def volume(rows: int, history: Sequence[int], thresholds: GateThresholds) -> GateResult:
+    """Rows within a band around the median of the trailing passed partitions.
+
+    With fewer than `volume_min_history` earlier partitions there is no baseline yet: only the
+    absolute minimum applies.
+    """
+    if rows < thresholds.volume_min_rows:
+        return GateResult(
+            gate="volume",
+            passed=False,
+            observed=f"{rows} rows",
+            threshold=f">= {thresholds.volume_min_rows} rows",
+            message=f"Only {rows} rows; check that the upstream load for this day ran.",
+            severity=thresholds.severity("volume"),
+        )
+    if len(history) < thresholds.volume_min_history:
+        return GateResult(
+            gate="volume",
+            passed=True,
+            observed=f"{rows} rows",
+            threshold=(
+                f">= {thresholds.volume_min_rows} rows (band starts after "
+                f"{thresholds.volume_min_history} partitions; {len(history)} so far)"
+            ),
+            message="not enough history for a band yet",
+            severity=thresholds.severity("volume"),
+        )
+    median = statistics.median(history)
+    low, high = median * thresholds.volume_band_low, median * thresholds.volume_band_high
+    passed = low <= rows <= high
+    return GateResult(
+        gate="volume",
+        passed=passed,
+        observed=f"{rows} rows",
+        threshold=f"[{low:.0f}, {high:.0f}] rows around median {median:.0f} of {len(history)}",
+        message=(
+            "within the band"
+            if passed
+            else f"{rows} rows is outside [{low:.0f}, {high:.0f}]; compare with the upstream "
+            "load, or widen volume_band_low/high if the change is real."
+        ),
+        severity=thresholds.severity("volume"),
+    )
+
+
+def completeness(events: pa.Table, thresholds: GateThresholds) -> GateResult:
+    """Every hour of the day has events (the 18-of-24-hours incident)."""
+    hours = set(pc.hour(events.column("event_time")).to_pylist()) if events.num_rows else set()
+    absent = sorted(set(range(24)) - hours)
+    passed = len(hours) >= thresholds.required_hours
+    return GateResult(
+        gate="completeness",
+        passed=passed,
+        observed=f"{len(hours)} of 24 hours",
+        threshold=f">= {thresholds.required_hours} hours with events",
+        message=(
+            "all required hours present"
+            if passed
+            else f"No events in hours {absent} (UTC); the day is incomplete upstream. Wait for "
+            "the load to finish, then re-run this partition."
+        ),
+        severity=thresholds.severity("completeness"),
+    )
+
+
+def watermark(
+    loaded_through: dt.datetime | None, day_end: dt.datetime, thresholds: GateThresholds
+) -> GateResult:
+    """The upstream promises it has loaded everything up to the end of the day."""
+    passed = loaded_through is not None and loaded_through >= day_end
+    return GateResult(
+        gate="watermark",
+        passed=passed,
+        observed=f"loaded through {loaded_through.isoformat() if loaded_through else 'never'}",
+        threshold=f">= {day_end.isoformat()}",
+        message=(
+            "upstream load covers the whole day"
+            if passed
+            else "The upstream watermark stops before the end of the day: the data may still "
+            "be arriving. The completeness sensor requests the run once it covers the day."
+        ),
+        severity=thresholds.severity("watermark"),
+    )
+
+
+def null_rate(table: pa.Table, thresholds: GateThresholds) -> GateResult:
+    """Per-column share of nulls against its maximum (0 for columns without a threshold)."""
+    rows = max(table.num_rows, 1)
+    rates = {name: table.column(name).null_count / rows for name in table.schema.names}
+    over = {
+        name: rate for name, rate in rates.items() if rate > thresholds.max_null_rate.get(name, 0.0)
+    }
+    worst = max(over, key=over.get) if over else max(rates, key=rates.get, default="-")
+    return GateResult(
+        gate="null_rate",
+        passed=not over,
+        observed=(
+            ", ".join(f"{n}={r:.1%}" for n, r in sorted(over.items()))
+            if over
+            else f"max {worst}={rates.get(worst, 0):.1%}"
+        ),
+        threshold=", ".join(
+            f"{n}<={thresholds.max_null_rate.get(n, 0.0):.0%}" for n in sorted(over or rates)
+        ),
+        message=(
+            "null rates within limits"
+            if not over
+            else f"Too many nulls in {sorted(over)}; an upstream column is no longer filled."
+        ),
+        severity=thresholds.severity("null_rate"),
+    )
+
+
+def value_ranges(table: pa.Table, thresholds: GateThresholds) -> GateResult:
+    """Numeric bounds and allowed categories per column; nulls are the null gate's business."""
+    violations = []
+    for name, rule in thresholds.value_ranges.items():
+        column = table.column(name)
+        if rule.allowed is not None:
+            bad = pc.sum(pc.invert(pc.is_in(column, pa.array(rule.allowed)))).as_py() or 0
+            bad -= column.null_count
+            if bad:
+                violations.append(f"{name}: {bad} values outside {list(rule.allowed)}")
+            continue
+        for bound, compare, label in (
+            (rule.minimum, pc.less, "<"),
+            (rule.maximum, pc.greater, ">"),
+        ):
+            if bound is None:
+                continue
+            bad = pc.sum(compare(column, bound)).as_py() or 0
+            if bad:
+                violations.append(f"{name}: {bad} values {label} {bound}")
+    return GateResult(
+        gate="value_ranges",
+        passed=not violations,
+        observed="; ".join(violations) or "all values in range",
+        threshold="; ".join(
+            f"{n} in {list(r.allowed)}" if r.allowed else f"{n} in [{r.minimum}, {r.maximum}]"
+            for n, r in thresholds.value_ranges.items()
+        ),
+        message=(
+            "values within range"
+            if not violations
+            else "Out-of-range values: " + "; ".join(violations) + "."
+        ),
+        severity=thresholds.severity("value_ranges"),
+    )
+
+
+def unique_key(table: pa.Table, key: Sequence[str], thresholds: GateThresholds) -> GateResult:
+    """No two rows share the primary key (the duplicated-rows incident)."""
+    distinct = table.group_by(list(key)).aggregate([]).num_rows if table.num_rows else 0
+    duplicates = table.num_rows - distinct
+    return GateResult(
+        gate="unique_key",
+        passed=duplicates == 0,
+        observed=f"{duplicates} duplicate rows of {table.num_rows}",
+        threshold=f"0 duplicates of ({', '.join(key)})",
+        message=(
+            "primary key is unique"
+            if duplicates == 0
+            else f"{duplicates} rows repeat ({', '.join(key)}): the upstream was loaded twice "
+            "or a join fanned out. Deduplicate upstream, then re-run this partition."
+        ),
+        severity=thresholds.severity("unique_key"),
+    )
+
+
+def within_day(
+    events: pa.Table, day_start: dt.datetime, day_end: dt.datetime, thresholds: GateThresholds
+) -> GateResult:
+    """Events filed under the day really happened that day (time-zone or late-load bugs)."""
+    times = events.column("event_time")
+    outside = (
+        pc.sum(pc.or_(pc.less(times, day_start), pc.greater_equal(times, day_end))).as_py() or 0
+    )
+    return GateResult(
+        gate="within_day",
+        passed=outside == 0,
+        observed=f"{outside} events outside the day",
+        threshold=f"event_time in [{day_start.isoformat()}, {day_end.isoformat()})",
+        message=(
+            "all events inside the day"
+            if outside == 0
+            else f"{outside} events filed under this day happened outside it; check the "
+            "upstream's time zone and late-arrival handling."
+        ),
+        severity=thresholds.severity("within_day"),
+    )
+
+
+NOT_EVALUATED = "not evaluated"
+
+
+def not_evaluated(gate: str, reason: str, thresholds: GateThresholds) -> GateResult:
+    """A gate that could not run counts as failed: the partition is not known to be good."""
+    return GateResult(
+        gate=gate,
+        passed=False,
+        observed=NOT_EVALUATED,
+        threshold="-",
+        message=f"Not evaluated because {reason}.",
+        severity=thresholds.severity(gate),
+    )

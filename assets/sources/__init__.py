@@ -1,0 +1,1 @@
+"""Source assets: the day's upstream events read once from the warehouse, gated and snapshotted."""

@@ -1,0 +1,234 @@
+"""Object storage behind one small interface: a local directory or an S3 bucket.
+
+Dagster-free on purpose: the feature assets and the pure-torch trainer share it.
+Every write is atomic: readers see the previous object or the new one, never a partial one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow.fs as pafs
+
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._=-]*$")
+
+
+class InvalidObjectKey(ValueError):
+    """A key that could escape the store's root or is not a plain relative path."""
+
+
+class ObjectNotFound(FileNotFoundError):
+    """The requested key holds no object."""
+
+
+def validate_object_key(key: str) -> str:
+    """Return `key` if every segment is a plain name; refuse traversal and absolute paths."""
+    segments = key.split("/")
+    bad = [s for s in segments if not _KEY_SEGMENT.match(s)]
+    if not key or bad:
+        raise InvalidObjectKey(
+            f"Object key {key!r} is not a relative path of plain names (offending segments: "
+            f"{bad or [key]}). Build keys from validated partition keys, never from raw input."
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    uri: str
+    size: int
+    sha256: str
+
+
+class ObjectStore(Protocol):
+    """What features and checkpoints need from storage; keys are '/'-separated relative paths."""
+
+    def put_bytes(self, key: str, data: bytes) -> StoredObject: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def list_keys(self, prefix: str) -> list[str]: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def uri(self, key: str) -> str: ...
+
+    def arrow_location(self, key: str) -> tuple[pafs.FileSystem, str]:
+        """(filesystem, path) for pyarrow readers that stream the object."""
+        ...
+
+
+def _stored(key: str, uri: str, data: bytes) -> StoredObject:
+    return StoredObject(key=key, uri=uri, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+class LocalObjectStore:
+    """A directory on local disk; atomic writes by temp file + fsync + rename in the same dir."""
+
+    def __init__(self, root: str | os.PathLike[str]):
+        self.root = Path(root).resolve()
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*validate_object_key(key).split("/"))
+
+    def put_bytes(self, key: str, data: bytes) -> StoredObject:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return _stored(key, self.uri(key), data)
+
+    def get_bytes(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError as err:
+            raise ObjectNotFound(f"No object at {self.uri(key)}") from err
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return []
+        return sorted(
+            p.relative_to(self.root).as_posix()
+            for p in base.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def uri(self, key: str) -> str:
+        return self._path(key).as_uri()
+
+    def arrow_location(self, key: str) -> tuple[pafs.FileSystem, str]:
+        return pafs.LocalFileSystem(), str(self._path(key))
+
+
+class S3ObjectStore:
+    """A bucket prefix; writes are single PUTs (atomic on S3), reads stream through pyarrow.fs.
+
+    `client` is a boto3 S3 client, used for calls pyarrow does not offer (conditional writes,
+    deletes); `filesystem` is a pyarrow S3FileSystem pointed at the same endpoint.
+    """
+
+    def __init__(self, client: Any, filesystem: pafs.FileSystem, bucket: str, prefix: str = ""):
+        self.client = client
+        self.filesystem = filesystem
+        self.bucket = bucket
+        self.prefix = validate_object_key(prefix.strip("/")) if prefix.strip("/") else ""
+
+    def _s3_key(self, key: str) -> str:
+        validate_object_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put_bytes(self, key: str, data: bytes) -> StoredObject:
+        self.client.put_object(Bucket=self.bucket, Key=self._s3_key(key), Body=data)
+        return _stored(key, self.uri(key), data)
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._s3_key(key))
+        except self.client.exceptions.NoSuchKey as err:
+            raise ObjectNotFound(f"No object at {self.uri(key)}") from err
+        return response["Body"].read()
+
+    def exists(self, key: str) -> bool:
+        info = self.filesystem.get_file_info(f"{self.bucket}/{self._s3_key(key)}")
+        return info.type == pafs.FileType.File
+
+    def list_keys(self, prefix: str) -> list[str]:
+        full_prefix = self._s3_key(prefix) if prefix else self.prefix
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys: list[str] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+            keys.extend(item["Key"][strip:] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._s3_key(key))
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._s3_key(key)}"
+
+    def arrow_location(self, key: str) -> tuple[pafs.FileSystem, str]:
+        return self.filesystem, f"{self.bucket}/{self._s3_key(key)}"
+
+
+def arrow_s3_filesystem(
+    *,
+    region: str | None,
+    endpoint_url: str | None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    session_token: str | None = None,
+) -> pafs.S3FileSystem:
+    """A pyarrow S3FileSystem for the same endpoint a boto3 client uses.
+
+    Credentials left as None fall back to the default AWS chain (IRSA, instance profile).
+    """
+    options: dict[str, Any] = {"region": region or "us-east-1"}
+    if endpoint_url:
+        scheme, _, host = endpoint_url.partition("://")
+        options.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+    if access_key and secret_key:
+        options.update(access_key=access_key, secret_key=secret_key, session_token=session_token)
+    return pafs.S3FileSystem(**options)
+
+
+def open_s3_store(
+    bucket: str,
+    prefix: str = "",
+    *,
+    region: str | None,
+    endpoint_url: str | None,
+    access_key: str | None = None,
+    secret_key: str | None = None,
+    session_token: str | None = None,
+    client: Any = None,
+) -> S3ObjectStore:
+    """An S3ObjectStore whose boto3 client and pyarrow filesystem reach the same endpoint.
+
+    `client` is an already configured boto3 client (dagster-aws's S3Resource gives one); without
+    it one is built from the same settings. Credentials left as None use the default AWS chain.
+    """
+    if client is None:
+        import boto3  # only the S3 path needs it
+
+        client = boto3.client(
+            "s3",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
+            aws_session_token=session_token,
+        )
+    filesystem = arrow_s3_filesystem(
+        region=region,
+        endpoint_url=endpoint_url,
+        access_key=access_key,
+        secret_key=secret_key,
+        session_token=session_token,
+    )
+    return S3ObjectStore(client, filesystem, bucket, prefix)

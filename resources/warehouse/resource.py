@@ -1,0 +1,50 @@
+"""The warehouse as a Dagster resource: one day of raw events, the load watermark, and the
+retry calibration for transient connection errors."""
+
+import datetime as dt
+import random
+from typing import Literal
+
+import dagster as dg
+import pyarrow as pa
+from pydantic import Field
+
+from resources.warehouse import backends
+from resources.warehouse.errors import retry_delay
+
+
+class Warehouse(dg.ConfigurableResource):
+    """Event source read through ADBC: SQLite by default, PostgreSQL in production."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite_path: str | None = Field(default=None, description="SQLite file (backend=sqlite).")
+    postgres_dsn: str | None = Field(
+        default=None, description="postgresql:// URI (backend=postgres); pass it via EnvVar."
+    )
+    postgres_schema: str = "public"
+    max_retries: int = Field(default=3, description="Retries of a transient connection error.")
+    retry_base_delay_seconds: float = Field(default=2.0, description="Wait before retry 1.")
+    retry_jitter: float = Field(default=0.25, description="Random spread of each wait, +/-.")
+
+    def connection_backend(self) -> backends.WarehouseBackend:
+        if self.backend == "sqlite":
+            if not self.sqlite_path:
+                raise ValueError("Warehouse backend 'sqlite' needs sqlite_path")
+            return backends.SqliteBackend(self.sqlite_path)
+        if not self.postgres_dsn:
+            raise ValueError("Warehouse backend 'postgres' needs postgres_dsn (set WAREHOUSE_DSN)")
+        return backends.PostgresBackend(self.postgres_dsn, self.postgres_schema)
+
+    def read_day_raw(self, day: dt.date) -> pa.Table:
+        return backends.read_day_raw(self.connection_backend(), day)
+
+    def raw_schema(self) -> pa.Schema:
+        return self.connection_backend().raw_schema()
+
+    def read_watermark(self) -> dt.datetime | None:
+        return backends.read_watermark(self.connection_backend())
+
+    def retry_delay(self, attempt: int) -> float:
+        return retry_delay(
+            attempt, self.retry_base_delay_seconds, self.retry_jitter, random.Random()
+        )

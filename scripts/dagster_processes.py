@@ -1,0 +1,205 @@
+"""The real Dagster processes for end-to-end tests: dagster-webserver and dagster-daemon on an
+embedded instance, driven through the same GraphQL endpoint the UI uses."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from resources.paths import PROJECT_ROOT as REPO_ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on PartitionKeysNotFoundError { message }
+  }
+}
+"""
+
+BACKFILL_STATUS = """
+query($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { id status }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+SCHEDULE_DRY_RUN = """
+mutation($selector: ScheduleSelector!, $timestamp: Float) {
+  scheduleDryRun(selectorData: $selector, timestamp: $timestamp) {
+    __typename
+    ... on DryRunInstigationTick {
+      evaluationResult {
+        runRequests { runKey tags { key value } runConfigYaml }
+        skipReason
+        error { message }
+      }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+LAUNCH_RUN = """
+mutation($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+
+LOCATION = "ml_training_template"
+REPOSITORY = "__repository__"
+
+
+class DagsterProcesses:
+    """Starts webserver + daemon with `dagster_home` as DAGSTER_HOME (its dagster.yaml must
+    exist) and `env` added to their environment; stops both on exit."""
+
+    def __init__(self, dagster_home: Path, env: dict[str, str], log_dir: Path):
+        self.dagster_home = dagster_home
+        self.port = free_port()
+        self.env = {**os.environ, **env, "DAGSTER_HOME": str(dagster_home)}
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> "DagsterProcesses":
+        workspace = ["-w", str(REPO_ROOT / "workspace.yaml")]
+        commands = {
+            "webserver": [
+                str(BIN / "dagster-webserver"),
+                *workspace,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+            ],
+            "daemon": [str(BIN / "dagster-daemon"), "run", *workspace],
+        }
+        for name, command in commands.items():
+            log = open(self.log_dir / f"{name}.log", "w")
+            self.processes.append(
+                subprocess.Popen(
+                    command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+        self._wait_for_webserver(timeout=120)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGINT)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text()[-4000:]}" for path in self.log_dir.glob("*.log")
+        )
+
+    def _wait_for_webserver(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.processes):
+                raise RuntimeError(f"a Dagster process exited early:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/server_info", timeout=2):
+                    return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                time.sleep(0.5)
+        raise TimeoutError(f"dagster-webserver did not answer in {timeout}s:\n{self.logs()}")
+
+    def graphql(self, query: str, variables: dict) -> dict:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}/graphql",
+            data=json.dumps({"query": query, "variables": variables}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.loads(response.read())
+        if body.get("errors"):
+            raise RuntimeError(f"GraphQL errors: {body['errors']}")
+        return body["data"]
+
+    def launch_asset_backfill(self, asset_keys: list[str], partitions: list[str], **tags) -> str:
+        """The mutation the UI sends from an asset's 'Materialize' > backfill dialog."""
+        params = {
+            "assetSelection": [{"path": [key]} for key in asset_keys],
+            "partitionNames": partitions,
+            "tags": [{"key": k, "value": v} for k, v in tags.items()],
+        }
+        result = self.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise RuntimeError(f"backfill not launched: {result}")
+        return result["backfillId"]
+
+    def wait_for_backfill(self, backfill_id: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.graphql(BACKFILL_STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+            if status.get("status") not in (None, "REQUESTED", "CANCELING"):
+                return status["status"]
+            time.sleep(1)
+        raise TimeoutError(f"backfill {backfill_id} still running after {timeout}s:\n{self.logs()}")
+
+    def fire_schedule_tick(self, schedule: str, job: str, timestamp: float) -> str:
+        """What the UI's 'Test schedule' then 'Launch run' does: evaluate the schedule for a
+        tick and submit its run request. Returns the run id (queued)."""
+        selector = {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": REPOSITORY,
+            "scheduleName": schedule,
+        }
+        tick = self.graphql(SCHEDULE_DRY_RUN, {"selector": selector, "timestamp": timestamp})
+        evaluation = tick["scheduleDryRun"]["evaluationResult"]
+        [request] = evaluation["runRequests"]
+        params = {
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": REPOSITORY,
+                "jobName": job,
+            },
+            "runConfigData": {},
+            "executionMetadata": {"tags": request["tags"]},
+        }
+        launched = self.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+        if launched["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"run not launched: {launched}")
+        return launched["run"]["runId"]
+
+
+def embedded_home(path: Path) -> Path:
+    """A DAGSTER_HOME holding the project's embedded dagster.yaml."""
+    path.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(REPO_ROOT / "deployments" / "local" / "dagster.yaml", path / "dagster.yaml")
+    return path

@@ -1,0 +1,148 @@
+"""Deterministic synthetic click-stream for the embedded warehouse (and tests and benchmarks).
+
+Same seed and day -> the same rows, whatever range a day is generated in. Clicks follow a
+latent user x item affinity, so a CTR model trained on the features has real signal to learn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+
+from assets.partitions import day_bounds
+from resources.warehouse.backends import (
+    WarehouseBackend,
+    create_tables,
+    replace_day,
+    set_watermark,
+)
+from resources.warehouse.event_schema import EVENTS_SCHEMA
+
+DEVICES = np.array(["ios", "android", "web"])
+COUNTRIES = np.array(["US", "DE", "BR", "IN", "JP", "FR"])
+CATEGORIES = np.array(["books", "electronics", "fashion", "home", "sports", "toys"])
+_DAY_MICROS = 86_400_000_000
+_HOUR_MICROS = 3_600_000_000
+# Evening-heavy traffic, as in most consumer products.
+_HOURLY_WEIGHT = np.array([2, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 6, 6, 5, 5, 6, 7, 8, 9, 9, 8, 6, 4])
+
+
+class _Population:
+    """Users and items that stay the same across days (drawn from the seed alone)."""
+
+    def __init__(self, seed: int, users: int, items: int):
+        rng = np.random.default_rng([seed, 0])
+        self.user_vectors = rng.normal(size=(users, 4))
+        self.item_vectors = rng.normal(size=(items, 4))
+        self.user_device = rng.integers(0, len(DEVICES), size=users)
+        self.user_country = rng.integers(0, len(COUNTRIES), size=users)
+        self.item_category = rng.integers(0, len(CATEGORIES), size=items)
+        self.item_price = np.round(rng.lognormal(mean=3.0, sigma=0.8, size=items), 2)
+
+
+def generate_events(
+    day: dt.date,
+    impressions: int = 2000,
+    *,
+    seed: int = 7,
+    users: int = 500,
+    items: int = 200,
+) -> pa.Table:
+    """One day of events: impressions, and the clicks, carts and purchases they lead to."""
+    if impressions < 24:
+        raise ValueError("Generate at least 24 impressions a day so that every hour has data")
+    population = _Population(seed, users, items)
+    rng = np.random.default_rng([seed, day.toordinal()])
+
+    # Every hour gets at least one impression; the rest follow the hourly traffic shape.
+    hours = np.concatenate(
+        [
+            np.arange(24),
+            rng.choice(24, size=impressions - 24, p=_HOURLY_WEIGHT / _HOURLY_WEIGHT.sum()),
+        ]
+    )
+    offsets = hours * _HOUR_MICROS + rng.integers(0, _HOUR_MICROS, size=impressions)
+    user = rng.integers(0, users, size=impressions)
+    item = rng.integers(0, items, size=impressions)
+    own_device = rng.random(impressions) < 0.8
+    device = np.where(own_device, population.user_device[user], rng.integers(0, 3, impressions))
+
+    affinity = np.einsum("ij,ij->i", population.user_vectors[user], population.item_vectors[item])
+    click_probability = 1.0 / (1.0 + np.exp(-(1.2 * affinity - 2.0 + 0.3 * (device == 0))))
+    clicked = rng.random(impressions) < click_probability
+    carted = clicked & (rng.random(impressions) < 0.3)
+    purchased = carted & (rng.random(impressions) < 0.5)
+
+    kinds, parents = [], []
+    for kind, mask in (
+        ("impression", np.ones(impressions, bool)),
+        ("click", clicked),
+        ("add_to_cart", carted),
+        ("purchase", purchased),
+    ):
+        index = np.flatnonzero(mask)
+        parents.append(index)
+        kinds.append(np.full(len(index), kind))
+    parent = np.concatenate(parents)
+    event_type = np.concatenate(kinds)
+    # Follow-up events happen seconds to minutes after their impression, inside the same day.
+    delay = np.where(
+        event_type == "impression", 0, rng.integers(1_000_000, 600_000_000, len(parent))
+    )
+    event_offset = np.minimum(offsets[parent] + delay, _DAY_MICROS - 1)
+    dwell = np.where(
+        event_type == "click", np.round(rng.lognormal(2.5, 0.9, len(parent)), 3), np.nan
+    )
+
+    order = np.lexsort((np.arange(len(parent)), event_offset))
+    start, _ = day_bounds(day)
+    start_micros = int(start.timestamp()) * 1_000_000
+    parent, event_type, event_offset, dwell = (
+        parent[order],
+        event_type[order],
+        event_offset[order],
+        dwell[order],
+    )
+    user_of, item_of = user[parent], item[parent]
+    columns = {
+        "event_id": [f"{day:%Y%m%d}-{i:07d}" for i in range(len(parent))],
+        "event_date": pa.array([day] * len(parent), pa.date32()),
+        "event_time": pa.array(start_micros + event_offset, pa.int64()).cast(
+            EVENTS_SCHEMA.field("event_time").type
+        ),
+        "user_id": user_of.astype(np.int64),
+        "item_id": item_of.astype(np.int64),
+        "event_type": event_type,
+        "price": population.item_price[item_of],
+        "dwell_seconds": pa.array(dwell, pa.float64(), from_pandas=True),
+        "device": DEVICES[device[parent]],
+        "country": COUNTRIES[population.user_country[user_of]],
+        "item_category": CATEGORIES[population.item_category[item_of]],
+    }
+    return pa.table(columns, schema=EVENTS_SCHEMA)
+
+
+def seed_warehouse(
+    backend: WarehouseBackend,
+    first_day: dt.date,
+    last_day: dt.date,
+    *,
+    impressions: int = 2000,
+    seed: int = 7,
+) -> int:
+    """Load [first_day, last_day] (idempotently) and move the watermark to the end of last_day.
+
+    Returns the number of event rows loaded.
+    """
+    create_tables(backend)
+    loaded = 0
+    day = first_day
+    while day <= last_day:
+        events = generate_events(day, impressions, seed=seed)
+        replace_day(backend, day, events)
+        loaded += events.num_rows
+        day += dt.timedelta(days=1)
+    set_watermark(backend, day_bounds(last_day)[1])
+    return loaded

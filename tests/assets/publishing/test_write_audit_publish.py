@@ -1,0 +1,39 @@
+"""The run-level gate results say what happened across the run's partitions."""
+
+import dagster as dg
+
+from assets.partitions import partition_range_tags
+from assets.sources.daily_events import daily_events
+
+RANGE = ("2026-11-03", "2026-11-04")
+
+
+def test_a_warn_only_gate_that_failed_is_reported_as_a_warning_naming_the_partitions(
+    local_resources,
+):
+    # Prices in the generator reach far above 1: the warn-only range gate fails on both days.
+    result = dg.materialize(
+        [daily_events],
+        resources=local_resources,
+        tags=partition_range_tags(*RANGE),
+        run_config={
+            "ops": {
+                "daily_events": {
+                    "config": {"value_max": {"price": 1}, "warn_only": ["value_ranges"]}
+                }
+            }
+        },
+    )
+    assert result.success, "a warn-only gate must not block publication"
+    summaries = {
+        evaluation.check_name: evaluation
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.partition is None
+    }
+    ranges = summaries["value_ranges"]
+    assert ranges.passed is False
+    assert ranges.severity == dg.AssetCheckSeverity.WARN
+    assert all(day in ranges.description for day in RANGE)
+    assert ranges.metadata["failed_partitions"].value == 2
+    assert summaries["unique_key"].passed is True
+    assert summaries["unique_key"].metadata["failed_partitions"].value == 0

@@ -1,0 +1,30 @@
+"""The embedded instance and the Helm values carry one run-queue policy."""
+
+import dagster as dg
+
+from tests.support.queue_policy import LOCAL, backfill_limits, policy_from_helm, policy_from_local
+
+
+def test_local_and_helm_encode_the_same_policy():
+    assert policy_from_local() == policy_from_helm()
+
+
+def test_the_policy_keeps_a_reserve_for_the_daily_run():
+    policy = policy_from_local()
+    together, each = backfill_limits(policy["tag_concurrency_limits"])
+    assert each < together < policy["max_concurrent_runs"]
+    assert policy["run_retries"]["retry_on_asset_or_op_failure"] is False
+    assert policy["run_monitoring"]["max_runtime_seconds"] > 0
+
+
+def test_dagster_loads_the_local_policy_as_written(tmp_path):
+    (tmp_path / "dagster.yaml").write_text(LOCAL.read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        config = instance.get_concurrency_config()
+        coordinator = instance.run_coordinator
+        assert config.run_queue_config.max_concurrent_runs == 6
+        assert len(config.run_queue_config.tag_concurrency_limits) == 2
+        assert config.pool_config.default_pool_limit == 1
+        assert coordinator.dequeue_interval_seconds == 2
+        assert instance.run_retries_max_retries == 1
+        assert instance.run_monitoring_max_runtime_seconds == 21600

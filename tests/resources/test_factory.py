@@ -1,0 +1,67 @@
+"""One factory decides the environment; prod settings are EnvVars resolved only at run time."""
+
+import dagster as dg
+import pytest
+
+from resources.factory import build_resources, current_deployment, local_paths
+from resources.storage.resource import LocalObjectStorage, S3ObjectStorage
+from resources.warehouse.resource import Warehouse
+
+
+def test_local_defaults_live_under_one_root(tmp_path):
+    resources = build_resources("local", local_root=tmp_path)
+    assert isinstance(resources["storage"], LocalObjectStorage)
+    assert resources["storage"].root == str(tmp_path / "object-store")
+    assert resources["warehouse"].backend == "sqlite"
+    assert resources["warehouse"].sqlite_path == str(tmp_path / "warehouse.sqlite")
+
+
+def test_local_root_follows_local_data_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("LOCAL_DATA_DIR", str(tmp_path))
+    assert local_paths().root == tmp_path.resolve()
+
+
+def test_deployment_defaults_to_local_and_rejects_unknown(monkeypatch):
+    monkeypatch.delenv("DAGSTER_DEPLOYMENT", raising=False)
+    assert current_deployment() == "local"
+    monkeypatch.setenv("DAGSTER_DEPLOYMENT", "stagging")
+    with pytest.raises(ValueError, match="'stagging' is not one of"):
+        current_deployment()
+
+
+def test_prod_reads_every_location_and_secret_through_env_vars(monkeypatch):
+    for name in (
+        "S3_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "WAREHOUSE_SCHEMA",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    resources = build_resources("prod")
+    storage, warehouse = resources["storage"], resources["warehouse"]
+    assert isinstance(storage, S3ObjectStorage) and isinstance(warehouse, Warehouse)
+    assert storage.bucket == dg.EnvVar("OBJECT_STORE_BUCKET")
+    assert storage.prefix == dg.EnvVar("OBJECT_STORE_PREFIX")
+    assert storage.s3.region_name == dg.EnvVar("AWS_REGION")
+    # Unset optional settings stay unset: the pod's IAM role and AWS's own endpoints apply.
+    assert storage.s3.aws_access_key_id is None and storage.s3.endpoint_url is None
+    assert warehouse.postgres_dsn == dg.EnvVar("WAREHOUSE_DSN")
+
+
+def test_prod_wires_optional_settings_when_present(monkeypatch):
+    monkeypatch.setenv("S3_ENDPOINT_URL", "http://127.0.0.1:9000")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    storage = build_resources("prod")["storage"]
+    assert storage.s3.endpoint_url == dg.EnvVar("S3_ENDPOINT_URL")
+    assert storage.s3.aws_secret_access_key == dg.EnvVar("AWS_SECRET_ACCESS_KEY")
+
+
+def test_prod_run_without_its_variables_fails_naming_them(monkeypatch):
+    monkeypatch.delenv("WAREHOUSE_DSN", raising=False)
+    warehouse = build_resources("prod")["warehouse"]
+    with (
+        pytest.raises(dg.DagsterError, match="WAREHOUSE_DSN"),
+        dg.build_resources({"warehouse": warehouse}),
+    ):
+        pass
