@@ -10,7 +10,7 @@ from assets.partitions import FEATURE_PARTITIONS_PER_RUN, daily_partitions
 from assets.publishing.gate_reports import (
     PartitionNotPublished,
     read_published,
-    trailing_passed_rows,
+    trailing_passed_reports,
 )
 from assets.publishing.parquet import from_parquet_bytes
 from assets.publishing.write_audit_publish import (
@@ -20,6 +20,7 @@ from assets.publishing.write_audit_publish import (
     table_schema,
 )
 from assets.quality import gates
+from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
 from assets.sources.daily_events import ASSET as EVENTS_ASSET
 from resources.notifier import Notifier
@@ -37,21 +38,33 @@ def evaluate_feature_partition(
     """Compute one day's feature table from the approved events snapshot and gate it."""
     data, source = read_published(store, EVENTS_ASSET, partition, daily_partitions)
     features = table.compute(from_parquet_bytes(data), dt.date.fromisoformat(partition))
-    history = trailing_passed_rows(
+    history = trailing_passed_reports(
         store, table.name, partition, daily_partitions, thresholds.volume_history
     )
+    results = [
+        gates.schema_contract(features, table.schema, thresholds),
+        gates.volume(features.num_rows, [r.rows for r in history], thresholds),
+        gates.null_rate(features, thresholds),
+        gates.value_ranges(features, thresholds),
+        gates.unique_key(features, table.primary_key, thresholds),
+    ]
+    profile = {}
+    if table.label_column:
+        profiles = [report.profile for report in history if report.profile]
+        results.append(history_gates.label_rate(features, table.label_column, profiles, thresholds))
+        profile = history_gates.label_profile(features, table.label_column)
     return Evaluation(
         features,
-        [
-            gates.schema_contract(features, table.schema, thresholds),
-            gates.volume(features.num_rows, history, thresholds),
-            gates.null_rate(features, thresholds),
-            gates.value_ranges(features, thresholds),
-            gates.unique_key(features, table.primary_key, thresholds),
-        ],
+        results,
         {"source_event_rows": source.rows, "source_sha256": source.content_sha256},
         inputs={EVENTS_ASSET: source.content_sha256},
+        profile=profile,
     )
+
+
+def feature_gates(table: FeatureTable) -> tuple[str, ...]:
+    """The gates of one feature table: the common ones, plus the label rate where it has one."""
+    return (*FEATURE_GATES, "label_rate") if table.label_column else FEATURE_GATES
 
 
 def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
@@ -62,7 +75,7 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
         deps=[EVENTS_ASSET],
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.multi_run(FEATURE_PARTITIONS_PER_RUN),
-        check_specs=gate_check_specs(table.name, FEATURE_GATES),
+        check_specs=gate_check_specs(table.name, feature_gates(table)),
         code_version=FEATURE_CODE_VERSION,
         kinds={"pandas", "parquet"},
         tags={"layer": "features"},
@@ -91,10 +104,11 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
             asset_name=table.name,
             layer="features",
             primary_key=table.primary_key,
-            gate_names=FEATURE_GATES,
+            gate_names=feature_gates(table),
             store=store,
             notifier=notifier,
             evaluate=evaluate,
+            policy=config.publish_policy(),
         )
 
     return feature_asset

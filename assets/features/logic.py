@@ -153,6 +153,8 @@ class FeatureTable:
     schema: pa.Schema
     primary_key: tuple[str, ...]
     value_ranges: dict[str, ValueRange]
+    # The column a model learns to predict, whose positive rate the label_rate gate watches.
+    label_column: str | None = None
 
     def null_defaults(self) -> dict[str, float]:
         """Non-nullable columns allow no nulls; nullable ones are not limited by default."""
@@ -198,5 +200,6 @@ FEATURE_TABLES = (
             "hour_of_day": ValueRange(minimum=0, maximum=23),
             "price": ValueRange(minimum=0),
         },
+        label_column="label",
     ),
 )

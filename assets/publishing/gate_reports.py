@@ -1,10 +1,15 @@
-"""Write-audit-publish bookkeeping: gate reports next to the data, and verified reads.
+"""Write-audit-publish bookkeeping: versioned objects, audit reports and the approval pointer.
 
-For every partition an asset evaluates, `quality/<asset>/<partition>.json` records the verdict.
-A passing partition's object is written first and its report last (the report is the commit
-point); a failing partition gets only a report, so the previous good object stays in place.
-Readers go through `read_published`, which refuses a partition whose latest verdict failed or
-whose bytes do not match the hash the gates approved.
+For every partition an asset evaluates:
+- `quality/<asset>/<D>.json` records the latest audit (passed or failed): what happened last;
+- a passing partition's table is written under a content-addressed key that no other version
+  shares (`<layer>/<asset>/<D>/<sha256[:16]>.parquet`), so no write ever touches approved bytes;
+- `approved/<asset>/<D>.json`, the approval pointer, names the approved version. It is written
+  last, in one atomic write: the only commit point. A failed audit never replaces it (unless
+  the asset's `on_refused_redelivery` policy takes the day offline, which it then records).
+
+Readers go through `read_published`, which resolves the pointer and refuses a day that has no
+approved version, was taken offline, or whose bytes no longer match the approved hash.
 """
 
 import datetime as dt
@@ -14,7 +19,7 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from assets.publishing.keys import partition_object_key
+from assets.publishing.keys import partition_object_key, validated_partition_key
 from resources.storage.object_store import ObjectNotFound, ObjectStore
 
 
@@ -24,6 +29,7 @@ class GateReport:
     partition: str
     passed: bool
     gates: list[dict]
+    # The version this report approved (empty when the audit failed and wrote nothing).
     object_key: str
     content_sha256: str | None = None
     rows: int | None = None
@@ -31,6 +37,10 @@ class GateReport:
     blocking: list[str] = field(default_factory=list)
     # Upstream asset -> content hash of the input partition this one was computed from.
     inputs: dict[str, str] = field(default_factory=dict)
+    # What the history gates remember of a passed partition (assets/quality/history.py).
+    profile: dict = field(default_factory=dict)
+    # On the approval pointer: earlier approved versions still kept, newest first.
+    superseded: list[str] = field(default_factory=list)
 
 
 class PartitionNotPublished(RuntimeError):
@@ -41,62 +51,116 @@ def report_key(asset: str, partition: str, partitions_def: dg.PartitionsDefiniti
     return partition_object_key(asset, partition, partitions_def, layer="quality", suffix="json")
 
 
-def write_report(
-    store: ObjectStore, report: GateReport, partitions_def: dg.PartitionsDefinition
-) -> None:
-    payload = json.dumps(report.__dict__, sort_keys=True, indent=1).encode()
-    store.put_bytes(report_key(report.asset, report.partition, partitions_def), payload)
+def approval_key(asset: str, partition: str, partitions_def: dg.PartitionsDefinition) -> str:
+    return partition_object_key(asset, partition, partitions_def, layer="approved", suffix="json")
 
 
-def read_report(
-    store: ObjectStore, asset: str, partition: str, partitions_def: dg.PartitionsDefinition
-) -> GateReport | None:
+def version_key(
+    asset: str,
+    partition: str,
+    partitions_def: dg.PartitionsDefinition,
+    layer: str,
+    content_sha256: str,
+) -> str:
+    """`<layer>/<asset>/<D>/<sha16>.parquet`: one key per content, never shared by two."""
+    day_prefix = partition_object_key(asset, partition, partitions_def, layer=layer, suffix="x")
+    return f"{day_prefix.removesuffix('.x')}/{content_sha256[:16]}.parquet"
+
+
+def _write(store: ObjectStore, key: str, report: GateReport) -> None:
+    store.put_bytes(key, json.dumps(report.__dict__, sort_keys=True, indent=1).encode())
+
+
+def _read(store: ObjectStore, key: str) -> GateReport | None:
     try:
-        payload = store.get_bytes(report_key(asset, partition, partitions_def))
+        payload = store.get_bytes(key)
     except ObjectNotFound:
         return None
     return GateReport(**json.loads(payload))
 
 
-def trailing_passed_rows(
+def write_report(
+    store: ObjectStore, report: GateReport, partitions_def: dg.PartitionsDefinition
+) -> None:
+    _write(store, report_key(report.asset, report.partition, partitions_def), report)
+
+
+def read_report(
+    store: ObjectStore, asset: str, partition: str, partitions_def: dg.PartitionsDefinition
+) -> GateReport | None:
+    """The latest audit of the partition, passed or failed."""
+    return _read(store, report_key(asset, partition, partitions_def))
+
+
+def write_approval(
+    store: ObjectStore, report: GateReport, partitions_def: dg.PartitionsDefinition
+) -> None:
+    """Move the approval pointer (the commit point): one atomic write."""
+    _write(store, approval_key(report.asset, report.partition, partitions_def), report)
+
+
+def read_approval(
+    store: ObjectStore, asset: str, partition: str, partitions_def: dg.PartitionsDefinition
+) -> GateReport | None:
+    """What the approval pointer names: the approved version, or a withdrawal (passed=False)."""
+    return _read(store, approval_key(asset, partition, partitions_def))
+
+
+def trailing_passed_reports(
     store: ObjectStore,
     asset: str,
     partition: str,
     partitions_def: dg.TimeWindowPartitionsDefinition,
     count: int,
-) -> list[int]:
-    """Row counts of the `count` previous partitions whose gates passed (the volume baseline)."""
+) -> list[GateReport]:
+    """The approved versions of the `count` previous days (the history gates' baseline)."""
     day = dt.date.fromisoformat(partition)
     first = dt.date.fromisoformat(partitions_def.get_first_partition_key())
-    rows = []
+    reports = []
     for offset in range(1, count + 1):
         earlier = day - dt.timedelta(days=offset)
         if earlier < first:
             break
-        report = read_report(store, asset, earlier.isoformat(), partitions_def)
+        report = read_approval(store, asset, earlier.isoformat(), partitions_def)
         if report and report.passed and report.rows is not None:
-            rows.append(report.rows)
-    return rows
+            reports.append(report)
+    return reports
 
 
 def read_published(
     store: ObjectStore, asset: str, partition: str, partitions_def: dg.PartitionsDefinition
 ) -> tuple[bytes, GateReport]:
-    """The partition's object, only if its latest gate verdict passed and the bytes match it."""
-    report = read_report(store, asset, partition, partitions_def)
+    """The approved version's bytes, only if the pointer approves one and the bytes match it."""
+    validated_partition_key(asset, partition, partitions_def)
+    report = read_approval(store, asset, partition, partitions_def)
     if report is None:
+        latest = read_report(store, asset, partition, partitions_def)
+        if latest is not None and not latest.passed:
+            raise PartitionNotPublished(
+                f"{asset} partition {partition} is blocked by its quality gates "
+                f"{latest.blocking} (run {latest.run_id}) and has no approved version; nothing "
+                f"downstream may use it. Fix the upstream data, then re-materialize {asset} "
+                f"for {partition}."
+            )
         raise PartitionNotPublished(
             f"{asset} partition {partition} has never passed its quality gates "
-            f"(no report at {report_key(asset, partition, partitions_def)}). "
+            f"(no approval at {approval_key(asset, partition, partitions_def)}). "
             f"Materialize {asset} for {partition} first."
         )
     if not report.passed:
         raise PartitionNotPublished(
             f"{asset} partition {partition} is blocked by its quality gates "
-            f"{report.blocking} (run {report.run_id}); nothing downstream may use it. Fix the "
+            f"{report.blocking} (run {report.run_id}) and was taken offline "
+            "(on_refused_redelivery=take_offline); nothing downstream may use it. Fix the "
             f"upstream data, then re-materialize {asset} for {partition}."
         )
-    data = store.get_bytes(report.object_key)
+    try:
+        data = store.get_bytes(report.object_key)
+    except ObjectNotFound as err:
+        raise PartitionNotPublished(
+            f"{asset} partition {partition}: the approved version {report.object_key} is "
+            f"missing from storage. Re-materialize {asset} for {partition}."
+        ) from err
     actual = hashlib.sha256(data).hexdigest()
     if actual != report.content_sha256:
         raise PartitionNotPublished(

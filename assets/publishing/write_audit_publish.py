@@ -2,38 +2,59 @@
 
 Per partition of the run (one day, or a batch of days in a backfill run):
 - every gate's verdict is logged as an asset check evaluation against that partition;
-- passing: the parquet object is written, then its gate report (the commit point);
-- failing a blocking (ERROR) gate: only the report is written, the previous object stays,
-  the notifier is told, and the run fails without retries once every partition is evaluated,
-  so nothing downstream runs in it. Partitions of the batch that passed keep their published
-  objects and are recorded as materialized.
+- passing: the table is written as a new content-addressed version, then the audit report,
+  then the approval pointer (the commit point), then superseded versions beyond the
+  retention are deleted;
+- failing a blocking (ERROR) gate: only the audit report is written. The approved version
+  stays in service (or, with `on_refused_redelivery: take_offline`, the pointer records the
+  day as offline), the notifier is told, and the run fails without retries once every
+  partition is evaluated, so nothing downstream runs in it. Partitions of the batch that
+  passed keep their published versions and are recorded as materialized.
+
+A kill at any point leaves the previous approved version readable: no write touches its
+bytes, and the pointer moves in one atomic write.
 """
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 import dagster as dg
 import pyarrow as pa
 
 from assets.partitions import daily_partitions
-from assets.publishing.gate_reports import GateReport, write_report
-from assets.publishing.keys import partition_object_key
+from assets.publishing.gate_reports import (
+    GateReport,
+    read_approval,
+    version_key,
+    write_approval,
+    write_report,
+)
 from assets.publishing.parquet import to_parquet_bytes
 from assets.quality.gates import NOT_EVALUATED, GateResult
 from resources.notifier import Alert, Notifier
 from resources.storage.object_store import ObjectStore, StoredObject
 
 
+@dataclass(frozen=True)
+class PublishPolicy:
+    """What a refused re-delivery does to an approved day, and how many versions are kept."""
+
+    on_refused_redelivery: Literal["keep_approved", "take_offline"] = "keep_approved"
+    keep_versions: int = 2
+
+
 @dataclass
 class Evaluation:
     """What an asset computed for one partition: the table (None if it could not be built),
-    the gate verdicts, the content hashes of the inputs it was computed from, and extra
-    metadata worth recording."""
+    the gate verdicts, the content hashes of the inputs it was computed from, extra metadata
+    worth recording, and the profile the history gates compare later days with."""
 
     table: pa.Table | None
     gates: list[GateResult]
     metadata: dict = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
+    profile: dict = field(default_factory=dict)
 
 
 def gate_check_specs(asset_name: str, gate_names: Sequence[str]) -> list[dg.AssetCheckSpec]:
@@ -87,31 +108,62 @@ def publish_if_passed(
     partition: str,
     evaluation: Evaluation,
     run_id: str = "",
+    policy: PublishPolicy = PublishPolicy(),
 ) -> StoredObject | None:
-    """Write the object and then its passing report; or, when a blocking gate failed, only a
-    failing report (the previous object stays). Returns the object written, if any."""
-    object_key = partition_object_key(asset_name, partition, daily_partitions, layer=layer)
+    """Publish a new version and move the pointer to it; or, when a blocking gate failed,
+    record the refusal and leave the approved version as the policy says. Returns the object
+    written, if any."""
     failures = [gate for gate in evaluation.gates if gate.blocks]
     report = GateReport(
         asset=asset_name,
         partition=partition,
         passed=not failures and evaluation.table is not None,
         gates=[g.to_dict() for g in evaluation.gates],
-        object_key=object_key,
+        object_key="",
         run_id=run_id,
         blocking=[g.gate for g in failures],
         inputs=evaluation.inputs,
     )
+    approved = read_approval(store, asset_name, partition, daily_partitions)
     if not report.passed or evaluation.table is None:
         write_report(store, report, daily_partitions)
+        if policy.on_refused_redelivery == "take_offline" and approved and approved.passed:
+            # Taken offline: the pointer records the refusal and still lists every version, so
+            # retention deletes them only after a later delivery is approved.
+            withdrawn = replace(report, superseded=_versions(approved))
+            write_approval(store, withdrawn, daily_partitions)
         return None
-    stored = store.put_bytes(object_key, to_parquet_bytes(evaluation.table).data)
-    write_report(
-        store,
-        replace(report, content_sha256=stored.sha256, rows=evaluation.table.num_rows),
-        daily_partitions,
+    parquet = to_parquet_bytes(evaluation.table)
+    key = version_key(asset_name, partition, daily_partitions, layer, parquet.sha256)
+    stored = store.put_bytes(key, parquet.data)
+    report = replace(
+        report,
+        object_key=key,
+        content_sha256=stored.sha256,
+        rows=evaluation.table.num_rows,
+        profile=evaluation.profile,
     )
+    write_report(store, report, daily_partitions)
+    kept = _kept(approved, policy, current=key) if approved else []
+    write_approval(store, replace(report, superseded=kept), daily_partitions)
+    for old in _versions(approved):
+        if old != key and old not in kept:
+            store.delete(old)
     return stored
+
+
+def _versions(approval: GateReport | None) -> list[str]:
+    """Every version the pointer knows of, newest first."""
+    if approval is None:
+        return []
+    current = [approval.object_key] if approval.object_key else []
+    return [*current, *approval.superseded]
+
+
+def _kept(approval: GateReport, policy: PublishPolicy, current: str = "") -> list[str]:
+    """The earlier versions retention keeps besides `current`, newest first."""
+    earlier = [key for key in dict.fromkeys(_versions(approval)) if key != current]
+    return earlier[: policy.keep_versions - 1]
 
 
 def publish_gated_partitions(
@@ -124,21 +176,24 @@ def publish_gated_partitions(
     store: ObjectStore,
     notifier: Notifier,
     evaluate: Callable[[str], Evaluation],
+    policy: PublishPolicy,
 ) -> dg.MaterializeResult:
     published: dict[str, dict] = {}
     verdicts: dict[str, list[GateResult]] = {}
     blocked: dict[str, list[GateResult]] = {}
+    fallbacks: dict[str, str] = {}
     for partition in context.partition_keys:
         evaluation = evaluate(partition)
         verdicts[partition] = evaluation.gates
         for gate in evaluation.gates:
             context.log_event(_check_evaluation(asset_name, partition, gate))
         stored = publish_if_passed(
-            store, asset_name, layer, partition, evaluation, run_id=context.run.run_id
+            store, asset_name, layer, partition, evaluation, context.run.run_id, policy
         )
         if stored is None:
             failures = [gate for gate in evaluation.gates if gate.blocks]
             blocked[partition] = failures
+            fallbacks[partition] = _fallback(store, asset_name, partition)
             for gate in failures:
                 notifier.send(
                     Alert(
@@ -148,7 +203,7 @@ def publish_gated_partitions(
                         gate=gate.gate,
                         observed=gate.observed,
                         threshold=gate.threshold,
-                        summary=gate.message,
+                        summary=f"{gate.message} {fallbacks[partition]}",
                         run_id=context.run.run_id,
                     )
                 )
@@ -176,7 +231,7 @@ def publish_gated_partitions(
                 )
             )
         raise dg.Failure(
-            description=_blocked_message(asset_name, layer, blocked),
+            description=_blocked_message(asset_name, blocked, fallbacks),
             metadata={"blocked_partitions": sorted(blocked)},
             allow_retries=False,
         )
@@ -190,6 +245,41 @@ def publish_gated_partitions(
         data_version=dg.DataVersion(only["content_sha256"]) if only else None,
         check_results=[run_level_result(gate, verdicts) for gate in gate_names],
     )
+
+
+def _fallback(store: ObjectStore, asset_name: str, partition: str) -> str:
+    """What readers get for a day whose new delivery was just refused, in words."""
+    approval = read_approval(store, asset_name, partition, daily_partitions)
+    if approval is None:
+        return f"No approved version of {partition} exists; nothing was published."
+    if not approval.passed:
+        return (
+            f"The newer delivery of {partition} was refused and the day is offline "
+            "(on_refused_redelivery=take_offline); its last approved version is unchanged in "
+            "storage but not served."
+        )
+    return (
+        f"The newer delivery of {partition} was refused; the last approved version "
+        f"({approval.object_key}, sha256 {str(approval.content_sha256)[:12]}) is unchanged "
+        "and stays in use."
+    )
+
+
+def _blocked_message(
+    asset_name: str, blocked: dict[str, list[GateResult]], fallbacks: dict[str, str]
+) -> str:
+    lines = [f"{asset_name}: {len(blocked)} partition(s) blocked by quality gates, not published:"]
+    for partition, failures in sorted(blocked.items()):
+        evaluated = [gate for gate in failures if gate.observed != NOT_EVALUATED]
+        for gate in evaluated:
+            lines.append(
+                f"- {partition} {gate.gate}: observed {gate.observed}; threshold {gate.threshold}."
+                f" {gate.message}"
+            )
+        if len(evaluated) < len(failures):
+            lines.append(f"  ({len(failures) - len(evaluated)} later gates were not evaluated.)")
+        lines.append(f"  {fallbacks[partition]}")
+    return "\n".join(lines)
 
 
 def run_level_result(gate: str, verdicts: dict[str, list[GateResult]]) -> dg.AssetCheckResult:
@@ -226,19 +316,3 @@ def run_level_result(gate: str, verdicts: dict[str, list[GateResult]]) -> dg.Ass
             "failed": ", ".join(sorted(failed)),
         },
     )
-
-
-def _blocked_message(asset_name: str, layer: str, blocked: dict[str, list[GateResult]]) -> str:
-    lines = [f"{asset_name}: {len(blocked)} partition(s) blocked by quality gates, not published:"]
-    for partition, failures in sorted(blocked.items()):
-        key = partition_object_key(asset_name, partition, daily_partitions, layer=layer)
-        evaluated = [gate for gate in failures if gate.observed != NOT_EVALUATED]
-        for gate in evaluated:
-            lines.append(
-                f"- {partition} {gate.gate}: observed {gate.observed}; threshold {gate.threshold}."
-                f" {gate.message}"
-            )
-        if len(evaluated) < len(failures):
-            lines.append(f"  ({len(failures) - len(evaluated)} later gates were not evaluated.)")
-        lines.append(f"  The last good object at {key} (if any) is unchanged.")
-    return "\n".join(lines)

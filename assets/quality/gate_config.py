@@ -1,10 +1,12 @@
 """Gate thresholds as run config: defaults in code, overridable per run from the launchpad."""
 
 from collections.abc import Mapping
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
+from assets.publishing.write_audit_publish import PublishPolicy
 from assets.quality.gates import GateThresholds, ValueRange
 
 
@@ -17,10 +19,44 @@ class GateConfig(dg.Config):
     volume_history: int = Field(default=7, description="Trailing partitions in the median.")
     volume_min_history: int = Field(default=3, description="Partitions needed before the band.")
     required_hours: int = Field(default=24, description="Hours of the day that must have data.")
+    min_hour_share_fraction: float = Field(
+        default=0.25,
+        description="An hour counts as present with at least this x its usual share of events.",
+    )
     max_null_rate: dict[str, float] = Field(default={}, description="Column -> max null share.")
     value_min: dict[str, float] = Field(default={}, description="Column -> smallest value.")
     value_max: dict[str, float] = Field(default={}, description="Column -> largest value.")
+    max_repeated_share: float = Field(
+        default=0.005, description="Largest share of events repeating others under new ids."
+    )
+    label_rate_band_low: float = Field(default=0.5, description="Label rate >= this x median.")
+    label_rate_band_high: float = Field(default=2.0, description="Label rate <= this x median.")
+    event_mix_band_low: float = Field(default=0.5, description="Type share >= this x median.")
+    event_mix_band_high: float = Field(default=2.0, description="Type share <= this x median.")
+    max_psi: float = Field(default=0.25, description="Largest categorical drift (PSI).")
+    max_quantile_shift: float = Field(
+        default=0.5, description="Largest relative shift of a p10/p50/p90 from its median."
+    )
     warn_only: list[str] = Field(default=[], description="Gates that report without blocking.")
+    blocking_drift: list[str] = Field(
+        default=[],
+        description="Drift gates (category_drift, numeric_drift) that block; by default they warn.",
+    )
+    on_refused_redelivery: Literal["keep_approved", "take_offline"] = Field(
+        default="keep_approved",
+        description=(
+            "When a new delivery of an approved day fails its gates: keep serving the approved "
+            "version (default), or take the day offline until a delivery passes."
+        ),
+    )
+    keep_versions: int = Field(
+        default=2, ge=1, description="Approved versions kept per day (the current one included)."
+    )
+
+    def publish_policy(self) -> PublishPolicy:
+        return PublishPolicy(
+            on_refused_redelivery=self.on_refused_redelivery, keep_versions=self.keep_versions
+        )
 
     def thresholds(
         self, null_defaults: Mapping[str, float], range_defaults: Mapping[str, ValueRange]
@@ -45,6 +81,15 @@ class GateConfig(dg.Config):
             volume_history=self.volume_history,
             volume_min_history=self.volume_min_history,
             required_hours=self.required_hours,
+            min_hour_share_fraction=self.min_hour_share_fraction,
+            max_repeated_share=self.max_repeated_share,
+            label_rate_band_low=self.label_rate_band_low,
+            label_rate_band_high=self.label_rate_band_high,
+            event_mix_band_low=self.event_mix_band_low,
+            event_mix_band_high=self.event_mix_band_high,
+            max_psi=self.max_psi,
+            max_quantile_shift=self.max_quantile_shift,
+            blocking_drift=frozenset(self.blocking_drift),
             max_null_rate={**null_defaults, **self.max_null_rate},
             value_ranges=ranges,
             warn_only=frozenset(self.warn_only),

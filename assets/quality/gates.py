@@ -53,12 +53,29 @@ class GateThresholds:
     volume_history: int = 7
     volume_min_history: int = 3
     required_hours: int = 24
+    min_hour_share_fraction: float = 0.25
     max_null_rate: Mapping[str, float] = field(default_factory=dict)
     value_ranges: Mapping[str, ValueRange] = field(default_factory=dict)
+    max_repeated_share: float = 0.005
+    label_rate_band_low: float = 0.5
+    label_rate_band_high: float = 2.0
+    event_mix_band_low: float = 0.5
+    event_mix_band_high: float = 2.0
+    max_psi: float = 0.25
+    max_quantile_shift: float = 0.5
     warn_only: frozenset[str] = frozenset()
+    blocking_drift: frozenset[str] = frozenset()
 
     def severity(self, gate: str) -> Severity:
-        return Severity.WARN if gate in self.warn_only else Severity.ERROR
+        if gate in self.warn_only:
+            return Severity.WARN
+        if gate in DRIFT_GATES and gate not in self.blocking_drift:
+            return Severity.WARN
+        return Severity.ERROR
+
+
+# Distribution drift is worth a look, not a stop, unless a team decides otherwise per gate.
+DRIFT_GATES = frozenset({"category_drift", "numeric_drift"})
 
 
 def schema_contract(raw: pa.Table, expected: pa.Schema, thresholds: GateThresholds) -> GateResult:
@@ -140,19 +157,41 @@ def volume(rows: int, history: Sequence[int], thresholds: GateThresholds) -> Gat
     )
 
 
-def completeness(events: pa.Table, thresholds: GateThresholds) -> GateResult:
-    """Every hour of the day has events (the 18-of-24-hours incident)."""
-    hours = set(pc.hour(events.column("event_time")).to_pylist()) if events.num_rows else set()
-    absent = sorted(set(range(24)) - hours)
-    passed = len(hours) >= thresholds.required_hours
+def completeness(
+    events: pa.Table, thresholds: GateThresholds, usual_hour_share: Sequence[float] | None = None
+) -> GateResult:
+    """Every hour of the day holds data (the 18-of-24-hours incident). Once there is history,
+    an hour counts as present only with at least `min_hour_share_fraction` of its usual share
+    of the day's events: a late tail with a trickle of rows per hour is still missing."""
+    counts = [0] * 24
+    if events.num_rows:
+        for entry in pc.value_counts(pc.hour(events.column("event_time"))).to_pylist():
+            counts[entry["values"]] = entry["counts"]
+    total = sum(counts) or 1
+    fraction = thresholds.min_hour_share_fraction
+    if usual_hour_share is None:
+        present = [hour for hour in range(24) if counts[hour]]
+        rule = "hours with events"
+    else:
+        present = [
+            hour for hour in range(24) if counts[hour] / total >= fraction * usual_hour_share[hour]
+        ]
+        rule = f"hours with >= {fraction:.0%} of their usual share of the day's events"
+    absent = sorted(set(range(24)) - set(present))
+    thin = [hour for hour in absent if counts[hour]]
+    passed = len(present) >= thresholds.required_hours
     return GateResult(
         gate="completeness",
         passed=passed,
-        observed=f"{len(hours)} of 24 hours",
-        threshold=f">= {thresholds.required_hours} hours with events",
+        observed=f"{len(present)} of 24 hours",
+        threshold=f">= {thresholds.required_hours} {rule}",
         message=(
             "all required hours present"
             if passed
+            else f"No events in hours {[h for h in absent if h not in thin]} and only a trickle "
+            f"in hours {thin} (UTC); the day is incomplete upstream. Wait for the load to "
+            "finish, then re-run this partition."
+            if thin
             else f"No events in hours {absent} (UTC); the day is incomplete upstream. Wait for "
             "the load to finish, then re-run this partition."
         ),
@@ -211,6 +250,14 @@ def null_rate(table: pa.Table, thresholds: GateThresholds) -> GateResult:
 def value_ranges(table: pa.Table, thresholds: GateThresholds) -> GateResult:
     """Numeric bounds and allowed categories per column; nulls are the null gate's business."""
     violations = []
+    # NaN compares false with every bound and is not null: count it (and infinities) as invalid
+    # in every float column, whatever its configured range.
+    for field_ in table.schema:
+        if pa.types.is_floating(field_.type):
+            column = table.column(field_.name)
+            invalid = (pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0) if len(column) else 0
+            if invalid:
+                violations.append(f"{field_.name}: {invalid} NaN or infinite values")
     for name, rule in thresholds.value_ranges.items():
         column = table.column(name)
         if rule.allowed is not None:
@@ -261,6 +308,30 @@ def unique_key(table: pa.Table, key: Sequence[str], thresholds: GateThresholds) 
             "or a join fanned out. Deduplicate upstream, then re-run this partition."
         ),
         severity=thresholds.severity("unique_key"),
+    )
+
+
+def repeated_events(
+    events: pa.Table, content_key: Sequence[str], thresholds: GateThresholds
+) -> GateResult:
+    """Rows that repeat the same content under new ids: a re-delivered load that got fresh
+    event ids passes `unique_key` but double counts every repeated event."""
+    distinct = events.group_by(list(content_key)).aggregate([]).num_rows if events.num_rows else 0
+    repeated = events.num_rows - distinct
+    share = repeated / max(events.num_rows, 1)
+    passed = share <= thresholds.max_repeated_share
+    return GateResult(
+        gate="repeated_events",
+        passed=passed,
+        observed=f"{repeated} rows ({share:.1%}) repeat ({', '.join(content_key)})",
+        threshold=f"<= {thresholds.max_repeated_share:.1%} of rows",
+        message=(
+            "no repeated deliveries"
+            if passed
+            else f"{share:.1%} of the day's rows repeat earlier rows under other ids: part of the "
+            "day was loaded twice. Remove the second load upstream, then re-run this partition."
+        ),
+        severity=thresholds.severity("repeated_events"),
     )
 
 

@@ -10,7 +10,7 @@ import dagster as dg
 import pyarrow as pa
 
 from assets.partitions import FEATURE_PARTITIONS_PER_RUN, daily_partitions, day_bounds
-from assets.publishing.gate_reports import trailing_passed_rows
+from assets.publishing.gate_reports import trailing_passed_reports
 from assets.publishing.write_audit_publish import (
     Evaluation,
     gate_check_specs,
@@ -18,6 +18,7 @@ from assets.publishing.write_audit_publish import (
     table_schema,
 )
 from assets.quality import gates
+from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
 from resources.notifier import Alert, Notifier
 from resources.storage.object_store import ObjectStore
@@ -36,8 +37,14 @@ SOURCE_GATES = (
     "null_rate",
     "value_ranges",
     "unique_key",
+    "repeated_events",
     "within_day",
+    "event_mix",
+    "category_drift",
+    "numeric_drift",
 )
+# Two rows with the same content under different event ids are one event delivered twice.
+CONTENT_KEY = ("user_id", "item_id", "event_type", "event_time")
 # dwell_seconds exists only for clicks, so most rows legitimately have none.
 SOURCE_NULL_DEFAULTS = {
     "price": 0.01,
@@ -121,22 +128,31 @@ def evaluate_source_partition(
         ]
         return Evaluation(None, [schema, *skipped], metadata)
     events = normalize_events(raw)
-    history = trailing_passed_rows(
+    history = trailing_passed_reports(
         store, ASSET, partition, daily_partitions, thresholds.volume_history
     )
+    profiles = [report.profile for report in history if report.profile]
+    usual_hours = history_gates.usual_hour_share(profiles)
+    if len(profiles) < thresholds.volume_min_history:
+        usual_hours = None
     return Evaluation(
         events,
         [
             schema,
-            gates.completeness(events, thresholds),
+            gates.completeness(events, thresholds, usual_hours),
             gates.watermark(loaded_through, end, thresholds),
-            gates.volume(events.num_rows, history, thresholds),
+            gates.volume(events.num_rows, [r.rows for r in history], thresholds),
             gates.null_rate(events, thresholds),
             gates.value_ranges(events, thresholds),
             gates.unique_key(events, ("event_id",), thresholds),
+            gates.repeated_events(events, CONTENT_KEY, thresholds),
             gates.within_day(events, start, end, thresholds),
+            history_gates.event_mix(events, profiles, thresholds),
+            history_gates.category_drift(events, profiles, thresholds),
+            history_gates.numeric_drift(events, profiles, thresholds),
         ],
         metadata,
+        profile=history_gates.events_profile(events),
     )
 
 
@@ -181,4 +197,5 @@ def daily_events(
         store=store,
         notifier=notifier,
         evaluate=evaluate,
+        policy=config.publish_policy(),
     )

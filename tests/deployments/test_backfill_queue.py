@@ -17,15 +17,17 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg2
-import pyarrow.parquet as pq
 import pytest
 import yaml
 
 from assets.features.assets import feature_assets
 from assets.features.logic import FEATURE_TABLES
 from assets.partitions import daily_partitions, partition_range_tags
+from assets.publishing.gate_reports import PartitionNotPublished, read_published
+from assets.publishing.parquet import from_parquet_bytes
 from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
+from resources.storage.object_store import LocalObjectStore
 from resources.warehouse.backends import SqliteBackend
 from scripts.dagster_processes import DagsterProcesses, embedded_home
 from scripts.synthetic_events import seed_warehouse
@@ -95,11 +97,17 @@ def _wait_for_run(instance, run_id: str, timeout: float) -> dg.DagsterRun:
 
 
 def _objects(root: Path, days: list[str]) -> dict[str, bytes]:
-    store = root / "object-store"
-    wanted = {f"{layer}/{asset}/{day}.parquet" for day in days for asset, layer in (
-        ("daily_events", "sources"), *((t.name, "features") for t in FEATURE_TABLES)
-    )}  # fmt: skip
-    return {key: (store / key).read_bytes() for key in sorted(wanted) if (store / key).exists()}
+    """The approved version of every asset and day, keyed by its (content-addressed) key."""
+    store = LocalObjectStore(root / "object-store")
+    approved = {}
+    for day in days:
+        for asset in FEATURE_ASSETS:
+            try:
+                data, report = read_published(store, asset, day, daily_partitions)
+            except PartitionNotPublished:
+                continue
+            approved[report.object_key] = data
+    return approved
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -215,7 +223,8 @@ def test_daily_run_is_never_starved_by_backfills(storage, tmp_path):
     assert single.success
     assert _objects(root, overlap) == _objects(reference, overlap)
     for table in FEATURE_TABLES:
-        frame = pq.read_table(
-            root / "object-store" / "features" / table.name / f"{overlap[0]}.parquet"
+        data, _ = read_published(
+            LocalObjectStore(root / "object-store"), table.name, overlap[0], daily_partitions
         )
+        frame = from_parquet_bytes(data)
         assert frame.group_by(list(table.primary_key)).aggregate([]).num_rows == frame.num_rows

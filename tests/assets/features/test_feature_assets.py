@@ -9,6 +9,7 @@ import pytest
 from assets.features.assets import feature_assets
 from assets.features.logic import FEATURE_TABLES
 from assets.partitions import daily_partitions, partition_range_tags
+from assets.publishing.gate_reports import read_approval, read_published, version_key
 from assets.publishing.keys import InvalidPartitionKey, partition_object_key
 from assets.publishing.parquet import from_parquet_bytes
 from assets.sources.daily_events import daily_events
@@ -52,8 +53,11 @@ def test_partition_materializes_on_local_backend(local_resources):
     )
     assert snapshot.num_rows == events["daily_events"].metadata["source_rows"].value > 0
     for table in FEATURE_TABLES:
-        key = partition_object_key(table.name, PARTITION, daily_partitions)
-        data = store.get_bytes(key)
+        data, report = read_published(store, table.name, PARTITION, daily_partitions)
+        key = report.object_key
+        assert key == version_key(
+            table.name, PARTITION, daily_partitions, "features", report.content_sha256
+        )
         frame = from_parquet_bytes(data)
         assert frame.schema == table.schema
         assert frame.num_rows > 0
@@ -128,15 +132,15 @@ def test_partition_materializes_on_s3_backend(s3_bucket, local_root, local_resou
     assert materialize(resources, PARTITION).success
 
     s3_objects = published(resources)
+    store = open_store(resources)
     assert sorted(s3_objects) == sorted(
-        partition_object_key(t.name, PARTITION, daily_partitions) for t in FEATURE_TABLES
+        read_approval(store, t.name, PARTITION, daily_partitions).object_key for t in FEATURE_TABLES
     )
     materialize(local_resources, PARTITION)
     assert s3_objects == published(local_resources)
     assert published(resources, "sources") == published(local_resources, "sources")
 
-    store = open_store(resources)
-    key = partition_object_key("training_examples", PARTITION, daily_partitions)
+    key = read_approval(store, "training_examples", PARTITION, daily_partitions).object_key
     assert store.uri(key) == f"s3://{s3_bucket}/ml-template/test/{key}"
     filesystem, path = store.arrow_location(key)
     assert pq.read_table(path, filesystem=filesystem).num_rows > 0

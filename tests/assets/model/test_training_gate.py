@@ -1,5 +1,5 @@
 """Training never runs on a day whose gates failed: not on the first delivery of bad data, not
-after a good day is re-loaded with bad data, and not inside a backfill."""
+on a refused re-delivery of a good day, and not inside a backfill."""
 
 import json
 import shutil
@@ -75,21 +75,35 @@ def test_first_delivery_of_an_incomplete_day_never_reaches_training(env):
     assert _manifest_keys(root) == []
 
 
-def test_a_good_day_reloaded_with_bad_data_blocks_training(env):
+@pytest.mark.parametrize("policy", ["keep_approved", "take_offline"])
+def test_a_good_day_reloaded_with_bad_data_keeps_training_on_the_approved_version(env, policy):
+    """A refused re-delivery never reaches training: by default the approved version of the day
+    stays in use (the window trains on exactly the bytes it had); taken offline, it refuses."""
     root, resources = env
     assert dg.materialize(PIPELINE, resources=resources, tags=partition_range_tags(*WINDOW)).success
+    assert _train(resources, DAY).success
+    manifest_path = root / "object-store" / "datasets" / "training_dataset" / f"{DAY}.json"
+    approved_manifest = manifest_path.read_bytes()
     with sqlite3.connect(root / "warehouse.sqlite") as db:
         db.execute(DROP_LATE_HOURS)
-    rerun = dg.materialize(PIPELINE, partition_key=DAY, resources=resources, raise_on_error=False)
+    config = {"ops": {"daily_events": {"config": {"on_refused_redelivery": policy}}}}
+    rerun = dg.materialize(
+        PIPELINE, partition_key=DAY, resources=resources, run_config=config, raise_on_error=False
+    )
     assert not rerun.success
 
     result = _train(resources, DAY)
+    if policy == "keep_approved":
+        assert result.success
+        assert manifest_path.read_bytes() == approved_manifest
+        return
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert f"daily_events partition {DAY} is blocked by its quality gates ['completeness']" in (
         message
     )
-    assert _manifest_keys(root) == []
+    assert "taken offline" in message
+    assert manifest_path.read_bytes() == approved_manifest
 
 
 def test_backfill_runs_refuse_the_blocked_day_and_train_the_good_one(env):

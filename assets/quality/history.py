@@ -1,0 +1,223 @@
+"""Gates that judge a partition against its own history: what a passed day usually looks like.
+
+Each passed partition's report keeps a small profile of its table (hourly shares, event-type
+mix, category shares, numeric quantiles, label rate). A new partition is compared with the
+median of the trailing passed profiles, the way `volume` compares row counts, so a defect that
+keeps the row count plausible (a broken click logger, a late tail, a drifted column) still
+shows. With too little history a gate passes and says so: there is nothing to compare yet.
+"""
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from assets.quality.gates import GateResult, GateThresholds
+
+# Source columns whose distribution is watched for drift.
+CATEGORICAL_COLUMNS = ("event_type", "device", "country", "item_category")
+NUMERIC_COLUMNS = ("price", "dwell_seconds")
+QUANTILES = (0.1, 0.5, 0.9)
+# Shares below this are treated as this in the PSI, so a category seen once does not explode.
+_PSI_FLOOR = 1e-4
+
+
+def _shares(column: pa.ChunkedArray) -> dict[str, float]:
+    counts = pc.value_counts(column.drop_null()).to_pylist()
+    total = sum(entry["counts"] for entry in counts) or 1
+    return {str(entry["values"]): entry["counts"] / total for entry in counts}
+
+
+def _quantiles(column: pa.ChunkedArray) -> list[float] | None:
+    finite = column.filter(pc.is_finite(column)) if len(column) else column
+    if len(finite.drop_null()) == 0:
+        return None
+    return [float(q) for q in pc.quantile(finite, q=list(QUANTILES)).to_pylist()]
+
+
+def events_profile(events: pa.Table) -> dict:
+    """What the gates below remember about a passed day of source events."""
+    hours = pc.hour(events.column("event_time")) if events.num_rows else pa.array([], pa.int64())
+    hour_counts = [0] * 24
+    for entry in pc.value_counts(hours).to_pylist():
+        hour_counts[entry["values"]] = entry["counts"]
+    total = sum(hour_counts) or 1
+    return {
+        "hour_share": [count / total for count in hour_counts],
+        "categories": {name: _shares(events.column(name)) for name in CATEGORICAL_COLUMNS},
+        "quantiles": {name: _quantiles(events.column(name)) for name in NUMERIC_COLUMNS},
+    }
+
+
+def label_profile(table: pa.Table, label: str) -> dict:
+    """The share of positive labels: what the model learns from."""
+    rate = pc.mean(table.column(label)).as_py() if table.num_rows else None
+    return {"label_rate": rate}
+
+
+def usual_hour_share(history: Sequence[Mapping]) -> list[float] | None:
+    """Median share of the day's events per hour over the trailing profiles (None: no history)."""
+    shares = [profile["hour_share"] for profile in history if "hour_share" in profile]
+    if not shares:
+        return None
+    return [statistics.median(day[hour] for day in shares) for hour in range(24)]
+
+
+def _history_note(history: Sequence[Mapping], key: str, thresholds: GateThresholds) -> str | None:
+    count = sum(1 for profile in history if profile.get(key) is not None)
+    if count >= thresholds.volume_min_history:
+        return None
+    return f"not enough history yet ({count} of {thresholds.volume_min_history} passed days)"
+
+
+def label_rate(
+    table: pa.Table, label: str, history: Sequence[Mapping], thresholds: GateThresholds
+) -> GateResult:
+    """The positive-label rate stays within a band around its trailing median (the broken
+    click logger: impressions intact, every label 0)."""
+    rate = label_profile(table, label)["label_rate"]
+    observed = "no rows" if rate is None else f"label rate {rate:.4f}"
+    waiting = _history_note(history, "label_rate", thresholds)
+    if waiting:
+        return _result("label_rate", True, observed, waiting, "no baseline yet", thresholds)
+    median = statistics.median(p["label_rate"] for p in history if p.get("label_rate") is not None)
+    low, high = median * thresholds.label_rate_band_low, median * thresholds.label_rate_band_high
+    passed = rate is not None and low <= rate <= high
+    return _result(
+        "label_rate",
+        passed,
+        observed,
+        f"[{low:.4f}, {high:.4f}] around the median {median:.4f} of "
+        f"{sum(1 for p in history if p.get('label_rate') is not None)} passed days",
+        "label rate within its usual band"
+        if passed
+        else f"The share of positive labels ({observed}) left its usual band: the labels "
+        "(clicks) of this day are missing or duplicated upstream. Check the click logging, "
+        "then re-run the partition.",
+        thresholds,
+    )
+
+
+def event_mix(
+    events: pa.Table, history: Sequence[Mapping], thresholds: GateThresholds
+) -> GateResult:
+    """Every event type keeps its usual share of the day (clicks, carts and purchases vanish
+    when a logger breaks, while the impressions alone keep the volume plausible)."""
+    shares = _shares(events.column("event_type"))
+    observed = ", ".join(f"{k}={v:.3f}" for k, v in sorted(shares.items())) or "no events"
+    waiting = _history_note(history, "categories", thresholds)
+    if waiting:
+        return _result("event_mix", True, observed, waiting, "no baseline yet", thresholds)
+    usual = _median_shares([p["categories"]["event_type"] for p in history if p.get("categories")])
+    low, high = thresholds.event_mix_band_low, thresholds.event_mix_band_high
+    off = {
+        kind: shares.get(kind, 0.0)
+        for kind, share in usual.items()
+        if not low * share <= shares.get(kind, 0.0) <= high * share
+    }
+    return _result(
+        "event_mix",
+        not off,
+        observed,
+        f"each type within [{low}, {high}] x its median share ("
+        + ", ".join(f"{k}={v:.3f}" for k, v in sorted(usual.items()))
+        + ")",
+        "event types in their usual proportions"
+        if not off
+        else "Event types out of proportion: "
+        + ", ".join(f"{k} {v:.3f} vs usual {usual[k]:.3f}" for k, v in sorted(off.items()))
+        + ". An upstream logger stopped (or doubled) one kind of event; fix it, then re-run.",
+        thresholds,
+    )
+
+
+def category_drift(
+    events: pa.Table, history: Sequence[Mapping], thresholds: GateThresholds
+) -> GateResult:
+    """Population stability index of each watched categorical column against its usual shares."""
+    waiting = _history_note(history, "categories", thresholds)
+    if waiting:
+        return _result("category_drift", True, "-", waiting, "no baseline yet", thresholds)
+    psi = {}
+    for name in CATEGORICAL_COLUMNS:
+        usual = _median_shares([p["categories"][name] for p in history if p.get("categories")])
+        psi[name] = _psi(_shares(events.column(name)), usual)
+    worst = max(psi, key=psi.get)
+    over = {name: value for name, value in psi.items() if value > thresholds.max_psi}
+    return _result(
+        "category_drift",
+        not over,
+        ", ".join(f"{name} PSI={value:.3f}" for name, value in psi.items()),
+        f"PSI <= {thresholds.max_psi} against the median shares of the trailing passed days",
+        f"categories stable (largest PSI {worst}={psi[worst]:.3f})"
+        if not over
+        else f"Categorical drift in {sorted(over)}: the mix of values changed sharply. Check "
+        "the upstream mapping; accept a real change with max_psi, or keep it warn-only.",
+        thresholds,
+    )
+
+
+def numeric_drift(
+    events: pa.Table, history: Sequence[Mapping], thresholds: GateThresholds
+) -> GateResult:
+    """The 10th, 50th and 90th percentiles of each watched numeric column stay near their
+    trailing medians (relative shift)."""
+    waiting = _history_note(history, "quantiles", thresholds)
+    if waiting:
+        return _result("numeric_drift", True, "-", waiting, "no baseline yet", thresholds)
+    shifts, observed = {}, []
+    for name in NUMERIC_COLUMNS:
+        now = _quantiles(events.column(name))
+        past = [p["quantiles"][name] for p in history if p.get("quantiles", {}).get(name)]
+        if now is None or not past:
+            continue
+        usual = [statistics.median(day[i] for day in past) for i in range(len(QUANTILES))]
+        shift = max(abs(q - u) / max(abs(u), 1e-9) for q, u in zip(now, usual, strict=True))
+        shifts[name] = shift
+        observed.append(
+            f"{name} p10/p50/p90 {'/'.join(f'{q:.2f}' for q in now)} vs usual "
+            f"{'/'.join(f'{u:.2f}' for u in usual)}"
+        )
+    over = {name: value for name, value in shifts.items() if value > thresholds.max_quantile_shift}
+    return _result(
+        "numeric_drift",
+        not over,
+        "; ".join(observed) or "no numeric values",
+        f"each percentile within {thresholds.max_quantile_shift:.0%} of its trailing median",
+        "numeric distributions stable"
+        if not over
+        else "Numeric drift in "
+        + ", ".join(f"{name} (shift {value:.0%})" for name, value in sorted(over.items()))
+        + ": a unit, currency or scaling change upstream? Accept a real change with "
+        "max_quantile_shift, or keep it warn-only.",
+        thresholds,
+    )
+
+
+def _median_shares(days: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    keys = {key for day in days for key in day}
+    return {key: statistics.median(day.get(key, 0.0) for day in days) for key in keys}
+
+
+def _psi(actual: Mapping[str, float], expected: Mapping[str, float]) -> float:
+    total = 0.0
+    for key in {*actual, *expected}:
+        a = max(actual.get(key, 0.0), _PSI_FLOOR)
+        e = max(expected.get(key, 0.0), _PSI_FLOOR)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def _result(
+    gate: str, passed: bool, observed: str, threshold: str, message: str, thresholds: GateThresholds
+) -> GateResult:
+    return GateResult(
+        gate=gate,
+        passed=passed,
+        observed=observed,
+        threshold=threshold,
+        message=message,
+        severity=thresholds.severity(gate),
+    )

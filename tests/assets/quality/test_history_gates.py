@@ -1,0 +1,135 @@
+"""The history gates judge a day against what its passed days usually look like."""
+
+import datetime as dt
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from assets.features.logic import training_examples
+from assets.quality import gates
+from assets.quality import history as history_gates
+from assets.quality.gate_config import GateConfig
+from resources.warehouse.backends import normalize_events
+from scripts.synthetic_events import generate_events
+
+DAY = dt.date(2026, 11, 5)
+HISTORY_DAYS = [DAY - dt.timedelta(days=n) for n in range(1, 8)]
+THRESHOLDS = GateConfig().thresholds({}, {})
+
+
+def _events(day: dt.date) -> pa.Table:
+    return normalize_events(generate_events(day))
+
+
+@pytest.fixture(scope="module")
+def profiles() -> list[dict]:
+    return [history_gates.events_profile(_events(day)) for day in HISTORY_DAYS]
+
+
+@pytest.fixture(scope="module")
+def today() -> pa.Table:
+    return _events(DAY)
+
+
+def test_a_normal_day_passes_every_history_gate(today, profiles):
+    usual = history_gates.usual_hour_share(profiles)
+    results = [
+        gates.completeness(today, THRESHOLDS, usual),
+        gates.repeated_events(
+            today, ("user_id", "item_id", "event_type", "event_time"), THRESHOLDS
+        ),
+        history_gates.event_mix(today, profiles, THRESHOLDS),
+        history_gates.category_drift(today, profiles, THRESHOLDS),
+        history_gates.numeric_drift(today, profiles, THRESHOLDS),
+    ]
+    assert [r.gate for r in results if not r.passed] == []
+
+
+def test_without_enough_history_the_gates_pass_and_say_why(today, profiles):
+    result = history_gates.event_mix(today, profiles[:2], THRESHOLDS)
+    assert result.passed and "not enough history yet (2 of 3" in result.threshold
+
+
+def test_a_broken_click_logger_fails_the_event_mix(today, profiles):
+    impressions = today.filter(pc.equal(today.column("event_type"), "impression"))
+    result = history_gates.event_mix(impressions, profiles, THRESHOLDS)
+    assert not result.passed and result.blocks
+    assert "click 0.000 vs usual" in result.message
+
+
+def test_the_label_rate_gate_catches_labels_that_vanish():
+    history = [
+        history_gates.label_profile(training_examples(_events(day), day), "label")
+        for day in HISTORY_DAYS
+    ]
+    examples = training_examples(_events(DAY), DAY)
+    assert history_gates.label_rate(examples, "label", history, THRESHOLDS).passed
+    no_clicks = examples.set_column(
+        examples.schema.get_field_index("label"),
+        "label",
+        pa.array([0] * examples.num_rows, examples.schema.field("label").type),
+    )
+    result = history_gates.label_rate(no_clicks, "label", history, THRESHOLDS)
+    assert not result.passed and result.observed == "label rate 0.0000"
+    assert "around the median" in result.threshold and "7 passed days" in result.threshold
+
+
+def test_a_late_tail_with_a_trickle_per_hour_is_incomplete(today, profiles):
+    hour = pc.hour(today.column("event_time"))
+    tail = pc.greater_equal(hour, 18)
+    # Keep every 33rd row of hours 18-23 (3 %): each hour still has some events.
+    keep = pc.or_(
+        pc.invert(tail), pc.equal(pc.bit_wise_and(pa.array(range(today.num_rows)), 31), 0)
+    )
+    late = today.filter(keep)
+    assert set(pc.hour(late.column("event_time")).to_pylist()) == set(range(24))
+    usual = history_gates.usual_hour_share(profiles)
+    result = gates.completeness(late, THRESHOLDS, usual)
+    assert not result.passed and result.observed == "18 of 24 hours"
+    assert "only a trickle in hours [18, 19, 20, 21, 22, 23]" in result.message
+    # Without history an hour with any event counts: the old rule, said in the threshold.
+    assert gates.completeness(late, THRESHOLDS, None).passed
+
+
+def test_nan_and_infinite_values_are_invalid_in_every_float_column(today):
+    prices = today.column("price").to_pylist()
+    prices[::10] = [float("nan")] * len(prices[::10])
+    prices[1] = float("inf")
+    broken = today.set_column(
+        today.schema.get_field_index("price"), "price", pa.array(prices, pa.float64())
+    )
+    result = gates.value_ranges(broken, GateConfig().thresholds({}, {}))
+    assert not result.passed
+    assert f"price: {len(prices[::10]) + 1} NaN or infinite values" in result.observed
+
+
+def test_rows_repeated_under_new_ids_fail(today):
+    twice = today.slice(0, int(today.num_rows * 0.4))
+    renamed = twice.set_column(
+        0,
+        today.schema.field("event_id"),
+        pc.binary_join_element_wise(twice.column("event_id"), "r", "-"),
+    )
+    loaded = pa.concat_tables([today, renamed])
+    assert gates.unique_key(loaded, ("event_id",), THRESHOLDS).passed
+    result = gates.repeated_events(
+        loaded, ("user_id", "item_id", "event_type", "event_time"), THRESHOLDS
+    )
+    assert not result.passed and "part of the day was loaded twice" in result.message
+
+
+def test_drift_warns_by_default_and_blocks_when_configured(today, profiles):
+    prices = pc.multiply(today.column("price"), 100.0)
+    drifted = today.set_column(today.schema.get_field_index("price"), "price", prices)
+    result = history_gates.numeric_drift(drifted, profiles, THRESHOLDS)
+    assert not result.passed and not result.blocks
+    assert result.severity == gates.Severity.WARN and "price (shift" in result.message
+    blocking = GateConfig(blocking_drift=["numeric_drift"]).thresholds({}, {})
+    assert history_gates.numeric_drift(drifted, profiles, blocking).blocks
+
+    ios_only = today.set_column(
+        today.schema.get_field_index("device"), "device", pa.array(["ios"] * today.num_rows)
+    )
+    categories = history_gates.category_drift(ios_only, profiles, THRESHOLDS)
+    assert not categories.passed and "device" in categories.message
