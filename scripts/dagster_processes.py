@@ -13,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import dagster as dg
+
 from resources.paths import PROJECT_ROOT as REPO_ROOT
 
 BIN = Path(sys.executable).parent
@@ -199,7 +201,14 @@ class DagsterProcesses:
 
 
 def embedded_home(path: Path) -> Path:
-    """A DAGSTER_HOME holding the project's embedded dagster.yaml."""
+    """A DAGSTER_HOME holding the project's embedded dagster.yaml, its storage created.
+
+    The storage is created here, once: webserver, daemon and code server starting together on a
+    fresh SQLite instance race to create and stamp it (seen: "Version table 'alembic_version'
+    has more than one head present", and the code location failed to load).
+    """
     path.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(REPO_ROOT / "deployments" / "local" / "dagster.yaml", path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(path)) as instance:
+        instance.get_runs(limit=1)
     return path

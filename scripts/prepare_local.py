@@ -1,11 +1,15 @@
 """Prepare the embedded defaults: DAGSTER_HOME, a seeded SQLite warehouse, an object store.
 
-Idempotent: the synthetic warehouse is rebuilt from scratch with the same days (so a schema
-change of the template never meets an old file), and published objects are left alone.
+The warehouse covers every daily partition (from the partitions' start date to yesterday), so
+"Materialize all" or a backfill of "All" in the UI meets real data, never empty days. Seeding
+is incremental: a warehouse seeded with the same settings only gets the days added since;
+other settings (or a template change recorded in SEED_FORMAT) rebuild it from scratch.
+Published objects are left alone.
 """
 
 import argparse
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -18,6 +22,8 @@ from resources.warehouse.backends import SqliteBackend
 from scripts.synthetic_events import seed_warehouse
 
 LOCAL_INSTANCE_CONFIG = PROJECT_ROOT / "deployments" / "local" / "dagster.yaml"
+# Bump when the generator or the warehouse layout changes: existing warehouses are rebuilt.
+SEED_FORMAT = 1
 
 
 def prepare_dagster_home(dagster_home: Path) -> Path:
@@ -27,9 +33,41 @@ def prepare_dagster_home(dagster_home: Path) -> Path:
     return target
 
 
+def seed_incrementally(
+    warehouse: Path, first_day: dt.date, last_day: dt.date, *, impressions: int, seed: int
+) -> tuple[int, dt.date | None]:
+    """Load the days of [first_day, last_day] the warehouse does not hold yet with these
+    settings; returns the events loaded and the first day loaded (None: nothing to do)."""
+    record = warehouse.with_name(warehouse.name + ".seed.json")
+    settings = {
+        "format": SEED_FORMAT,
+        "impressions": impressions,
+        "seed": seed,
+        "first_day": first_day.isoformat(),
+    }
+    seeded = json.loads(record.read_text()) if record.exists() and warehouse.exists() else {}
+    if {k: seeded.get(k) for k in settings} == settings:
+        start = dt.date.fromisoformat(seeded["last_day"]) + dt.timedelta(days=1)
+    else:
+        warehouse.unlink(missing_ok=True)
+        start = first_day
+    if start > last_day:
+        return 0, None
+    rows = seed_warehouse(
+        SqliteBackend(str(warehouse)), start, last_day, impressions=impressions, seed=seed
+    )
+    record.write_text(json.dumps({**settings, "last_day": last_day.isoformat()}, indent=1))
+    return rows, start
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--days", type=int, default=14, help="recent days of events to load")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help="load only this many recent days (default: every partition, from its start date)",
+    )
     parser.add_argument("--impressions", type=int, default=2000, help="impressions per day")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
@@ -44,18 +82,20 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = local_paths()
     paths.object_store.mkdir(parents=True, exist_ok=True)
-    paths.warehouse.unlink(missing_ok=True)
     last_day = dt.date.fromisoformat(daily_partitions.get_last_partition_key())
-    first_day = last_day - dt.timedelta(days=args.days - 1)
-    rows = seed_warehouse(
-        SqliteBackend(str(paths.warehouse)),
-        first_day,
-        last_day,
-        impressions=args.impressions,
-        seed=args.seed,
+    first_day = (
+        last_day - dt.timedelta(days=args.days - 1)
+        if args.days
+        else dt.date.fromisoformat(daily_partitions.get_first_partition_key())
+    )
+    rows, seeded_from = seed_incrementally(
+        paths.warehouse, first_day, last_day, impressions=args.impressions, seed=args.seed
     )
     print(f"instance config : {instance_config}")
-    print(f"warehouse       : {paths.warehouse} ({rows} events, {first_day} .. {last_day})")
+    print(
+        f"warehouse       : {paths.warehouse} ({first_day} .. {last_day}; {rows} events "
+        f"loaded now, from {seeded_from or 'nothing: already up to date'})"
+    )
     print(f"object store    : {paths.object_store}")
     return 0
 

@@ -18,7 +18,8 @@ MAX_CATCH_UP_DAYS = 7
 
 
 def _days_to_consider(cursor: str | None, last_partition: dt.date) -> list[dt.date]:
-    first = last_partition if cursor is None else dt.date.fromisoformat(cursor) + dt.timedelta(1)
+    # No cursor yet arrives as None from the daemon and as "" from the UI's tick preview.
+    first = last_partition if not cursor else dt.date.fromisoformat(cursor) + dt.timedelta(1)
     first = max(first, last_partition - dt.timedelta(days=MAX_CATCH_UP_DAYS - 1))
     return [first + dt.timedelta(days=n) for n in range((last_partition - first).days + 1)]
 

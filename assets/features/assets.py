@@ -80,7 +80,9 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
         kinds={"pandas", "parquet"},
         tags={"layer": "features"},
         metadata={
-            "dagster/column_schema": table_schema(table.schema, table.primary_key),
+            "dagster/column_schema": table_schema(
+                table.schema, table.primary_key, table.column_descriptions
+            ),
             "primary_key": ", ".join(table.primary_key),
         },
     )
@@ -104,6 +106,7 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
             asset_name=table.name,
             layer="features",
             primary_key=table.primary_key,
+            column_descriptions=table.column_descriptions,
             gate_names=feature_gates(table),
             store=store,
             notifier=notifier,

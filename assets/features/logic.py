@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
@@ -153,6 +153,8 @@ class FeatureTable:
     schema: pa.Schema
     primary_key: tuple[str, ...]
     value_ranges: dict[str, ValueRange]
+    # One line of business meaning per column (the UI's column table shows it).
+    column_descriptions: dict[str, str] = field(default_factory=dict)
     # The column a model learns to predict, whose positive rate the label_rate gate watches.
     label_column: str | None = None
 
@@ -168,6 +170,20 @@ def _non_negative(*columns: str) -> dict[str, ValueRange]:
 FEATURE_TABLES = (
     FeatureTable(
         name="user_daily_features",
+        column_descriptions={
+            "feature_date": "UTC day the aggregates cover.",
+            "user_id": "The user.",
+            "impressions": "Items shown to the user that day.",
+            "clicks": "Items the user clicked that day.",
+            "add_to_carts": "Items the user added to the cart that day.",
+            "purchases": "Items the user bought that day.",
+            "ctr": "clicks / impressions of the user that day (null without impressions).",
+            "spend": "Total price of the user's purchases that day.",
+            "mean_dwell_seconds": "Mean seconds on an item page after a click (null: no clicks).",
+            "distinct_items": "Distinct items the user saw or acted on that day.",
+            "main_device": "The device family the user used most that day.",
+            "country": "The user's country that day.",
+        },
         description="Daily per-user engagement aggregates that personalise the CTR model.",
         compute=user_daily_features,
         schema=USER_FEATURES_SCHEMA,
@@ -180,6 +196,18 @@ FEATURE_TABLES = (
     ),
     FeatureTable(
         name="item_daily_features",
+        column_descriptions={
+            "feature_date": "UTC day the aggregates cover.",
+            "item_id": "The catalogue item.",
+            "item_category": "Catalogue category of the item.",
+            "impressions": "Times the item was shown that day.",
+            "clicks": "Clicks on the item that day.",
+            "purchases": "Purchases of the item that day.",
+            "ctr": "clicks / impressions of the item that day (null without impressions).",
+            "revenue": "Total price of the item's purchases that day.",
+            "mean_price": "Mean price the item was shown at that day.",
+            "distinct_users": "Distinct users who saw or acted on the item that day.",
+        },
         description="Daily per-item popularity and revenue aggregates for the CTR model.",
         compute=item_daily_features,
         schema=ITEM_FEATURES_SCHEMA,
@@ -191,6 +219,18 @@ FEATURE_TABLES = (
     ),
     FeatureTable(
         name="training_examples",
+        column_descriptions={
+            "feature_date": "UTC day of the impression.",
+            "event_id": "The impression's event id (one example per impression).",
+            "user_id": "The user the item was shown to.",
+            "item_id": "The item shown.",
+            "hour_of_day": "UTC hour of the impression (0-23).",
+            "device": "Device family of the impression.",
+            "country": "The user's country.",
+            "item_category": "Catalogue category of the item.",
+            "price": "Item price when shown.",
+            "label": "1 when the user clicked this item later that day, else 0.",
+        },
         description="Labelled impressions (clicked or not) of one day: the CTR model's examples.",
         compute=training_examples,
         schema=TRAINING_EXAMPLES_SCHEMA,

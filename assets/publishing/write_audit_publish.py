@@ -15,7 +15,7 @@ A kill at any point leaves the previous approved version readable: no write touc
 bytes, and the pointer moves in one atomic write.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -70,13 +70,16 @@ def gate_check_specs(asset_name: str, gate_names: Sequence[str]) -> list[dg.Asse
     ]
 
 
-def table_schema(schema: pa.Schema, primary_key: Sequence[str]) -> dg.TableSchema:
-    """The Arrow schema as Dagster's TableSchema, so the UI shows columns and types."""
+def table_schema(
+    schema: pa.Schema, primary_key: Sequence[str], descriptions: Mapping[str, str]
+) -> dg.TableSchema:
+    """The Arrow schema as Dagster's TableSchema, so the UI shows columns, types and meaning."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=f.name,
                 type=str(f.type),
+                description=descriptions.get(f.name),
                 constraints=dg.TableColumnConstraints(
                     nullable=f.nullable,
                     unique=tuple(primary_key) == (f.name,),
@@ -96,9 +99,24 @@ def _check_evaluation(asset_name: str, partition: str, gate: GateResult) -> dg.A
         partition=partition,
         blocking=True,
         severity=dg.AssetCheckSeverity(str(gate.severity)),
-        description=gate.message,
-        metadata={"observed": gate.observed, "threshold": gate.threshold},
+        description=f"{partition}: {gate.message}",
+        metadata=gate_metadata(partition, gate),
     )
+
+
+def gate_metadata(partition: str, gate: GateResult) -> dict[str, dg.MetadataValue]:
+    """A gate's verdict for one day as check metadata: the day, the words, and the numbers
+    (floats, so the UI plots them over the execution history)."""
+    metadata = {
+        "partition": dg.MetadataValue.text(partition),
+        "observed": dg.MetadataValue.text(gate.observed),
+        "threshold": dg.MetadataValue.text(gate.threshold),
+    }
+    if gate.value is not None:
+        metadata["observed_value"] = dg.MetadataValue.float(float(gate.value))
+    if gate.limit is not None:
+        metadata["threshold_value"] = dg.MetadataValue.float(float(gate.limit))
+    return metadata
 
 
 def publish_if_passed(
@@ -172,6 +190,7 @@ def publish_gated_partitions(
     asset_name: str,
     layer: str,
     primary_key: Sequence[str],
+    column_descriptions: Mapping[str, str],
     gate_names: Sequence[str],
     store: ObjectStore,
     notifier: Notifier,
@@ -211,7 +230,9 @@ def publish_gated_partitions(
         rows = evaluation.table.num_rows
         published[partition] = {
             "dagster/row_count": rows,
-            "dagster/column_schema": table_schema(evaluation.table.schema, primary_key),
+            "dagster/column_schema": table_schema(
+                evaluation.table.schema, primary_key, column_descriptions
+            ),
             "object_uri": dg.MetadataValue.path(stored.uri),
             "object_key": stored.key,
             "content_sha256": stored.sha256,

@@ -2,14 +2,18 @@
 
 Every day at FRESHNESS_DEADLINE, the newest partition that should exist by then (yesterday's)
 must be materialized for every daily asset; otherwise the check fails with WARN severity,
-naming the missing partition, so someone looks before the training SLA is missed.
+naming the missing partition, so someone looks before the training SLA is missed. Inside a
+run that materializes partitions (the UI adds an asset's checks to a manual materialization),
+it judges the partitions that run was asked for, never a day nobody asked about.
 """
 
 import datetime as dt
+from collections.abc import Mapping
 
 import dagster as dg
 
 from assets.features.logic import FEATURE_TABLES
+from assets.partitions import daily_partitions
 from assets.sources.daily_events import ASSET as EVENTS_ASSET
 
 FRESHNESS_DEADLINE = dt.time(9, 0)  # UTC: three hours after the fallback schedule
@@ -37,26 +41,56 @@ def expected_partition(now: dt.datetime, deadline: dt.time = FRESHNESS_DEADLINE)
     can_subset=True,
 )
 def daily_partitions_landed(context: dg.AssetCheckExecutionContext):
-    # Judged as of when the run was requested (the schedule's tick, or a click in the UI): a run
-    # that waited in the queue past midnight still checks the day it was asked about.
-    requested_at = context.instance.get_run_record_by_id(context.run.run_id).create_timestamp
-    partition = expected_partition(requested_at)
+    asked = _partitions_of_the_run(context.run.tags)
+    if asked:
+        # Run next to a materialization the user asked for (the UI adds an asset's checks to
+        # it): judge the days that run was about, not the deadline's day.
+        partitions, why = asked, "asked for by this run"
+    else:
+        # Judged as of when the run was requested (the schedule's tick, or a click in the UI):
+        # a run that waited in the queue past midnight still checks the day it was asked about.
+        requested_at = context.instance.get_run_record_by_id(context.run.run_id).create_timestamp
+        partitions, why = [expected_partition(requested_at)], "due by the deadline"
     for check_key in context.selected_asset_check_keys:
-        records = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]),
-            limit=1,
-        ).records
+        missing = [
+            partition
+            for partition in partitions
+            if not context.instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]),
+                limit=1,
+            ).records
+        ]
         yield dg.AssetCheckResult(
             asset_key=check_key.asset_key,
             check_name=CHECK_NAME,
-            passed=bool(records),
+            passed=not missing,
             severity=dg.AssetCheckSeverity.WARN,
-            description=(
-                f"partition {partition} landed"
-                if records
-                else f"partition {partition} has not landed by its "
-                f"{FRESHNESS_DEADLINE:%H:%M} UTC deadline: check the completeness sensor's "
-                "skip reasons and the run queue."
-            ),
-            metadata={"expected_partition": partition},
+            description=_describe(partitions, missing, why),
+            metadata={"expected_partition": ", ".join(partitions), "missing": len(missing)},
         )
+
+
+def _partitions_of_the_run(tags: Mapping[str, str]) -> list[str]:
+    """The daily partitions a run materializes (one, or a backfill batch's range); [] for the
+    deadline job's own runs, which target no partition."""
+    if "dagster/partition" in tags:
+        return [tags["dagster/partition"]]
+    first = tags.get("dagster/asset_partition_range_start")
+    last = tags.get("dagster/asset_partition_range_end")
+    if first and last:
+        return daily_partitions.get_partition_keys_in_range(dg.PartitionKeyRange(first, last))
+    return []
+
+
+def _describe(partitions: list[str], missing: list[str], why: str) -> str:
+    if not missing:
+        return f"partition(s) {', '.join(partitions)} ({why}) landed"
+    if why == "due by the deadline":
+        return (
+            f"partition {missing[0]} has not landed by its {FRESHNESS_DEADLINE:%H:%M} UTC "
+            "deadline: check the completeness sensor's skip reasons and the run queue."
+        )
+    return (
+        f"partition(s) {', '.join(missing)} ({why}) did not land: the run's step for this asset "
+        "failed or its gates blocked the day; see the run's step failures."
+    )

@@ -27,6 +27,10 @@ class GateResult:
     threshold: str
     message: str
     severity: Severity = Severity.ERROR
+    # The same verdict as numbers, so the UI can plot it per day: what was measured and the
+    # bound it was compared with (for a band, the bound nearest the value).
+    value: float | None = None
+    limit: float | None = None
 
     @property
     def blocks(self) -> bool:
@@ -109,6 +113,8 @@ def schema_contract(raw: pa.Table, expected: pa.Schema, thresholds: GateThreshol
             else "schema matches the contract"
         ),
         severity=thresholds.severity("schema_contract"),
+        value=len(diff),
+        limit=0,
     )
 
 
@@ -126,6 +132,8 @@ def volume(rows: int, history: Sequence[int], thresholds: GateThresholds) -> Gat
             threshold=f">= {thresholds.volume_min_rows} rows",
             message=f"Only {rows} rows; check that the upstream load for this day ran.",
             severity=thresholds.severity("volume"),
+            value=rows,
+            limit=thresholds.volume_min_rows,
         )
     if len(history) < thresholds.volume_min_history:
         return GateResult(
@@ -138,6 +146,8 @@ def volume(rows: int, history: Sequence[int], thresholds: GateThresholds) -> Gat
             ),
             message="not enough history for a band yet",
             severity=thresholds.severity("volume"),
+            value=rows,
+            limit=thresholds.volume_min_rows,
         )
     median = statistics.median(history)
     low, high = median * thresholds.volume_band_low, median * thresholds.volume_band_high
@@ -154,6 +164,8 @@ def volume(rows: int, history: Sequence[int], thresholds: GateThresholds) -> Gat
             "load, or widen volume_band_low/high if the change is real."
         ),
         severity=thresholds.severity("volume"),
+        value=rows,
+        limit=low if rows < (low + high) / 2 else high,
     )
 
 
@@ -196,6 +208,8 @@ def completeness(
             "the load to finish, then re-run this partition."
         ),
         severity=thresholds.severity("completeness"),
+        value=len(present),
+        limit=thresholds.required_hours,
     )
 
 
@@ -216,6 +230,13 @@ def watermark(
             "be arriving. The completeness sensor requests the run once it covers the day."
         ),
         severity=thresholds.severity("watermark"),
+        # Hours of the day the upstream has loaded (24 = the whole day).
+        value=(
+            min(max((loaded_through - day_end).total_seconds() / 3600 + 24, 0), 24)
+            if loaded_through
+            else 0
+        ),
+        limit=24,
     )
 
 
@@ -244,12 +265,14 @@ def null_rate(table: pa.Table, thresholds: GateThresholds) -> GateResult:
             else f"Too many nulls in {sorted(over)}; an upstream column is no longer filled."
         ),
         severity=thresholds.severity("null_rate"),
+        value=rates.get(worst, 0.0),
+        limit=thresholds.max_null_rate.get(worst, 0.0),
     )
 
 
 def value_ranges(table: pa.Table, thresholds: GateThresholds) -> GateResult:
     """Numeric bounds and allowed categories per column; nulls are the null gate's business."""
-    violations = []
+    violations, invalid_values = [], 0
     # NaN compares false with every bound and is not null: count it (and infinities) as invalid
     # in every float column, whatever its configured range.
     for field_ in table.schema:
@@ -257,12 +280,14 @@ def value_ranges(table: pa.Table, thresholds: GateThresholds) -> GateResult:
             column = table.column(field_.name)
             invalid = (pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0) if len(column) else 0
             if invalid:
+                invalid_values += invalid
                 violations.append(f"{field_.name}: {invalid} NaN or infinite values")
     for name, rule in thresholds.value_ranges.items():
         column = table.column(name)
         if rule.allowed is not None:
             bad = pc.sum(pc.invert(pc.is_in(column, pa.array(rule.allowed)))).as_py() or 0
             bad -= column.null_count
+            invalid_values += bad
             if bad:
                 violations.append(f"{name}: {bad} values outside {list(rule.allowed)}")
             continue
@@ -273,6 +298,7 @@ def value_ranges(table: pa.Table, thresholds: GateThresholds) -> GateResult:
             if bound is None:
                 continue
             bad = pc.sum(compare(column, bound)).as_py() or 0
+            invalid_values += bad
             if bad:
                 violations.append(f"{name}: {bad} values {label} {bound}")
     return GateResult(
@@ -289,6 +315,8 @@ def value_ranges(table: pa.Table, thresholds: GateThresholds) -> GateResult:
             else "Out-of-range values: " + "; ".join(violations) + "."
         ),
         severity=thresholds.severity("value_ranges"),
+        value=invalid_values,
+        limit=0,
     )
 
 
@@ -308,6 +336,8 @@ def unique_key(table: pa.Table, key: Sequence[str], thresholds: GateThresholds) 
             "or a join fanned out. Deduplicate upstream, then re-run this partition."
         ),
         severity=thresholds.severity("unique_key"),
+        value=duplicates,
+        limit=0,
     )
 
 
@@ -332,6 +362,8 @@ def repeated_events(
             "day was loaded twice. Remove the second load upstream, then re-run this partition."
         ),
         severity=thresholds.severity("repeated_events"),
+        value=share,
+        limit=thresholds.max_repeated_share,
     )
 
 
@@ -355,6 +387,8 @@ def within_day(
             "upstream's time zone and late-arrival handling."
         ),
         severity=thresholds.severity("within_day"),
+        value=outside,
+        limit=0,
     )
 
 

@@ -97,6 +97,8 @@ def label_rate(
         "(clicks) of this day are missing or duplicated upstream. Check the click logging, "
         "then re-run the partition.",
         thresholds,
+        value=rate,
+        limit=low if rate is None or rate < median else high,
     )
 
 
@@ -112,6 +114,8 @@ def event_mix(
         return _result("event_mix", True, observed, waiting, "no baseline yet", thresholds)
     usual = _median_shares([p["categories"]["event_type"] for p in history if p.get("categories")])
     low, high = thresholds.event_mix_band_low, thresholds.event_mix_band_high
+    ratios = {kind: shares.get(kind, 0.0) / share for kind, share in usual.items() if share}
+    worst_ratio = max(ratios.values(), key=lambda r: abs(math.log(max(r, 1e-9))), default=1.0)
     off = {
         kind: shares.get(kind, 0.0)
         for kind, share in usual.items()
@@ -130,6 +134,9 @@ def event_mix(
         + ", ".join(f"{k} {v:.3f} vs usual {usual[k]:.3f}" for k, v in sorted(off.items()))
         + ". An upstream logger stopped (or doubled) one kind of event; fix it, then re-run.",
         thresholds,
+        # The type furthest from its usual share, as a multiple of it (1 = usual).
+        value=worst_ratio,
+        limit=low if worst_ratio < 1 else high,
     )
 
 
@@ -156,6 +163,8 @@ def category_drift(
         else f"Categorical drift in {sorted(over)}: the mix of values changed sharply. Check "
         "the upstream mapping; accept a real change with max_psi, or keep it warn-only.",
         thresholds,
+        value=psi[worst],
+        limit=thresholds.max_psi,
     )
 
 
@@ -193,6 +202,8 @@ def numeric_drift(
         + ": a unit, currency or scaling change upstream? Accept a real change with "
         "max_quantile_shift, or keep it warn-only.",
         thresholds,
+        value=max(shifts.values(), default=0.0),
+        limit=thresholds.max_quantile_shift,
     )
 
 
@@ -211,7 +222,14 @@ def _psi(actual: Mapping[str, float], expected: Mapping[str, float]) -> float:
 
 
 def _result(
-    gate: str, passed: bool, observed: str, threshold: str, message: str, thresholds: GateThresholds
+    gate: str,
+    passed: bool,
+    observed: str,
+    threshold: str,
+    message: str,
+    thresholds: GateThresholds,
+    value: float | None = None,
+    limit: float | None = None,
 ) -> GateResult:
     return GateResult(
         gate=gate,
@@ -220,4 +238,6 @@ def _result(
         threshold=threshold,
         message=message,
         severity=thresholds.severity(gate),
+        value=value,
+        limit=limit,
     )

@@ -25,7 +25,11 @@ from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
 from resources.warehouse.backends import normalize_events
 from resources.warehouse.errors import WAREHOUSE_ERRORS, is_transient
-from resources.warehouse.event_schema import EVENT_TYPES, EVENTS_SCHEMA
+from resources.warehouse.event_schema import (
+    EVENT_COLUMN_DESCRIPTIONS,
+    EVENT_TYPES,
+    EVENTS_SCHEMA,
+)
 from resources.warehouse.resource import Warehouse
 
 ASSET = "daily_events"
@@ -166,7 +170,9 @@ def evaluate_source_partition(
     kinds={"sql", "parquet"},
     tags={"layer": "sources"},
     metadata={
-        "dagster/column_schema": table_schema(EVENTS_SCHEMA, ("event_id",)),
+        "dagster/column_schema": table_schema(
+            EVENTS_SCHEMA, ("event_id",), EVENT_COLUMN_DESCRIPTIONS
+        ),
         "primary_key": "event_id",
     },
 )
@@ -193,6 +199,7 @@ def daily_events(
         asset_name=ASSET,
         layer="sources",
         primary_key=("event_id",),
+        column_descriptions=EVENT_COLUMN_DESCRIPTIONS,
         gate_names=SOURCE_GATES,
         store=store,
         notifier=notifier,

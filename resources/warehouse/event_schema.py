@@ -23,3 +23,18 @@ EVENTS_SCHEMA = pa.schema(
         pa.field("item_category", pa.string()),
     ]
 )
+
+# One line of business meaning per column: the UI's column table shows it.
+EVENT_COLUMN_DESCRIPTIONS = {
+    "event_id": "Upstream id of the event, unique per event.",
+    "event_date": "UTC day the warehouse files the event under (the partition).",
+    "event_time": "When the event happened (UTC, microseconds).",
+    "user_id": "The user who saw or acted on the item.",
+    "item_id": "The catalogue item shown or acted on.",
+    "event_type": "impression, click, add_to_cart or purchase.",
+    "price": "Item price at the time of the event, in the shop's currency.",
+    "dwell_seconds": "Seconds spent on the item page after a click (clicks only).",
+    "device": "Device family of the session: ios, android or web.",
+    "country": "User's country (ISO 3166 alpha-2).",
+    "item_category": "Catalogue category of the item.",
+}

@@ -71,3 +71,12 @@ def test_catch_up_requests_each_complete_day_in_order_up_to_the_watermark(wareho
     assert keys == [(yesterday - dt.timedelta(days=n)).isoformat() for n in (3, 2, 1)]
     assert result.cursor == keys[-1]
     assert len({request.run_key for request in result.run_requests}) == 3
+
+
+@pytest.mark.parametrize("empty_cursor", [None, ""])
+def test_an_empty_cursor_means_no_day_requested_yet(warehouse, empty_cursor):
+    """The UI's "Preview tick result" passes an empty string where the daemon passes None."""
+    yesterday = _yesterday()
+    set_watermark(warehouse, day_bounds(yesterday)[1])
+    result = _tick(warehouse, cursor=empty_cursor)
+    assert [r.partition_key for r in result.run_requests] == [yesterday.isoformat()]

@@ -37,3 +37,21 @@ def test_a_warn_only_gate_that_failed_is_reported_as_a_warning_naming_the_partit
     assert ranges.metadata["failed_partitions"].value == 2
     assert summaries["unique_key"].passed is True
     assert summaries["unique_key"].metadata["failed_partitions"].value == 0
+
+
+def test_each_days_gate_results_carry_the_day_and_plottable_numbers(local_resources):
+    result = dg.materialize([daily_events], partition_key=RANGE[0], resources=local_resources)
+    per_day = {
+        e.check_name: e for e in result.get_asset_check_evaluations() if e.partition == RANGE[0]
+    }
+    completeness = per_day["completeness"]
+    assert completeness.metadata["partition"].value == RANGE[0]
+    assert completeness.description.startswith(f"{RANGE[0]}: ")
+    assert completeness.metadata["observed_value"].value == 24.0
+    assert completeness.metadata["threshold_value"].value == 24.0
+    # Every gate with a verdict of its own has numbers; the history gates have none until there
+    # is a history to compare with (they pass and say so).
+    for name in ("schema_contract", "volume", "null_rate", "value_ranges", "unique_key"):
+        assert isinstance(per_day[name].metadata["observed_value"].value, float), name
+        assert isinstance(per_day[name].metadata["threshold_value"].value, float), name
+    assert "observed_value" not in per_day["event_mix"].metadata

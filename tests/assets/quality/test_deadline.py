@@ -4,8 +4,17 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.quality.deadline import CHECK_NAME, DAILY_ASSETS, expected_partition
+from assets.features.assets import feature_assets
+from assets.quality.deadline import (
+    CHECK_NAME,
+    DAILY_ASSETS,
+    daily_partitions_landed,
+    expected_partition,
+)
+from assets.sources.daily_events import daily_events
 from definitions import build_definitions
+
+DAY_ASKED = "2026-11-03"
 
 
 def test_expected_partition_moves_at_the_deadline():
@@ -41,3 +50,20 @@ def test_missing_partition_fails_and_a_landed_one_passes():
     assert not late.passed
     assert late.severity == dg.AssetCheckSeverity.WARN
     assert f"partition {partition} has not landed" in late.description
+
+
+def test_in_a_manual_materialization_it_judges_the_day_asked_for(local_resources):
+    """Selecting the assets in the UI brings their deadline checks into the run: they must
+    judge the partition being materialized, not fail about yesterday's."""
+    result = dg.materialize(
+        [daily_events, *feature_assets, daily_partitions_landed],
+        partition_key=DAY_ASKED,
+        resources=local_resources,
+    )
+    assert result.success
+    evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_NAME]
+    assert {e.asset_key.to_user_string() for e in evaluations} == set(DAILY_ASSETS)
+    for evaluation in evaluations:
+        assert evaluation.passed, evaluation.description
+        assert evaluation.metadata["expected_partition"].value == DAY_ASKED
+        assert f"partition(s) {DAY_ASKED} (asked for by this run) landed" == evaluation.description
