@@ -6,14 +6,17 @@ Read it as the table of contents: each line names a capability and the folder it
 import dagster as dg
 
 from assets.features.assets import feature_assets
-from assets.jobs import daily_features_job, freshness_job
+from assets.jobs import daily_features_job, daily_training_job, freshness_job
+from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.training_dataset import training_dataset
 from assets.quality.deadline import daily_partitions_landed
+from assets.registry.promotion import registry_assets, rollback_model_job
 from assets.sources.daily_events import daily_events
 from resources.factory import build_resources, current_deployment
 from sensors.completeness import upstream_completeness_sensor
 from sensors.schedules import daily_features_schedule, freshness_schedule
+from sensors.training_trigger import daily_training_sensor
 
 
 def build_definitions(deployment: str | None = None) -> dg.Definitions:
@@ -27,17 +30,28 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
     )
     return dg.Definitions(
         # assets/sources, assets/features, assets/model
-        assets=[daily_events, *feature_assets, training_dataset, model_checkpoint],
+        assets=[
+            daily_events,
+            *feature_assets,
+            training_dataset,
+            model_checkpoint,
+            model_evaluation,
+            # assets/registry: promotion by compare-and-swap, the production version
+            *registry_assets,
+        ],
         # assets/quality: the deadline check (the gates are declared by each asset)
         asset_checks=[daily_partitions_landed],
         # assets/jobs.py
-        jobs=[daily_features_job, freshness_job],
+        jobs=[daily_features_job, daily_training_job, freshness_job, rollback_model_job],
         # sensors/
         schedules=[
             daily_features_schedule(dg.DefaultScheduleStatus.STOPPED),
             freshness_schedule(schedule_status),
         ],
-        sensors=[upstream_completeness_sensor(sensor_status)],
+        sensors=[
+            upstream_completeness_sensor(sensor_status),
+            daily_training_sensor(sensor_status),
+        ],
         # resources/factory.py: local (SQLite + directory) or prod (Postgres + S3 + GPU pods)
         resources=build_resources(deployment),
     )

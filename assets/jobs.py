@@ -17,3 +17,13 @@ freshness_job = dg.define_asset_job(
     selection=dg.AssetSelection.checks(daily_partitions_landed),
     description="Evaluates the daily-partition deadline checks.",
 )
+
+daily_training_job = dg.define_asset_job(
+    "daily_training_job",
+    selection=dg.AssetSelection.assets(
+        "training_dataset", "model_checkpoint", "model_evaluation", "model_promotion"
+    ),
+    description="Builds the day's approved training window, trains the day's model (warm start "
+    "from production), evaluates it against the production model and, if it passes, promotes "
+    "it by compare-and-swap.",
+)

@@ -18,6 +18,7 @@ from dagster_aws.s3 import S3Resource
 
 from resources.notifier import Notifier
 from resources.paths import PROJECT_ROOT
+from resources.registry.resource import ModelRegistryResource
 from resources.storage.resource import LocalObjectStorage, S3ObjectStorage
 from resources.trainer.launcher import K8sTrainerLauncher, LocalTrainerLauncher
 from resources.warehouse.resource import Warehouse
@@ -80,22 +81,27 @@ def build_resources(
     deployment = deployment or current_deployment()
     if deployment == "local":
         paths = local_paths(local_root)
+        storage = LocalObjectStorage(root=str(paths.object_store))
         return {
-            "storage": LocalObjectStorage(root=str(paths.object_store)),
+            "storage": storage,
+            # The model registry lives in the same store as the checkpoints it names.
+            "registry": ModelRegistryResource(storage=storage),
             "warehouse": Warehouse(backend="sqlite", sqlite_path=str(paths.warehouse)),
             "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
             "trainer": LocalTrainerLauncher(**_env_vars_that_are_set(_OPTIONAL_BUILD_SETTINGS)),
         }
     if deployment == "prod":
-        return {
-            "storage": S3ObjectStorage(
-                s3=S3Resource(
-                    region_name=dg.EnvVar("AWS_REGION"),
-                    **_env_vars_that_are_set(_OPTIONAL_S3_SETTINGS),
-                ),
-                bucket=dg.EnvVar("OBJECT_STORE_BUCKET"),
-                prefix=dg.EnvVar("OBJECT_STORE_PREFIX"),
+        s3_storage = S3ObjectStorage(
+            s3=S3Resource(
+                region_name=dg.EnvVar("AWS_REGION"),
+                **_env_vars_that_are_set(_OPTIONAL_S3_SETTINGS),
             ),
+            bucket=dg.EnvVar("OBJECT_STORE_BUCKET"),
+            prefix=dg.EnvVar("OBJECT_STORE_PREFIX"),
+        )
+        return {
+            "storage": s3_storage,
+            "registry": ModelRegistryResource(storage=s3_storage),
             "warehouse": Warehouse(
                 backend="postgres",
                 postgres_dsn=dg.EnvVar("WAREHOUSE_DSN"),

@@ -19,7 +19,12 @@ GROUPS = {
     "training_examples": "features",
     "training_dataset": "training",
     "model_checkpoint": "training",
+    "model_evaluation": "training",
+    "model_promotion": "training",
+    "production_model": "training",
 }
+# The one asset that is not per day: which model version serves now.
+UNPARTITIONED = {"production_model"}
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:
@@ -78,9 +83,12 @@ def test_every_asset_has_a_description_group_and_daily_partitions():
     defs = build_definitions("local")
     specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
     assert {name: spec.group_name for name, spec in specs.items()} == GROUPS
-    for spec in specs.values():
+    for name, spec in specs.items():
         assert spec.description and "\n" not in spec.description
-        assert isinstance(spec.partitions_def, dg.DailyPartitionsDefinition)
+        if name in UNPARTITIONED:
+            assert spec.partitions_def is None
+        else:
+            assert isinstance(spec.partitions_def, dg.DailyPartitionsDefinition), name
 
 
 def test_every_gated_asset_declares_blocking_gate_checks():
@@ -114,6 +122,9 @@ def test_prod_starts_its_sensor_and_deadline_checks_and_keeps_the_fallback_off()
     defs = build_definitions("prod")
     [sensor] = [s for s in defs.sensors if s.name == "upstream_completeness_sensor"]
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    training_trigger = defs.resolve_sensor_def("daily_training_sensor")
+    assert training_trigger.default_status == dg.DefaultSensorStatus.RUNNING
+    assert training_trigger.job_name == "daily_training_job"
     assert (
         defs.resolve_schedule_def("freshness_checks_schedule").default_status
         == dg.DefaultScheduleStatus.RUNNING

@@ -4,7 +4,7 @@ Modules, one job each:
   config        TrainConfig and the run fingerprint (config + input data versions + code)
   data          parquet partitions -> tensors, the held-out split by event-id hash
   sampler       deterministic batches with a save/restore-able position
-  model         the CTR model (hashed embeddings + MLP) and its loss
+  model         the CTR model (matrix factorisation + context MLP), warm start, its loss
   optim         AdamW with linear warmup then cosine decay
   rng           seeding and weights_only-safe capture/restore of every RNG
   checkpoint    CheckpointManager: verified, atomic-by-manifest checkpoints on an ObjectStore
@@ -12,6 +12,7 @@ Modules, one job each:
   progress      JSON progress lines on stdout and the progress.json heartbeat
   metrics       AUC and log loss without sklearn
   loop          train(): resume, train, save on interval/time/SIGTERM, evaluate
+  evaluate      score a verified checkpoint on a window's held-out rows
   cli           `python -m training ...` (alone or under torchrun)
 
 Nothing is imported eagerly here, so `import training` stays cheap.

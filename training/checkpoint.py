@@ -338,3 +338,33 @@ class CheckpointManager:
         return LoadedCheckpoint(
             step=step, key=self.step_key(step), manifest=manifest, payloads=payloads
         )
+
+
+class InitCheckpointError(RuntimeError):
+    """The warm-start checkpoint is missing, corrupt, or not the one the caller named."""
+
+
+def load_step_key(store: ObjectStore, step_key: str, manifest_sha256: str) -> LoadedCheckpoint:
+    """Load another run's published step (a warm start) by its key, verified twice: its
+    manifest must hash to `manifest_sha256` (the step the caller approved, not a later one
+    written under the same key) and every file must match the manifest."""
+    prefix, _, step_dir = step_key.strip("/").rpartition("/")
+    match = _STEP_DIR.match(step_dir)
+    if not prefix or not match:
+        raise InitCheckpointError(f"{step_key!r} is not a checkpoint step key (…/step-NNNNNN)")
+    manager = CheckpointManager(store, prefix)
+    step = int(match.group(1))
+    try:
+        manifest_bytes = store.get_bytes(manager.manifest_key(step))
+    except ObjectNotFound as err:
+        raise InitCheckpointError(f"warm-start checkpoint {step_key} has no manifest") from err
+    digest = hashlib.sha256(manifest_bytes).hexdigest()
+    if digest != manifest_sha256:
+        raise InitCheckpointError(
+            f"warm-start checkpoint {step_key}: manifest sha256 {digest[:12]} is not the "
+            f"approved {manifest_sha256[:12]}"
+        )
+    try:
+        return manager.load_step(step, fingerprint=None)
+    except CorruptCheckpoint as err:
+        raise InitCheckpointError(f"warm-start checkpoint {step_key} is unusable: {err}") from err

@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 
 from resources.storage.object_store import LocalObjectStore, ObjectStore, open_s3_store
-from training.checkpoint import FingerprintMismatch
+from training.checkpoint import FingerprintMismatch, InitCheckpointError
 from training.config import ConfigError, TrainConfig
 from training.data import InputDataError
 from training.loop import train
@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="resume from the newest valid checkpoint (default) or start fresh",
+    )
+    parser.add_argument(
+        "--init-from-json",
+        default="{}",
+        help='warm start: {"step_key": "<prefix>/step-NNNNNN", "manifest_sha256": "<sha256>"}'
+        " of another run's checkpoint (part of the fingerprint)",
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     return parser
@@ -110,6 +116,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = TrainConfig.from_dict(_json_object(args.config_json, "--config-json"))
         versions = _json_object(args.input_data_versions_json, "--input-data-versions-json")
+        init_from = _json_object(args.init_from_json, "--init-from-json") or None
+        if init_from and set(init_from) != {"step_key", "manifest_sha256"}:
+            raise ConfigError("--init-from-json needs exactly step_key and manifest_sha256")
         result = train(
             build_store(args),
             input_keys=args.input_key,
@@ -120,8 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume=args.resume,
             stop_event=stop,
             device=args.device,
+            init_from=init_from,
         )
-    except (ConfigError, InputDataError) as err:
+    except (ConfigError, InputDataError, InitCheckpointError) as err:
         return _fail(rank, EXIT_BAD_INPUT, err)
     except FingerprintMismatch as err:
         return _fail(rank, EXIT_FINGERPRINT_MISMATCH, err)

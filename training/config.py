@@ -29,8 +29,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    # Model shape.
-    embedding_dim: int = 16
+    # Model shape (training/model.py).
+    embedding_dim: int = 4
     hidden_sizes: tuple[int, ...] = (64, 32)
     dropout: float = 0.1
     user_buckets: int = 100_000
@@ -39,6 +39,9 @@ class TrainConfig:
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
+    # Penalty on the batch's user/item factors' squared distance from their anchors (zero, or
+    # the warm-start weights): the prior that lets a few impressions per user suffice.
+    embedding_l2: float = 0.03
     batch_size: int = 512  # per process; the global batch is batch_size * world_size
     total_steps: int = 2000
     warmup_steps: int = 100
@@ -88,7 +91,7 @@ class TrainConfig:
             problems.append(f"eval_fraction must be in [0, 1) (got {self.eval_fraction})")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             problems.append(f"min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio})")
-        for name in ("lr", "weight_decay", "checkpoint_every_seconds"):
+        for name in ("lr", "weight_decay", "embedding_l2", "checkpoint_every_seconds"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 problems.append(f"{name} must be a finite number >= 0 (got {value!r})")
@@ -159,13 +162,20 @@ def resolve_input_versions(
 
 
 def fingerprint(
-    config: TrainConfig, input_data_versions: Mapping[str, str], code_version: str
+    config: TrainConfig,
+    input_data_versions: Mapping[str, str],
+    code_version: str,
+    init_from: Mapping[str, str] | None = None,
 ) -> str:
-    """sha256 (hex) of everything that determines the trained weights."""
+    """sha256 (hex) of everything that determines the trained weights. `init_from` (the
+    warm-start checkpoint: its step key and manifest sha256) enters only when given, so cold
+    starts keep the fingerprint they always had."""
     result_config = {k: v for k, v in config.to_dict().items() if k not in OPERATIONAL_FIELDS}
     document = {
         "config": result_config,
         "input_data_versions": {str(k): str(v) for k, v in input_data_versions.items()},
         "code_version": str(code_version),
     }
+    if init_from:
+        document["init_from"] = {str(k): str(v) for k, v in init_from.items()}
     return hashlib.sha256(canonical_json(document).encode()).hexdigest()

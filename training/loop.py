@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from resources.storage.object_store import ObjectStore
 from training import distributed, rng
-from training.checkpoint import CheckpointManager, LoadedCheckpoint
+from training.checkpoint import CheckpointManager, LoadedCheckpoint, load_step_key
 from training.config import TrainConfig, fingerprint, resolve_input_versions
 from training.data import EncodedExamples, InputDataError, load_dataset
 from training.distributed import DistContext
@@ -91,6 +91,7 @@ class _Trainer:
         config: TrainConfig,
         run_fingerprint: str,
         stop_event: threading.Event | None,
+        init_from: Mapping[str, str] | None = None,
     ):
         self.ctx = ctx
         self.config = config
@@ -110,7 +111,18 @@ class _Trainer:
 
         # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
         rng.seed_everything(config.seed)
-        self.model = build_model(config).to(ctx.device)
+        self.model = build_model(config)
+        if init_from:
+            # Before any resume: a resumed warm start needs the same anchors as the first try.
+            loaded = load_step_key(store, init_from["step_key"], init_from["manifest_sha256"])
+            try:
+                self.model.warm_start(loaded.payloads[MODEL_FILE])
+            except RuntimeError as err:  # another shape: a config change, not a crash
+                raise InputDataError(
+                    f"warm-start checkpoint {init_from['step_key']} does not fit this model "
+                    f"({err}); train from scratch or start from a compatible model"
+                ) from err
+        self.model = self.model.to(ctx.device)
         self.train_model: torch.nn.Module = self.model
         if ctx.distributed:
             device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
@@ -222,6 +234,8 @@ class _Trainer:
         ):
             logits = self.train_model(batch.categorical, batch.numeric)
         loss = loss_fn(logits, batch.label)
+        if self.config.embedding_l2:
+            loss = loss + self.config.embedding_l2 * self.model.penalty(batch.categorical)
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -332,14 +346,17 @@ def train(
     resume: bool = True,
     stop_event: threading.Event | None = None,
     device: str = "auto",
+    init_from: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Train (resuming by default) and return the summary that rank 0 also prints.
 
     `stop_event` is set by the SIGTERM handler (see training.cli); the loop then saves at the
     next step boundary, waits for the write and returns status "preempted".
     The fingerprint is `fingerprint(config, resolve_input_versions(input_keys,
-    input_data_versions), code_version)`; it is in the summary. Raises FingerprintMismatch if
-    the prefix holds another run's checkpoints, ConfigError for inconsistent versions.
+    input_data_versions), code_version, init_from)`; it is in the summary. `init_from`
+    ({"step_key", "manifest_sha256"}) warm-starts from another run's verified checkpoint.
+    Raises FingerprintMismatch if the prefix holds another run's checkpoints, ConfigError for
+    inconsistent versions.
     """
     started = time.monotonic()
     # cuBLAS reads this when its first handle is created; deterministic GEMMs need it.
@@ -347,9 +364,16 @@ def train(
     ctx = distributed.setup(device)
     try:
         versions = resolve_input_versions(input_keys, input_data_versions)
-        run_fingerprint = fingerprint(config, versions, code_version)
+        run_fingerprint = fingerprint(config, versions, code_version, init_from)
         trainer = _Trainer(
-            ctx, store, input_keys, checkpoint_prefix, config, run_fingerprint, stop_event
+            ctx,
+            store,
+            input_keys,
+            checkpoint_prefix,
+            config,
+            run_fingerprint,
+            stop_event,
+            init_from,
         )
         resume_started = time.monotonic()
         resumed_from, steps_lost = trainer.resume() if resume else (None, 0)
@@ -397,6 +421,7 @@ def train(
             if has_checkpoint
             else None,
             "fingerprint": run_fingerprint,
+            "init_from": dict(init_from) if init_from else None,
             "device": str(ctx.device),
             "precision": trainer.precision.name,
             "world_size": ctx.world_size,

@@ -1,15 +1,29 @@
-"""The CTR model: hashed embeddings for the categorical features plus the numeric features,
-concatenated into an MLP that outputs one click logit."""
+"""The CTR model: a logistic matrix factorisation (user x item dot product, user and item
+biases) plus an MLP over the context features (device, country, category, hour, price).
+
+Why this shape: a click is mostly a user-item affinity. An MLP over concatenated user and item
+embeddings has to learn a dot product from data; the factorisation has it built in, which is
+what makes it learn from a few thousand impressions a day (measured in
+benchmarks/model_quality.py).
+
+Warm start: a day's model may start from the previous day's weights (`init_from`). The
+embedding penalty then pulls the user and item factors towards those starting weights instead
+of towards zero, so what earlier days taught is kept unless today's data says otherwise. The
+anchors are buffers outside the state dict: checkpoints hold the same tensors either way.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from training.config import TrainConfig
-from training.data import NUMERIC_FEATURES, categorical_cardinalities
+from training.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, categorical_cardinalities
+
+USER, ITEM = CATEGORICAL_FEATURES.index("user_id"), CATEGORICAL_FEATURES.index("item_id")
+CONTEXT = tuple(i for i in range(len(CATEGORICAL_FEATURES)) if i not in (USER, ITEM))
 
 
 class CTRModel(nn.Module):
@@ -22,22 +36,48 @@ class CTRModel(nn.Module):
         dropout: float,
     ):
         super().__init__()
-        self.embeddings = nn.ModuleList(nn.Embedding(n, embedding_dim) for n in cardinalities)
+        self.user_factors = nn.Embedding(cardinalities[USER], embedding_dim)
+        self.item_factors = nn.Embedding(cardinalities[ITEM], embedding_dim)
+        self.user_bias = nn.Embedding(cardinalities[USER], 1)
+        self.item_bias = nn.Embedding(cardinalities[ITEM], 1)
+        self.context = nn.ModuleList(nn.Embedding(cardinalities[i], embedding_dim) for i in CONTEXT)
         layers: list[nn.Module] = []
-        width = embedding_dim * len(cardinalities) + numeric_dim
+        width = embedding_dim * len(CONTEXT) + numeric_dim
         for hidden in hidden_sizes:
             layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden
         layers.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*layers)
-        # Small embedding init: N(0, 1) rows dominate the numeric inputs and slow early training.
-        for embedding in self.embeddings:
-            nn.init.normal_(embedding.weight, std=0.05)
+        # Small factor init: large random factors are noise the penalty then has to remove.
+        for table in (self.user_factors, self.item_factors, *self.context):
+            nn.init.normal_(table.weight, std=0.1)
+        for table in (self.user_bias, self.item_bias):
+            nn.init.zeros_(table.weight)
+        self.register_buffer("user_anchor", torch.zeros_like(self.user_factors.weight), False)
+        self.register_buffer("item_anchor", torch.zeros_like(self.item_factors.weight), False)
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-        embedded = [table(categorical[:, i]) for i, table in enumerate(self.embeddings)]
-        features = torch.cat([*embedded, numeric.to(embedded[0].dtype)], dim=1)
-        return self.mlp(features).squeeze(1)
+        users, items = categorical[:, USER], categorical[:, ITEM]
+        affinity = (self.user_factors(users) * self.item_factors(items)).sum(1)
+        biases = self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1)
+        context = [table(categorical[:, i]) for table, i in zip(self.context, CONTEXT, strict=True)]
+        features = torch.cat([*context, numeric.to(context[0].dtype)], dim=1)
+        return affinity + biases + self.mlp(features).squeeze(1)
+
+    def penalty(self, categorical: torch.Tensor) -> torch.Tensor:
+        """Squared distance of the batch's user and item factors from their anchors (zero for
+        a fresh model, the starting weights for a warm-started one), averaged over the batch."""
+        users, items = categorical[:, USER], categorical[:, ITEM]
+        user_shift = self.user_factors(users) - self.user_anchor[users]
+        item_shift = self.item_factors(items) - self.item_anchor[items]
+        return (user_shift.pow(2).sum(1) + item_shift.pow(2).sum(1)).float().mean()
+
+    def warm_start(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Start from another day's weights (same shape), and anchor the factors to them."""
+        self.load_state_dict(state)
+        with torch.no_grad():
+            self.user_anchor.copy_(self.user_factors.weight)
+            self.item_anchor.copy_(self.item_factors.weight)
 
 
 def build_model(config: TrainConfig) -> CTRModel:

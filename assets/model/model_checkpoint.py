@@ -15,7 +15,9 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from assets.model.records import production_model, same_shape, write_candidate
 from assets.model.training_dataset import ASSET as DATASET_ASSET
+from assets.model.training_dataset import manifest_inputs
 from assets.model.training_dataset import manifest_key as dataset_manifest_key
 from assets.partitions import daily_partitions, training_partitions
 from assets.publishing.gate_reports import PartitionNotPublished, read_published_with_lineage
@@ -34,12 +36,20 @@ TRAINING_PACKAGE = Path(__file__).resolve().parent.parent / "training"
 class ModelTrainingConfig(dg.Config):
     """Trainer settings (see training/config.py for the rest of TrainConfig's defaults)."""
 
-    total_steps: int = 1000
+    total_steps: int = 400
     batch_size: int = 512
-    lr: float = 2e-3
-    warmup_steps: int = 50
-    embedding_dim: int = 16
+    lr: float = 1e-2
+    warmup_steps: int = 20
+    embedding_dim: int = 4
+    embedding_l2: float = Field(
+        default=0.03, description="Pull of the user/item factors towards their starting point."
+    )
     seed: int = 0
+    warm_start: bool = Field(
+        default=True,
+        description="Start from the production model (the newest earlier day whose evaluation "
+        "passed, same shape) instead of random weights.",
+    )
     checkpoint_every_steps: int = Field(default=100, description="Save every N steps.")
     checkpoint_every_seconds: float = Field(default=600.0, description="...and every T seconds.")
     keep_last: int = Field(default=3, description="Checkpoints kept (>= 2).")
@@ -51,7 +61,7 @@ class ModelTrainingConfig(dg.Config):
     )
 
     def train_config(self) -> TrainConfig:
-        fields = self.model_dump(exclude={"resume", "resume_fingerprint"})
+        fields = self.model_dump(exclude={"resume", "resume_fingerprint", "warm_start"})
         return TrainConfig.from_dict(fields)
 
 
@@ -69,28 +79,32 @@ def checkpoint_prefix(partition: str, run_fingerprint: str) -> str:
 
 
 def approved_inputs(store: ObjectStore, partition: str) -> dict[str, str]:
-    """{object key: sha256} of the window the training_dataset manifest names, re-verified now:
-    every day must still pass its gates and still hold the bytes the manifest recorded."""
-    manifest_key = dataset_manifest_key(partition)
-    try:
-        manifest = json.loads(store.get_bytes(manifest_key))
-    except ObjectNotFound as err:
-        raise PartitionNotPublished(
-            f"No training set for {partition} ({manifest_key}). Materialize {DATASET_ASSET} "
-            f"for {partition} first."
-        ) from err
-    inputs = {}
+    """{object key: sha256} of the example partitions the training_dataset manifest names,
+    after re-verifying every entry now (events snapshot and every feature table of every day):
+    each must still pass its gates and still hold the bytes the manifest recorded."""
+    manifest = read_manifest(store, partition)
     for entry in manifest["inputs"]:
         _, report = read_published_with_lineage(
             store, entry["asset"], entry["partition"], daily_partitions
         )
         if report.content_sha256 != entry["content_sha256"]:
             raise PartitionNotPublished(
-                f"{entry['asset']} {entry['partition']} changed since {manifest_key} was written"
-                f". Re-materialize {DATASET_ASSET} for {partition}."
+                f"{entry['asset']} {entry['partition']} changed since "
+                f"{dataset_manifest_key(partition)} was written. Re-materialize {DATASET_ASSET} "
+                f"for {partition}."
             )
-        inputs[entry["object_key"]] = entry["content_sha256"]
-    return inputs
+    return {entry["object_key"]: entry["content_sha256"] for entry in manifest_inputs(manifest)}
+
+
+def read_manifest(store: ObjectStore, partition: str) -> dict:
+    manifest_key = dataset_manifest_key(partition)
+    try:
+        return json.loads(store.get_bytes(manifest_key))
+    except ObjectNotFound as err:
+        raise PartitionNotPublished(
+            f"No training set for {partition} ({manifest_key}). Materialize {DATASET_ASSET} "
+            f"for {partition} first."
+        ) from err
 
 
 @dataclass(frozen=True)
@@ -103,15 +117,33 @@ class TrainingRun:
     fingerprint: str
     prefix: str
     trainer_args: list[str]
+    train_config: TrainConfig
+    # The production model this run starts from (its candidate record), or None: from scratch.
+    parent: dict | None
+
+
+def warm_start_parent(store: ObjectStore, partition: str, train_config: TrainConfig) -> dict | None:
+    """The production model for `partition` when its weights fit this config, else None."""
+    parent = production_model(store, before=partition)
+    if parent is None or not same_shape(parent["config"], train_config.to_dict()):
+        return None
+    return parent
 
 
 def plan_training_run(
     storage: ObjectStorage, partition: str, config: ModelTrainingConfig
 ) -> TrainingRun:
-    inputs = approved_inputs(storage.open_store(), partition)
+    store = storage.open_store()
+    inputs = approved_inputs(store, partition)
     train_config = config.train_config()
     code_version = training_code_version()
-    run_fingerprint = fingerprint(train_config, inputs, code_version)
+    parent = warm_start_parent(store, partition, train_config) if config.warm_start else None
+    init_from = (
+        {"step_key": parent["checkpoint_key"], "manifest_sha256": parent["manifest_sha256"]}
+        if parent
+        else None
+    )
+    run_fingerprint = fingerprint(train_config, inputs, code_version, init_from)
     prefix = checkpoint_prefix(partition, run_fingerprint)
     trainer_args = [
         *storage.trainer_args(),
@@ -120,9 +152,12 @@ def plan_training_run(
         "--config-json", json.dumps(train_config.to_dict()),
         "--input-data-versions-json", json.dumps(inputs),
         "--code-version", code_version,
+        "--init-from-json", json.dumps(init_from or {}),
         "--resume" if config.resume else "--no-resume",
     ]  # fmt: skip
-    return TrainingRun(inputs, code_version, run_fingerprint, prefix, trainer_args)
+    return TrainingRun(
+        inputs, code_version, run_fingerprint, prefix, trainer_args, train_config, parent
+    )
 
 
 def _number(value: float | None) -> dg.MetadataValue:
@@ -175,9 +210,11 @@ def model_checkpoint(
             f"clear resume_fingerprint to train {run_fingerprint[:16]} from scratch.",
             allow_retries=False,
         )
+    parent = run.parent["partition"] if run.parent else None
     context.log.info(
         f"attempt {context.retry_number + 1}: training {partition} on {len(inputs)} days, "
-        f"fingerprint {run_fingerprint[:16]}, checkpoints under {prefix}"
+        f"fingerprint {run_fingerprint[:16]}, checkpoints under {prefix}, "
+        + (f"warm start from the production model of {parent}" if parent else "from scratch")
     )
     outcome = _outcome(trainer.launch(context, run.trainer_args, env={}))
     summary, exit_code = outcome["summary"] or {}, outcome["exit_code"]
@@ -196,6 +233,24 @@ def model_checkpoint(
         )
     metrics = summary.get("metrics") or {}
     resumed_from = summary.get("resumed_from_step")
+    from training.checkpoint import MANIFEST_NAME  # torch: imported by runs, not at load time
+
+    store = storage.open_store()
+    manifest = store.get_bytes(f"{summary['checkpoint_key']}/{MANIFEST_NAME}")
+    write_candidate(
+        store,
+        {
+            "partition": partition,
+            "fingerprint": run_fingerprint,
+            "checkpoint_key": summary["checkpoint_key"],
+            "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
+            "config": run.train_config.to_dict(),
+            "inputs": inputs,
+            "warm_start_from": parent,
+            "metrics": metrics,
+            "run_id": context.run_id,
+        },
+    )
     return dg.MaterializeResult(
         data_version=dg.DataVersion(run_fingerprint),
         metadata={
@@ -206,16 +261,23 @@ def model_checkpoint(
             "torch_version": summary["torch_version"],
             "device": summary["device"],
             "precision": summary["precision"],
-            "world_size": summary["world_size"],
             "image_digest": trainer.image_digest,
-            "steps": summary["steps"],
-            "resumed_from_step": resumed_from or 0,
-            "steps_lost": summary["steps_lost"],
-            "attempt": context.retry_number + 1,
+            "warm_start_from": parent or "none (random init)",
             "eval_auc": _number(metrics.get("eval_auc")),
             "eval_log_loss": _number(metrics.get("eval_log_loss")),
             "train_loss": _number(metrics.get("train_loss")),
-            "train_examples": metrics.get("train_examples", 0),
+            # Bookkeeping of the attempt, in one entry: the UI plots numbers, and these would
+            # crowd out the model's metrics.
+            "training_run": dg.MetadataValue.json(
+                {
+                    "attempt": context.retry_number + 1,
+                    "steps": summary["steps"],
+                    "resumed_from_step": resumed_from or 0,
+                    "steps_lost": summary["steps_lost"],
+                    "world_size": summary["world_size"],
+                    "train_examples": metrics.get("train_examples", 0),
+                }
+            ),
             "checkpoint_blocking_s": dg.MetadataValue.float(summary["checkpoint_blocking_s"]),
             "train_loop_s": dg.MetadataValue.float(summary["train_loop_s"]),
             "input_data_versions": dg.MetadataValue.json(inputs),

@@ -1,15 +1,18 @@
-"""The verified training set of one day: which example partitions a model trains on, with the
-content hash of each (what audits need to reproduce a model).
+"""The verified training set of one day: which partitions a model trains on, with the content
+hash of each (what audits need to reproduce a model).
 
-It stands between the quality gates and the trainer: a window containing a day whose examples
-or source events are blocked by their gates, or whose bytes changed after approval, is refused
-and nothing is written.
+It stands between the quality gates and the trainer. For every day of the window, every asset
+the day's model depends on must have passed its gates and still hold the approved bytes: the
+events snapshot and every feature table (FEATURE_TABLES: the examples, the user features and
+the item features). A window containing a day where any of them is blocked, missing or changed
+is refused with the asset, the day and the next step, and nothing is written.
 """
 
 import json
 
 import dagster as dg
 
+from assets.features.logic import FEATURE_TABLES
 from assets.partitions import (
     TRAINING_WINDOW,
     TRAINING_WINDOW_DAYS,
@@ -17,12 +20,22 @@ from assets.partitions import (
     training_partitions,
     training_window,
 )
-from assets.publishing.gate_reports import PartitionNotPublished, read_published_with_lineage
+from assets.publishing.gate_reports import (
+    PartitionNotPublished,
+    read_published,
+    read_published_with_lineage,
+)
 from assets.publishing.keys import partition_object_key
+from assets.sources.daily_events import ASSET as EVENTS_ASSET
+from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
 
 ASSET = "training_dataset"
 EXAMPLES_ASSET = "training_examples"
+# Every asset a day of the window must have approved, in the order they are verified: the
+# source snapshot first, then each feature table with its lineage back to that snapshot.
+FEATURE_ASSETS = tuple(table.name for table in FEATURE_TABLES)
+REQUIRED_ASSETS = (EVENTS_ASSET, *FEATURE_ASSETS)
 
 
 def manifest_key(partition: str) -> str:
@@ -32,16 +45,41 @@ def manifest_key(partition: str) -> str:
     )
 
 
+def verify_day(store: ObjectStore, day: str) -> list[dict]:
+    """One manifest entry per required asset of `day`, each verified now (approved, intact,
+    computed from the approved snapshot). Raises PartitionNotPublished naming the asset."""
+    entries = []
+    for asset in REQUIRED_ASSETS:
+        read = read_published if asset == EVENTS_ASSET else read_published_with_lineage
+        _, report = read(store, asset, day, daily_partitions)
+        entries.append(
+            {
+                "asset": asset,
+                "partition": day,
+                "object_key": report.object_key,
+                "content_sha256": report.content_sha256,
+                "rows": report.rows,
+            }
+        )
+    return entries
+
+
+def manifest_inputs(manifest: dict, asset: str = EXAMPLES_ASSET) -> list[dict]:
+    """The manifest's entries for one asset, oldest day first."""
+    return sorted(
+        (entry for entry in manifest["inputs"] if entry["asset"] == asset),
+        key=lambda entry: entry["partition"],
+    )
+
+
 @dg.asset(
     name=ASSET,
     description="The gate-approved window of labelled examples a day's model trains on.",
     group_name="training",
     partitions_def=training_partitions,
     deps=[
-        dg.AssetDep(
-            EXAMPLES_ASSET,
-            partition_mapping=TRAINING_WINDOW,
-        )
+        dg.AssetDep(asset, partition_mapping=TRAINING_WINDOW)
+        for asset in (EVENTS_ASSET, *FEATURE_ASSETS)
     ],
     # One day per run: each day's model depends on the one before it.
     backfill_policy=dg.BackfillPolicy.multi_run(1),
@@ -56,30 +94,26 @@ def training_dataset(
     inputs = []
     for day in training_window(partition):
         try:
-            _, report = read_published_with_lineage(store, EXAMPLES_ASSET, day, daily_partitions)
+            inputs += verify_day(store, day)
         except PartitionNotPublished as err:
             raise dg.Failure(
-                description=f"{ASSET} partition {partition} refused its input window: {err}",
+                description=(
+                    f"{ASSET} partition {partition} refused its input window "
+                    f"({', '.join(REQUIRED_ASSETS)} must be approved for every day): {err}"
+                ),
                 allow_retries=False,
             ) from err
-        inputs.append(
-            {
-                "asset": EXAMPLES_ASSET,
-                "partition": day,
-                "object_key": report.object_key,
-                "content_sha256": report.content_sha256,
-                "rows": report.rows,
-            }
-        )
     manifest = {"partition": partition, "window_days": TRAINING_WINDOW_DAYS, "inputs": inputs}
     key = manifest_key(partition)
     stored = store.put_bytes(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
+    examples = manifest_inputs(manifest)
     return dg.MaterializeResult(
         data_version=dg.DataVersion(stored.sha256),
         metadata={
             "manifest_key": key,
-            "input_partitions": len(inputs),
-            "training_rows": sum(i["rows"] for i in inputs),
-            "input_data_versions": {i["partition"]: i["content_sha256"] for i in inputs},
+            "input_partitions": len(examples),
+            "verified_objects": len(inputs),
+            "training_rows": sum(i["rows"] for i in examples),
+            "input_data_versions": {i["partition"]: i["content_sha256"] for i in examples},
         },
     )

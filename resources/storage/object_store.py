@@ -6,10 +6,13 @@ Every write is atomic: readers see the previous object or the new one, never a p
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +42,26 @@ def validate_object_key(key: str) -> str:
     return key
 
 
+class PreconditionFailed(RuntimeError):
+    """A conditional write was refused: the object exists (create-only) or its version is not
+    the expected one (compare-and-swap). Nothing was written; re-read and re-decide."""
+
+    def __init__(self, message: str, *, key: str, concurrent: bool = False):
+        super().__init__(message)
+        self.key = key
+        # True for S3's 409 ConditionalRequestConflict: another conditional write to the key
+        # was in flight, so the outcome of the race is unknown until the key is re-read.
+        self.concurrent = concurrent
+
+
+@dataclass(frozen=True)
+class VersionedBytes:
+    """An object's bytes and the version a compare-and-swap must name (`put_if_version`)."""
+
+    data: bytes
+    version: str
+
+
 @dataclass(frozen=True)
 class StoredObject:
     key: str
@@ -64,6 +87,27 @@ class ObjectStore(Protocol):
 
     def arrow_location(self, key: str) -> tuple[pafs.FileSystem, str]:
         """(filesystem, path) for pyarrow readers that stream the object."""
+        ...
+
+
+class ConditionalObjectStore(ObjectStore, Protocol):
+    """An ObjectStore with the two atomic primitives the model registry is built on.
+
+    A version is derived from the content (sha256 locally, the ETag on S3): writers that need
+    every write to be distinct (no A-B-A) put a sequence number into the content.
+    """
+
+    def put_if_absent(self, key: str, data: bytes) -> StoredObject:
+        """Create `key` only if no object exists there; PreconditionFailed otherwise."""
+        ...
+
+    def read_with_version(self, key: str) -> VersionedBytes:
+        """The object's bytes and version; ObjectNotFound when absent."""
+        ...
+
+    def put_if_version(self, key: str, data: bytes, version: str) -> StoredObject:
+        """Replace `key` only if its current version is `version`; PreconditionFailed otherwise
+        (also when the object no longer exists)."""
         ...
 
 
@@ -118,6 +162,80 @@ class LocalObjectStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    # Conditional writes (the model registry) -------------------------------------------------
+
+    def _write_temp(self, path: Path, data: bytes) -> str:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return tmp_name
+
+    def put_if_absent(self, key: str, data: bytes) -> StoredObject:
+        """Exclusive create: the complete temp file is hard-linked to the final name, which
+        fails atomically (in every process) if the name exists; readers never see a partial
+        object."""
+        path = self._path(key)
+        tmp_name = self._write_temp(path, data)
+        try:
+            os.link(tmp_name, path)
+        except FileExistsError as err:
+            raise PreconditionFailed(
+                f"{self.uri(key)} already exists; create-only objects are never replaced",
+                key=key,
+            ) from err
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+        return _stored(key, self.uri(key), data)
+
+    def read_with_version(self, key: str) -> VersionedBytes:
+        data = self.get_bytes(key)
+        return VersionedBytes(data=data, version=hashlib.sha256(data).hexdigest())
+
+    @contextlib.contextmanager
+    def _key_lock(self, path: Path) -> Iterator[None]:
+        """An exclusive flock on `.<name>.lock` next to the key: serializes compare-and-swap
+        across processes; the kernel releases it when the holder dies (even by SIGKILL)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path.parent / f".{path.name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def put_if_version(self, key: str, data: bytes, version: str) -> StoredObject:
+        """Compare-and-swap: under the key's lock, re-hash the current content; replace it
+        (temp + fsync + rename, so lock-free readers see old or new) only if it matches."""
+        path = self._path(key)
+        with self._key_lock(path):
+            try:
+                current = hashlib.sha256(path.read_bytes()).hexdigest()
+            except FileNotFoundError as err:
+                raise PreconditionFailed(
+                    f"{self.uri(key)} does not exist; expected version {version[:12]}",
+                    key=key,
+                ) from err
+            if current != version:
+                raise PreconditionFailed(
+                    f"{self.uri(key)} is at version {current[:12]}, not the expected "
+                    f"{version[:12]}: it changed since it was read",
+                    key=key,
+                )
+            tmp_name = self._write_temp(path, data)
+            try:
+                os.replace(tmp_name, path)
+            except BaseException:
+                Path(tmp_name).unlink(missing_ok=True)
+                raise
+        return _stored(key, self.uri(key), data)
+
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
 
@@ -168,6 +286,49 @@ class S3ObjectStore:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._s3_key(key))
+
+    # Conditional writes (the model registry) -------------------------------------------------
+
+    def _conditional_put(self, key: str, data: bytes, **condition: str) -> StoredObject:
+        from botocore.exceptions import ClientError  # only the S3 path needs it
+
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self._s3_key(key), Body=data, **condition
+            )
+        except ClientError as err:
+            error = err.response.get("Error", {})
+            code = error.get("Code", "")
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code == "PreconditionFailed" or status == 412:
+                raise PreconditionFailed(
+                    f"{self.uri(key)}: precondition {condition} failed (412): "
+                    f"{error.get('Message', code)}",
+                    key=key,
+                ) from err
+            if code in ("ConditionalRequestConflict", "NoSuchKey") or status in (404, 409):
+                # 409: a concurrent conditional write; 404: IfMatch on a deleted object.
+                raise PreconditionFailed(
+                    f"{self.uri(key)}: precondition {condition} not applied ({status} {code}); "
+                    "re-read the object and decide again",
+                    key=key,
+                    concurrent=status == 409,
+                ) from err
+            raise
+        return _stored(key, self.uri(key), data)
+
+    def put_if_absent(self, key: str, data: bytes) -> StoredObject:
+        return self._conditional_put(key, data, IfNoneMatch="*")
+
+    def read_with_version(self, key: str) -> VersionedBytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._s3_key(key))
+        except self.client.exceptions.NoSuchKey as err:
+            raise ObjectNotFound(f"No object at {self.uri(key)}") from err
+        return VersionedBytes(data=response["Body"].read(), version=response["ETag"])
+
+    def put_if_version(self, key: str, data: bytes, version: str) -> StoredObject:
+        return self._conditional_put(key, data, IfMatch=version)
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._s3_key(key)}"

@@ -69,8 +69,10 @@ def _train(resources, instance=None, **config):
 
 
 def _metadata(result) -> dict:
+    """The materialization's metadata, with the attempt's bookkeeping entry flattened in."""
     [event] = result.get_asset_materialization_events()
-    return {k: v.value for k, v in event.materialization.metadata.items()}
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    return {**metadata, **metadata["training_run"]}
 
 
 class _KillTrainerMidway(threading.Thread):

@@ -1,5 +1,5 @@
 """Training never runs on a day whose gates failed: not on the first delivery of bad data, not
-on a refused re-delivery of a good day, and not inside a backfill."""
+after a good day is re-loaded with bad data, and not inside a backfill."""
 
 import json
 import shutil
@@ -9,10 +9,13 @@ import dagster as dg
 import pytest
 
 from assets.features.assets import feature_assets
-from assets.model.training_dataset import training_dataset
+from assets.model.training_dataset import REQUIRED_ASSETS, manifest_inputs, training_dataset
 from assets.partitions import partition_range_tags
 from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
+
+# Dozens of materializations (about 40 s): `make test-fast` skips it.
+pytestmark = pytest.mark.slow
 
 PIPELINE = [daily_events, *feature_assets]
 WINDOW = ("2026-10-31", "2026-11-06")
@@ -52,9 +55,18 @@ def test_a_good_window_becomes_a_versioned_training_set(env):
     assert result.success
     manifest_path = root / "object-store" / "datasets" / "training_dataset" / f"{DAY}.json"
     manifest = json.loads(manifest_path.read_text())
-    assert [i["partition"] for i in manifest["inputs"]] == [f"2026-10-{d}" for d in (31,)] + [
-        f"2026-11-0{d}" for d in range(1, 7)
-    ]
+    days = ["2026-10-31"] + [f"2026-11-0{d}" for d in range(1, 7)]
+    assert [i["partition"] for i in manifest_inputs(manifest)] == days
+    # Every asset the model depends on is verified and recorded for every day of the window.
+    assert sorted((i["asset"], i["partition"]) for i in manifest["inputs"]) == sorted(
+        (asset, day) for asset in REQUIRED_ASSETS for day in days
+    )
+    assert set(REQUIRED_ASSETS) == {
+        "daily_events",
+        "user_daily_features",
+        "item_daily_features",
+        "training_examples",
+    }
     assert all(len(i["content_sha256"]) == 64 and i["rows"] > 0 for i in manifest["inputs"])
 
 
@@ -71,39 +83,36 @@ def test_first_delivery_of_an_incomplete_day_never_reaches_training(env):
     assert not result.success
     [failure] = result.get_step_failure_events()
     message = failure.step_failure_data.error.message
-    assert f"training_examples partition {DAY} has never passed its quality gates" in message
+    # The events snapshot is verified first: it is the blocked asset, and the message says so.
+    assert f"daily_events partition {DAY} is blocked by its quality gates ['completeness']" in (
+        message
+    )
     assert _manifest_keys(root) == []
 
 
-@pytest.mark.parametrize("policy", ["keep_approved", "take_offline"])
-def test_a_good_day_reloaded_with_bad_data_keeps_training_on_the_approved_version(env, policy):
-    """A refused re-delivery never reaches training: by default the approved version of the day
-    stays in use (the window trains on exactly the bytes it had); taken offline, it refuses."""
+def test_a_good_day_reloaded_with_bad_data_blocks_training(env):
     root, resources = env
     assert dg.materialize(PIPELINE, resources=resources, tags=partition_range_tags(*WINDOW)).success
-    assert _train(resources, DAY).success
-    manifest_path = root / "object-store" / "datasets" / "training_dataset" / f"{DAY}.json"
-    approved_manifest = manifest_path.read_bytes()
     with sqlite3.connect(root / "warehouse.sqlite") as db:
         db.execute(DROP_LATE_HOURS)
-    config = {"ops": {"daily_events": {"config": {"on_refused_redelivery": policy}}}}
+    # The operator chose to take a day offline when a re-delivery fails its gates (the default
+    # keeps serving the approved version, which training may then still use).
     rerun = dg.materialize(
-        PIPELINE, partition_key=DAY, resources=resources, run_config=config, raise_on_error=False
+        PIPELINE,
+        partition_key=DAY,
+        resources=resources,
+        run_config={"ops": {"daily_events": {"config": {"on_refused_redelivery": "take_offline"}}}},
+        raise_on_error=False,
     )
     assert not rerun.success
 
     result = _train(resources, DAY)
-    if policy == "keep_approved":
-        assert result.success
-        assert manifest_path.read_bytes() == approved_manifest
-        return
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
     assert f"daily_events partition {DAY} is blocked by its quality gates ['completeness']" in (
         message
     )
-    assert "taken offline" in message
-    assert manifest_path.read_bytes() == approved_manifest
+    assert _manifest_keys(root) == []
 
 
 def test_backfill_runs_refuse_the_blocked_day_and_train_the_good_one(env):
@@ -129,5 +138,33 @@ def test_backfill_runs_refuse_the_blocked_day_and_train_the_good_one(env):
     blocked = _train(resources, DAY, **tags)
     assert not blocked.success
     message = blocked.get_step_failure_events()[0].step_failure_data.error.message
-    assert f"training_examples partition {DAY} has never passed" in message
+    assert f"daily_events partition {DAY} is blocked by its quality gates" in message
     assert _manifest_keys(root) == ["2026-11-05.json"]
+
+
+def test_a_day_whose_user_features_are_blocked_is_refused(env):
+    """The examples and the events of DAY pass; only user_daily_features is blocked (its volume
+    gate fails on first delivery). Training must still refuse the window."""
+    root, resources = env
+    assert dg.materialize(
+        PIPELINE, resources=resources, tags=partition_range_tags(WINDOW[0], "2026-11-05")
+    ).success
+    blocked = dg.materialize(
+        PIPELINE,
+        partition_key=DAY,
+        resources=resources,
+        run_config={"ops": {"user_daily_features": {"config": {"volume_min_rows": 10**9}}}},
+        raise_on_error=False,
+    )
+    assert not blocked.success
+    materialized = {e.asset_key.path[-1] for e in blocked.get_asset_materialization_events()}
+    assert {"daily_events", "training_examples", "item_daily_features"} <= materialized
+    assert "user_daily_features" not in materialized
+
+    result = _train(resources, DAY)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert f"training_dataset partition {DAY} refused its input window" in message
+    assert f"user_daily_features partition {DAY} is blocked by its quality gates" in message
+    assert f"re-materialize user_daily_features for {DAY}" in message
+    assert _manifest_keys(root) == []

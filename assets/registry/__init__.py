@@ -1,0 +1,1 @@
+"""The model registry in Dagster: promotion, rollback, the production version."""

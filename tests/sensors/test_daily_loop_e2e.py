@@ -1,0 +1,94 @@
+"""The daily loop through the real dagster-daemon and dagster-webserver: the daily features
+run of the newest day (the schedule's tick, as the UI's "Test schedule" launches it) succeeds,
+the training sensor requests `daily_training_job` for that day at daily priority, and the day
+ends trained and evaluated without anyone launching anything else."""
+
+import datetime as dt
+import time
+
+import dagster as dg
+import pytest
+
+from assets.features.assets import feature_assets
+from assets.model.records import read_evaluation
+from assets.partitions import day_bounds, partition_range_tags, training_partitions
+from assets.sources.daily_events import daily_events
+from resources.factory import build_resources
+from resources.storage.object_store import LocalObjectStore
+from resources.warehouse.backends import SqliteBackend
+from scripts.dagster_processes import LOCATION, REPOSITORY, DagsterProcesses, embedded_home
+from scripts.synthetic_events import seed_warehouse
+from sensors.schedules import DAILY_RUN_PRIORITY
+
+pytestmark = pytest.mark.slow
+
+START_SENSOR = """
+mutation($selector: SensorSelector!) {
+  startSensor(sensorSelector: $selector) {
+    __typename
+    ... on Sensor { sensorState { status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def _wait_for_run(instance, job: str, timeout: float) -> dg.DagsterRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = instance.get_runs(filters=dg.RunsFilter(job_name=job))
+        if runs and runs[0].is_finished:
+            return runs[0]
+        time.sleep(1)
+    raise TimeoutError(f"no finished {job} run after {timeout}s")
+
+
+def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
+    newest = dt.date.fromisoformat(training_partitions.get_last_partition_key())
+    first = newest - dt.timedelta(days=6)
+    root = tmp_path / "local"
+    root.mkdir()
+    seed_warehouse(SqliteBackend(str(root / "warehouse.sqlite")), first, newest)
+    resources = build_resources("local", local_root=root)
+    # The six earlier days of the window were approved on their own days.
+    earlier = partition_range_tags(first.isoformat(), (newest - dt.timedelta(1)).isoformat())
+    assert dg.materialize(
+        [daily_events, *feature_assets], resources=resources, tags=earlier
+    ).success
+
+    home = embedded_home(tmp_path / "dagster_home")
+    env = {"LOCAL_DATA_DIR": str(root), "DAGSTER_DEPLOYMENT": "local"}
+    with DagsterProcesses(home, env, log_dir=tmp_path) as dagster:
+        selector = {
+            "repositoryLocationName": LOCATION,
+            "repositoryName": REPOSITORY,
+            "sensorName": "daily_training_sensor",
+        }
+        started = dagster.graphql(START_SENSOR, {"selector": selector})["startSensor"]
+        assert started["__typename"] == "Sensor", started
+        # The schedule's tick for the newest day (06:00 UTC the day after it).
+        tick = day_bounds(newest)[1] + dt.timedelta(hours=6)
+        requested = time.monotonic()
+        features_run_id = dagster.fire_schedule_tick(
+            "daily_features_schedule", "daily_features_job", tick.timestamp()
+        )
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            training_run = _wait_for_run(instance, "daily_training_job", timeout=480)
+            evaluated = time.monotonic()
+            features_run = instance.get_run_by_id(features_run_id)
+            assert features_run.status == dg.DagsterRunStatus.SUCCESS
+            assert training_run.status == dg.DagsterRunStatus.SUCCESS, dagster.logs()
+            assert training_run.tags["dagster/partition"] == newest.isoformat()
+            assert training_run.tags["dagster/priority"] == DAILY_RUN_PRIORITY
+            assert training_run.tags["features_run_id"] == features_run_id
+            assert "dagster/backfill" not in training_run.tags
+            assert len(instance.get_runs(filters=dg.RunsFilter(job_name="daily_training_job"))) == 1
+            features_end = instance.get_run_record_by_id(features_run_id).end_time
+            training_start = instance.get_run_record_by_id(training_run.run_id).start_time
+    verdict = read_evaluation(LocalObjectStore(root / "object-store"), newest.isoformat())
+    assert verdict is not None and verdict["partition"] == newest.isoformat()
+    print(
+        f"request -> evaluation end: {evaluated - requested:.1f} s; features run end -> training"
+        f" run start: {training_start - features_end:.1f} s; candidate AUC "
+        f"{verdict['scores']['candidate']['auc']:.4f}"
+    )
