@@ -124,8 +124,8 @@ class LocalObjectStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_object_key(key).split("/"))
 
-    def put_bytes(self, key: str, data: bytes) -> StoredObject:
-        path = self._path(key)
+    def _write_temp(self, path: Path, data: bytes) -> str:
+        """A complete, fsynced temp file next to `path` (hidden from list_keys)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -133,6 +133,15 @@ class LocalObjectStore:
                 tmp.write(data)
                 tmp.flush()
                 os.fsync(tmp.fileno())
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+        return tmp_name
+
+    def put_bytes(self, key: str, data: bytes) -> StoredObject:
+        path = self._path(key)
+        tmp_name = self._write_temp(path, data)
+        try:
             os.replace(tmp_name, path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
@@ -163,19 +172,6 @@ class LocalObjectStore:
         self._path(key).unlink(missing_ok=True)
 
     # Conditional writes (the model registry) -------------------------------------------------
-
-    def _write_temp(self, path: Path, data: bytes) -> str:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        return tmp_name
 
     def put_if_absent(self, key: str, data: bytes) -> StoredObject:
         """Exclusive create: the complete temp file is hard-linked to the final name, which
