@@ -138,14 +138,17 @@ class LocalObjectStore:
             raise
         return tmp_name
 
-    def put_bytes(self, key: str, data: bytes) -> StoredObject:
-        path = self._path(key)
+    def _replace(self, path: Path, data: bytes) -> None:
+        """Readers see the old bytes or the new ones, never a partial file."""
         tmp_name = self._write_temp(path, data)
         try:
             os.replace(tmp_name, path)
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
+
+    def put_bytes(self, key: str, data: bytes) -> StoredObject:
+        self._replace(self._path(key), data)
         return _stored(key, self.uri(key), data)
 
     def get_bytes(self, key: str) -> bytes:
@@ -224,12 +227,7 @@ class LocalObjectStore:
                     f"{version[:12]}: it changed since it was read",
                     key=key,
                 )
-            tmp_name = self._write_temp(path, data)
-            try:
-                os.replace(tmp_name, path)
-            except BaseException:
-                Path(tmp_name).unlink(missing_ok=True)
-                raise
+            self._replace(path, data)
         return _stored(key, self.uri(key), data)
 
     def uri(self, key: str) -> str:
