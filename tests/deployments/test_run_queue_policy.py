@@ -1,8 +1,15 @@
 """The embedded instance and the Helm values carry one run-queue policy."""
 
 import dagster as dg
+import yaml
 
-from tests.support.queue_policy import LOCAL, backfill_limits, policy_from_helm, policy_from_local
+from tests.support.queue_policy import (
+    HELM,
+    LOCAL,
+    backfill_limits,
+    policy_from_helm,
+    policy_from_local,
+)
 
 
 def test_local_and_helm_encode_the_same_policy():
@@ -28,3 +35,15 @@ def test_dagster_loads_the_local_policy_as_written(tmp_path):
         assert coordinator.dequeue_interval_seconds == 2
         assert instance.run_retries_max_retries == 1
         assert instance.run_monitoring_max_runtime_seconds == 21600
+
+
+def test_helm_values_render_the_pool_limit_and_never_conflict():
+    """What the official chart does with our values (templates/helpers/instance/
+    _concurrency.tpl): the concurrency block renders only when enabled, and run limits set both
+    there and in the run coordinator make rendering fail."""
+    values = yaml.safe_load(HELM.read_text())
+    concurrency = values["concurrency"]
+    assert concurrency["enabled"] is True
+    assert concurrency["pools"]["defaultLimit"] >= 1
+    runs = concurrency.get("runs") or {}
+    assert "maxConcurrentRuns" not in runs and not runs.get("tagConcurrencyLimits")
