@@ -78,6 +78,9 @@ class GateThresholds:
         return Severity.ERROR
 
 
+# completeness judges an hour by its share of the day only when it should hold this many events.
+COMPLETENESS_MIN_EXPECTED = 20
+
 # Distribution drift is worth a look, not a stop, unless a team decides otherwise per gate.
 DRIFT_GATES = frozenset({"category_drift", "numeric_drift"})
 
@@ -185,8 +188,16 @@ def completeness(
         present = [hour for hour in range(24) if counts[hour]]
         rule = "hours with events"
     else:
+        # An hour expected to hold only a few events varies by chance more than the fraction
+        # allows: there, any event counts, as without history.
         present = [
-            hour for hour in range(24) if counts[hour] / total >= fraction * usual_hour_share[hour]
+            hour
+            for hour in range(24)
+            if counts[hour]
+            and (
+                usual_hour_share[hour] * total < COMPLETENESS_MIN_EXPECTED
+                or counts[hour] / total >= fraction * usual_hour_share[hour]
+            )
         ]
         rule = f"hours with >= {fraction:.0%} of their usual share of the day's events"
     absent = sorted(set(range(24)) - set(present))

@@ -20,6 +20,8 @@ from assets.quality.gates import GateResult, GateThresholds
 CATEGORICAL_COLUMNS = ("event_type", "device", "country", "item_category")
 NUMERIC_COLUMNS = ("price", "dwell_seconds")
 QUANTILES = (0.1, 0.5, 0.9)
+# event_mix judges an event type only when today should hold at least this many of it.
+EVENT_MIX_MIN_EXPECTED = 30
 # Shares below this are treated as this in the PSI, so a category seen once does not explode.
 _PSI_FLOOR = 1e-4
 
@@ -113,6 +115,13 @@ def event_mix(
     if waiting:
         return _result("event_mix", True, observed, waiting, "no baseline yet", thresholds)
     usual = _median_shares([p["categories"]["event_type"] for p in history if p.get("categories")])
+    # A type expected only a handful of times today varies by chance more than the band allows
+    # (5 purchases one day, 2 the next): judge the types with enough expected events.
+    usual = {
+        kind: share
+        for kind, share in usual.items()
+        if share * events.num_rows >= EVENT_MIX_MIN_EXPECTED
+    }
     low, high = thresholds.event_mix_band_low, thresholds.event_mix_band_high
     ratios = {kind: shares.get(kind, 0.0) / share for kind, share in usual.items() if share}
     worst_ratio = max(ratios.values(), key=lambda r: abs(math.log(max(r, 1e-9))), default=1.0)
@@ -125,9 +134,8 @@ def event_mix(
         "event_mix",
         not off,
         observed,
-        f"each type within [{low}, {high}] x its median share ("
-        + ", ".join(f"{k}={v:.3f}" for k, v in sorted(usual.items()))
-        + ")",
+        f"each type expected >= {EVENT_MIX_MIN_EXPECTED} times within [{low}, {high}] x its "
+        "median share (" + ", ".join(f"{k}={v:.3f}" for k, v in sorted(usual.items())) + ")",
         "event types in their usual proportions"
         if not off
         else "Event types out of proportion: "

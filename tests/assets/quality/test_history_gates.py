@@ -133,3 +133,34 @@ def test_drift_warns_by_default_and_blocks_when_configured(today, profiles):
     )
     categories = history_gates.category_drift(ios_only, profiles, THRESHOLDS)
     assert not categories.passed and "device" in categories.message
+
+
+def test_event_mix_does_not_judge_types_too_rare_to_measure():
+    """At 200 impressions a day a handful of purchases varies by chance beyond any band; the
+    gate judges only types expected at least EVENT_MIX_MIN_EXPECTED times, and still catches
+    missing clicks."""
+    small = [
+        history_gates.events_profile(normalize_events(generate_events(day, 200)))
+        for day in HISTORY_DAYS
+    ]
+    for offset in range(30):
+        day = DAY + dt.timedelta(days=offset)
+        events = normalize_events(generate_events(day, 200))
+        assert history_gates.event_mix(events, small, THRESHOLDS).passed, day
+    impressions = events.filter(pc.equal(events.column("event_type"), "impression"))
+    result = history_gates.event_mix(impressions, small, THRESHOLDS)
+    assert not result.passed and "click 0.000" in result.message
+    assert "purchase" not in result.threshold.split("(")[1]
+
+
+def test_completeness_does_not_judge_hours_too_quiet_to_measure():
+    """At 200 impressions a day a quiet hour holds one or two events: any event counts there."""
+    small = [
+        history_gates.events_profile(normalize_events(generate_events(day, 200)))
+        for day in HISTORY_DAYS
+    ]
+    usual = history_gates.usual_hour_share(small)
+    for offset in range(30):
+        day = DAY + dt.timedelta(days=offset)
+        events = normalize_events(generate_events(day, 200))
+        assert gates.completeness(events, THRESHOLDS, usual).passed, day
