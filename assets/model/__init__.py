@@ -1,1 +1,2 @@
-"""The daily model: the gate-approved training window and the resumable training asset."""
+"""The daily model: the gate-approved training window, the resumable training asset, its
+evaluation against production, and the candidate/evaluation records they keep in storage."""

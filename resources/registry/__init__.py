@@ -1,1 +1,2 @@
-"""The model registry: immutable version records, aliases moved by compare-and-swap, history."""
+"""The model registry: immutable version records, aliases moved by compare-and-swap, history,
+its Dagster resource, and serving loads (alias -> verified checkpoint)."""

@@ -14,7 +14,7 @@ import sys
 
 from benchmarks.promotion_race import StoreSpec
 from resources.registry.registry import ModelRegistry, promote
-from tests.resources.registry.helpers import record
+from tests.support.registry import record
 
 
 def die() -> None:

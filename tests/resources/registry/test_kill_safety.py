@@ -10,8 +10,8 @@ import pytest
 
 from benchmarks.promotion_race import StoreSpec
 from resources.registry.registry import PRODUCTION, ModelRegistry, promote
-from tests.resources.registry.helpers import record
 from tests.support.environment import REPO_ROOT
+from tests.support.registry import record
 
 pytestmark = pytest.mark.slow  # one Python subprocess per case
 

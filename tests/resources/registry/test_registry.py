@@ -17,8 +17,8 @@ from resources.registry.registry import (
     promote,
 )
 from resources.storage.object_store import LocalObjectStore
-from tests.resources.registry.helpers import record
 from tests.support.environment import REPO_ROOT
+from tests.support.registry import record
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import torch
 from resources.registry.registry import PRODUCTION, ModelRegistry, promote
 from resources.registry.serving import ServingLoadError, load_alias
 from resources.storage.object_store import LocalObjectStore
-from tests.resources.registry.helpers import record
+from tests.support.registry import record
 from training.checkpoint import MANIFEST_NAME, CheckpointManager
 from training.config import TrainConfig
 from training.loop import MODEL_FILE

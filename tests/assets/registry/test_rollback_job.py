@@ -7,7 +7,7 @@ import pytest
 from assets.registry.promotion import production_model, rollback_model_job
 from resources.factory import build_resources
 from resources.registry.registry import PRODUCTION
-from tests.resources.registry.helpers import record
+from tests.support.registry import record
 
 
 @pytest.fixture
