@@ -5,8 +5,10 @@ For every partition an asset evaluates:
 - a passing partition's table is written under a content-addressed key that no other version
   shares (`<layer>/<asset>/<D>/<sha256[:16]>.parquet`), so no write ever touches approved bytes;
 - `approved/<asset>/<D>.json`, the approval pointer, names the approved version. It is written
-  last, in one atomic write: the only commit point. A failed audit never replaces it (unless
-  the asset's `on_refused_redelivery` policy takes the day offline, which it then records).
+  last, in one atomic compare-and-swap against the version the writer read (create-only for
+  the first one): the only commit point, and no writer overwrites a pointer it has not seen.
+  A failed audit never replaces it (unless the asset's `on_refused_redelivery` policy takes the
+  day offline, which it then records).
 
 Readers go through `read_published`, which resolves the pointer and refuses a day that has no
 approved version, was taken offline, or whose bytes no longer match the approved hash.
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from assets.publishing.keys import partition_object_key, validated_partition_key
-from resources.storage.object_store import ObjectNotFound, ObjectStore
+from resources.storage.object_store import ConditionalObjectStore, ObjectNotFound, ObjectStore
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,12 @@ def version_key(
     return f"{day_prefix.removesuffix('.x')}/{content_sha256[:16]}.parquet"
 
 
+def _encode(report: GateReport) -> bytes:
+    return json.dumps(report.__dict__, sort_keys=True, indent=1).encode()
+
+
 def _write(store: ObjectStore, key: str, report: GateReport) -> None:
-    store.put_bytes(key, json.dumps(report.__dict__, sort_keys=True, indent=1).encode())
+    store.put_bytes(key, _encode(report))
 
 
 def _read(store: ObjectStore, key: str) -> GateReport | None:
@@ -93,10 +99,48 @@ def read_report(
 
 
 def write_approval(
-    store: ObjectStore, report: GateReport, partitions_def: dg.PartitionsDefinition
+    store: ConditionalObjectStore,
+    report: GateReport,
+    partitions_def: dg.PartitionsDefinition,
+    expected_version: str | None,
 ) -> None:
-    """Move the approval pointer (the commit point): one atomic write."""
-    _write(store, approval_key(report.asset, report.partition, partitions_def), report)
+    """Move the approval pointer (the commit point): one atomic compare-and-swap from
+    `expected_version`, the version `read_approval_versioned` returned (None: there was no
+    pointer, so it is created only if still absent). Raises PreconditionFailed, writing
+    nothing, when the pointer is no longer that version: re-read it and decide again."""
+    key = approval_key(report.asset, report.partition, partitions_def)
+    if expected_version is None:
+        store.put_if_absent(key, _encode(report))
+    else:
+        store.put_if_version(key, _encode(report), expected_version)
+
+
+def approval_is(
+    store: ConditionalObjectStore,
+    report: GateReport,
+    partitions_def: dg.PartitionsDefinition,
+) -> bool:
+    """Whether the pointer still holds exactly `report` (nobody moved it since)."""
+    try:
+        current = store.get_bytes(approval_key(report.asset, report.partition, partitions_def))
+    except ObjectNotFound:
+        return False
+    return current == _encode(report)
+
+
+def read_approval_versioned(
+    store: ConditionalObjectStore,
+    asset: str,
+    partition: str,
+    partitions_def: dg.PartitionsDefinition,
+) -> tuple[GateReport | None, str | None]:
+    """The approval pointer and the version a compare-and-swap of it must name (None, None
+    when there is no pointer)."""
+    try:
+        current = store.read_with_version(approval_key(asset, partition, partitions_def))
+    except ObjectNotFound:
+        return None, None
+    return GateReport(**json.loads(current.data)), current.version
 
 
 def read_approval(

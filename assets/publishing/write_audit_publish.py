@@ -3,8 +3,10 @@
 Per partition of the run (one day, or a batch of days in a backfill run):
 - every gate's verdict is logged as an asset check evaluation against that partition;
 - passing: the table is written as a new content-addressed version, then the audit report,
-  then the approval pointer (the commit point), then superseded versions beyond the
-  retention are deleted;
+  then the approval pointer (the commit point: a compare-and-swap against the pointer this
+  publish read), then retention collects the day's other versions: superseded ones beyond
+  `keep_versions`, and versions no pointer ever named (a publish killed before its pointer
+  moved). Never the one the pointer names;
 - failing a blocking (ERROR) gate: only the audit report is written. The approved version
   stays in service (or, with `on_refused_redelivery: take_offline`, the pointer records the
   day as offline), the notifier is told, and the run fails without retries once every
@@ -12,7 +14,12 @@ Per partition of the run (one day, or a batch of days in a backfill run):
   passed keep their published versions and are recorded as materialized.
 
 A kill at any point leaves the previous approved version readable: no write touches its
-bytes, and the pointer moves in one atomic write.
+bytes, and the pointer moves in one atomic write. Overlapping publishes of the same day never
+overwrite a pointer they have not read: the one that loses the swap re-reads the pointer,
+decides again on top of it and deletes nothing. The winner deletes only after re-reading that
+the pointer is still the one it wrote; should a later publish's pointer be swapped in within
+that instant and name a version it collects, that publish finds its version missing when it
+checks at its end and writes it again (same key, same bytes).
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +32,9 @@ import pyarrow as pa
 from assets.partitions import daily_partitions
 from assets.publishing.gate_reports import (
     GateReport,
+    approval_is,
     read_approval,
+    read_approval_versioned,
     version_key,
     write_approval,
     write_report,
@@ -33,7 +42,16 @@ from assets.publishing.gate_reports import (
 from assets.publishing.parquet import to_parquet_bytes
 from assets.quality.gates import NOT_EVALUATED, GateResult
 from resources.notifier import Alert, Notifier
-from resources.storage.object_store import ObjectStore, StoredObject
+from resources.storage.object_store import (
+    ConditionalObjectStore,
+    ObjectStore,
+    PreconditionFailed,
+    StoredObject,
+)
+
+# How often a publish re-reads the pointer and decides again after losing its swap to an
+# overlapping publish of the same day, before it gives up (and fails the step).
+POINTER_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -120,7 +138,7 @@ def gate_metadata(partition: str, gate: GateResult) -> dict[str, dg.MetadataValu
 
 
 def publish_if_passed(
-    store: ObjectStore,
+    store: ConditionalObjectStore,
     asset_name: str,
     layer: str,
     partition: str,
@@ -142,17 +160,19 @@ def publish_if_passed(
         blocking=[g.gate for g in failures],
         inputs=evaluation.inputs,
     )
-    approved = read_approval(store, asset_name, partition, daily_partitions)
+    # Read before anything is written: every swap below names this version (or a re-read one).
+    approved, version = read_approval_versioned(store, asset_name, partition, daily_partitions)
     if not report.passed or evaluation.table is None:
         write_report(store, report, daily_partitions)
-        if policy.on_refused_redelivery == "take_offline" and approved and approved.passed:
-            # Taken offline: the pointer records the refusal and still lists every version, so
-            # retention deletes them only after a later delivery is approved.
-            withdrawn = replace(report, superseded=_versions(approved))
-            write_approval(store, withdrawn, daily_partitions)
+        if policy.on_refused_redelivery == "take_offline":
+            _withdraw(store, report, approved, version)
         return None
     parquet = to_parquet_bytes(evaluation.table)
     key = version_key(asset_name, partition, daily_partitions, layer, parquet.sha256)
+    # Listed before this version is written: a version written after this point belongs to a
+    # publish that read the pointer after it, so its swap conflicts with this one's (or comes
+    # after it) and it is never collected here while it still waits for its pointer.
+    listed = _day_versions(store, key)
     stored = store.put_bytes(key, parquet.data)
     report = replace(
         report,
@@ -162,12 +182,96 @@ def publish_if_passed(
         profile=evaluation.profile,
     )
     write_report(store, report, daily_partitions)
-    kept = _kept(approved, policy, current=key) if approved else []
-    write_approval(store, replace(report, superseded=kept), daily_partitions)
-    for old in _versions(approved):
-        if old != key and old not in kept:
-            store.delete(old)
+    pointer, replaced, conflicted = _move_pointer(
+        store, report, approved, version, policy, parquet.data
+    )
+    # Retention, only when this publish's swap won at once and nobody moved the pointer since:
+    # after a conflict the next uncontended publish of the day collects what is left.
+    if not conflicted and approval_is(store, pointer, daily_partitions):
+        keep = {pointer.object_key, *pointer.superseded}
+        for old in dict.fromkeys([*_versions(replaced), *listed]):
+            if old not in keep:
+                store.delete(old)
+    _rewrite_if_named_and_missing(store, report, parquet.data)
     return stored
+
+
+def _move_pointer(
+    store: ConditionalObjectStore,
+    report: GateReport,
+    approved: GateReport | None,
+    version: str | None,
+    policy: PublishPolicy,
+    data: bytes,
+) -> tuple[GateReport, GateReport | None, bool]:
+    """Swap the pointer from `version` to `report` (keeping retention's earlier versions). On
+    a conflict re-read it and decide again. Returns the pointer now in place, the one it
+    replaced, and whether any swap conflicted."""
+    conflicted = False
+    for _ in range(POINTER_ATTEMPTS):
+        if conflicted and approved and approved.passed and approved.object_key == report.object_key:
+            # An overlapping publish approved the same content: nothing is left to move.
+            return approved, approved, True
+        pointer = replace(report, superseded=_kept(approved, policy, current=report.object_key))
+        try:
+            write_approval(store, pointer, daily_partitions, version)
+            return pointer, approved, conflicted
+        except PreconditionFailed:
+            conflicted = True
+            approved, version = read_approval_versioned(
+                store, report.asset, report.partition, daily_partitions
+            )
+            # The winner's retention may have collected this version meanwhile: write it again
+            # (same key, same bytes) before a pointer names it.
+            store.put_bytes(report.object_key, data)
+    raise RuntimeError(
+        f"{report.asset} partition {report.partition}: the approval pointer kept moving under "
+        f"{POINTER_ATTEMPTS} attempts to publish {report.object_key}; overlapping runs of the "
+        "same day are still writing. Re-run the partition once they are done."
+    )
+
+
+def _withdraw(
+    store: ConditionalObjectStore,
+    report: GateReport,
+    approved: GateReport | None,
+    version: str | None,
+) -> None:
+    """take_offline: the pointer records the refusal and still lists every version, so
+    retention deletes them only after a later delivery is approved."""
+    for _ in range(POINTER_ATTEMPTS):
+        if approved is None or not approved.passed:
+            return  # nothing approved to take offline
+        try:
+            withdrawn = replace(report, superseded=_versions(approved))
+            write_approval(store, withdrawn, daily_partitions, version)
+            return
+        except PreconditionFailed:
+            approved, version = read_approval_versioned(
+                store, report.asset, report.partition, daily_partitions
+            )
+    raise RuntimeError(
+        f"{report.asset} partition {report.partition}: the approval pointer kept moving under "
+        f"{POINTER_ATTEMPTS} attempts to take the day offline. Re-run the partition."
+    )
+
+
+def _rewrite_if_named_and_missing(store: ObjectStore, report: GateReport, data: bytes) -> None:
+    """An overlapping publish that decided before this one's pointer moved may have collected
+    this version just after the swap; while the pointer names it, it must exist."""
+    current = read_approval(store, report.asset, report.partition, daily_partitions)
+    if current and current.object_key == report.object_key and not store.exists(report.object_key):
+        store.put_bytes(report.object_key, data)
+
+
+def _day_versions(store: ObjectStore, key: str) -> list[str]:
+    """Every version stored for the day of `key`, referenced by a pointer or not."""
+    prefix = key.rsplit("/", 1)[0]
+    return [
+        found
+        for found in store.list_keys(prefix)
+        if found.startswith(f"{prefix}/") and found.endswith(".parquet")
+    ]
 
 
 def _versions(approval: GateReport | None) -> list[str]:
@@ -178,7 +282,7 @@ def _versions(approval: GateReport | None) -> list[str]:
     return [*current, *approval.superseded]
 
 
-def _kept(approval: GateReport, policy: PublishPolicy, current: str = "") -> list[str]:
+def _kept(approval: GateReport | None, policy: PublishPolicy, current: str = "") -> list[str]:
     """The earlier versions retention keeps besides `current`, newest first."""
     earlier = [key for key in dict.fromkeys(_versions(approval)) if key != current]
     return earlier[: policy.keep_versions - 1]

@@ -173,9 +173,13 @@ def volume(rows: int, history: Sequence[int], thresholds: GateThresholds) -> Gat
 
 
 def completeness(
-    events: pa.Table, thresholds: GateThresholds, usual_hour_share: Sequence[float] | None = None
+    events: pa.Table,
+    thresholds: GateThresholds,
+    usual_hour_share: Sequence[float] | None = None,
+    history_days: int = 0,
 ) -> GateResult:
-    """Every hour of the day holds data (the 18-of-24-hours incident). Once there is history,
+    """Every hour of the day holds data (the 18-of-24-hours incident). Once there is history
+    (`usual_hour_share`, the median share of the day per hour over `history_days` passed days),
     an hour counts as present only with at least `min_hour_share_fraction` of its usual share
     of the day's events: a late tail with a trickle of rows per hour is still missing."""
     counts = [0] * 24
@@ -199,25 +203,36 @@ def completeness(
                 or counts[hour] / total >= fraction * usual_hour_share[hour]
             )
         ]
-        rule = f"hours with >= {fraction:.0%} of their usual share of the day's events"
+        rule = (
+            f"hours with >= {fraction:.0%} of their usual share of the day's events (usual: the "
+            f"median share per hour over the last {history_days} passed days)"
+        )
     absent = sorted(set(range(24)) - set(present))
+    empty = [hour for hour in absent if not counts[hour]]
     thin = [hour for hour in absent if counts[hour]]
     passed = len(present) >= thresholds.required_hours
+    clauses = []
+    if empty:
+        clauses.append(f"No events in hours {empty} (UTC).")
+    if thin and usual_hour_share is not None:
+        clauses.append(
+            f"Only a trickle in hours {thin} (UTC), share of the day's events vs usual over the "
+            f"last {history_days} passed days: "
+            + ", ".join(
+                f"{hour}h {counts[hour] / total:.2%} vs {usual_hour_share[hour]:.2%}"
+                for hour in thin
+            )
+            + f" (an hour needs >= {fraction:.0%} of its usual share)."
+        )
+    clauses.append(
+        "The day is incomplete upstream. Wait for the load to finish, then re-run this partition."
+    )
     return GateResult(
         gate="completeness",
         passed=passed,
         observed=f"{len(present)} of 24 hours",
         threshold=f">= {thresholds.required_hours} {rule}",
-        message=(
-            "all required hours present"
-            if passed
-            else f"No events in hours {[h for h in absent if h not in thin]} and only a trickle "
-            f"in hours {thin} (UTC); the day is incomplete upstream. Wait for the load to "
-            "finish, then re-run this partition."
-            if thin
-            else f"No events in hours {absent} (UTC); the day is incomplete upstream. Wait for "
-            "the load to finish, then re-run this partition."
-        ),
+        message="all required hours present" if passed else " ".join(clauses),
         severity=thresholds.severity("completeness"),
         value=len(present),
         limit=thresholds.required_hours,
@@ -292,7 +307,10 @@ def value_ranges(table: pa.Table, thresholds: GateThresholds) -> GateResult:
             invalid = (pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0) if len(column) else 0
             if invalid:
                 invalid_values += invalid
-                violations.append(f"{field_.name}: {invalid} NaN or infinite values")
+                violations.append(
+                    f"{field_.name}: {invalid} NaN or infinite values "
+                    f"({invalid / max(table.num_rows, 1):.1%} of {table.num_rows} rows)"
+                )
     for name, rule in thresholds.value_ranges.items():
         column = table.column(name)
         if rule.allowed is not None:
@@ -317,8 +335,15 @@ def value_ranges(table: pa.Table, thresholds: GateThresholds) -> GateResult:
         passed=not violations,
         observed="; ".join(violations) or "all values in range",
         threshold="; ".join(
-            f"{n} in {list(r.allowed)}" if r.allowed else f"{n} in [{r.minimum}, {r.maximum}]"
-            for n, r in thresholds.value_ranges.items()
+            [
+                *(
+                    f"{n} in {list(r.allowed)}"
+                    if r.allowed
+                    else f"{n} in [{r.minimum}, {r.maximum}]"
+                    for n, r in thresholds.value_ranges.items()
+                ),
+                "no NaN or infinite value in any float column",
+            ]
         ),
         message=(
             "values within range"
@@ -365,7 +390,10 @@ def repeated_events(
         gate="repeated_events",
         passed=passed,
         observed=f"{repeated} rows ({share:.1%}) repeat ({', '.join(content_key)})",
-        threshold=f"<= {thresholds.max_repeated_share:.1%} of rows",
+        threshold=(
+            f"<= {thresholds.max_repeated_share:.1%} of the day's {events.num_rows} rows "
+            "(compared with the day's own rows; no history needed)"
+        ),
         message=(
             "no repeated deliveries"
             if passed

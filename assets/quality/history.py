@@ -84,20 +84,23 @@ def label_rate(
     waiting = _history_note(history, "label_rate", thresholds)
     if waiting:
         return _result("label_rate", True, observed, waiting, "no baseline yet", thresholds)
-    median = statistics.median(p["label_rate"] for p in history if p.get("label_rate") is not None)
-    low, high = median * thresholds.label_rate_band_low, median * thresholds.label_rate_band_high
+    rates = [p["label_rate"] for p in history if p.get("label_rate") is not None]
+    median = statistics.median(rates)
+    band_low, band_high = thresholds.label_rate_band_low, thresholds.label_rate_band_high
+    low, high = median * band_low, median * band_high
     passed = rate is not None and low <= rate <= high
     return _result(
         "label_rate",
         passed,
         observed,
-        f"[{low:.4f}, {high:.4f}] around the median {median:.4f} of "
-        f"{sum(1 for p in history if p.get('label_rate') is not None)} passed days",
+        f"[{low:.4f}, {high:.4f}] = [{band_low}, {band_high}] x the median {median:.4f} over "
+        f"the last {len(rates)} passed days",
         "label rate within its usual band"
         if passed
-        else f"The share of positive labels ({observed}) left its usual band: the labels "
-        "(clicks) of this day are missing or duplicated upstream. Check the click logging, "
-        "then re-run the partition.",
+        else f"The share of positive labels ({observed}) left its band [{low:.4f}, {high:.4f}] "
+        f"around the trailing median {median:.4f} over the last {len(rates)} passed days: the "
+        "labels (clicks) of this day are missing or duplicated upstream. Check the click "
+        "logging, then re-run the partition.",
         thresholds,
         value=rate,
         limit=low if rate is None or rate < median else high,
@@ -114,7 +117,8 @@ def event_mix(
     waiting = _history_note(history, "categories", thresholds)
     if waiting:
         return _result("event_mix", True, observed, waiting, "no baseline yet", thresholds)
-    usual = _median_shares([p["categories"]["event_type"] for p in history if p.get("categories")])
+    days = [p["categories"]["event_type"] for p in history if p.get("categories")]
+    usual = _median_shares(days)
     # A type expected only a handful of times today varies by chance more than the band allows
     # (5 purchases one day, 2 the next): judge the types with enough expected events.
     usual = {
@@ -135,12 +139,16 @@ def event_mix(
         not off,
         observed,
         f"each type expected >= {EVENT_MIX_MIN_EXPECTED} times within [{low}, {high}] x its "
-        "median share (" + ", ".join(f"{k}={v:.3f}" for k, v in sorted(usual.items())) + ")",
+        f"median share over the last {len(days)} passed days ("
+        + ", ".join(f"{k}={v:.3f}" for k, v in sorted(usual.items()))
+        + ")",
         "event types in their usual proportions"
         if not off
         else "Event types out of proportion: "
         + ", ".join(f"{k} {v:.3f} vs usual {usual[k]:.3f}" for k, v in sorted(off.items()))
-        + ". An upstream logger stopped (or doubled) one kind of event; fix it, then re-run.",
+        + f" (usual: the median share over the last {len(days)} passed days; band [{low}, "
+        f"{high}] x usual). An upstream logger stopped (or doubled) one kind of event; fix it, "
+        "then re-run.",
         thresholds,
         # The type furthest from its usual share, as a multiple of it (1 = usual).
         value=worst_ratio,
@@ -156,8 +164,9 @@ def category_drift(
     if waiting:
         return _result("category_drift", True, "-", waiting, "no baseline yet", thresholds)
     psi = {}
+    days = [p["categories"] for p in history if p.get("categories")]
     for name in CATEGORICAL_COLUMNS:
-        usual = _median_shares([p["categories"][name] for p in history if p.get("categories")])
+        usual = _median_shares([day[name] for day in days])
         psi[name] = _psi(_shares(events.column(name)), usual)
     worst = max(psi, key=psi.get)
     over = {name: value for name, value in psi.items() if value > thresholds.max_psi}
@@ -165,11 +174,15 @@ def category_drift(
         "category_drift",
         not over,
         ", ".join(f"{name} PSI={value:.3f}" for name, value in psi.items()),
-        f"PSI <= {thresholds.max_psi} against the median shares of the trailing passed days",
+        f"PSI <= {thresholds.max_psi} against the median shares over the last {len(days)} "
+        "passed days",
         f"categories stable (largest PSI {worst}={psi[worst]:.3f})"
         if not over
-        else f"Categorical drift in {sorted(over)}: the mix of values changed sharply. Check "
-        "the upstream mapping; accept a real change with max_psi, or keep it warn-only.",
+        else "Categorical drift in "
+        + ", ".join(f"{name} (PSI {value:.3f})" for name, value in sorted(over.items()))
+        + f" against the median shares over the last {len(days)} passed days (PSI <= "
+        f"{thresholds.max_psi}): the mix of values changed sharply. Check the upstream mapping; "
+        "accept a real change with max_psi, or keep it warn-only.",
         thresholds,
         value=psi[worst],
         limit=thresholds.max_psi,
@@ -185,6 +198,7 @@ def numeric_drift(
     if waiting:
         return _result("numeric_drift", True, "-", waiting, "no baseline yet", thresholds)
     shifts, observed = {}, []
+    days = sum(1 for p in history if p.get("quantiles"))
     for name in NUMERIC_COLUMNS:
         now = _quantiles(events.column(name))
         past = [p["quantiles"][name] for p in history if p.get("quantiles", {}).get(name)]
@@ -202,7 +216,8 @@ def numeric_drift(
         "numeric_drift",
         not over,
         "; ".join(observed) or "no numeric values",
-        f"each percentile within {thresholds.max_quantile_shift:.0%} of its trailing median",
+        f"each percentile within {thresholds.max_quantile_shift:.0%} of its median over the "
+        f"last {days} passed days",
         "numeric distributions stable"
         if not over
         else "Numeric drift in "

@@ -143,7 +143,7 @@ def evaluate_source_partition(
         events,
         [
             schema,
-            gates.completeness(events, thresholds, usual_hours),
+            gates.completeness(events, thresholds, usual_hours, len(profiles)),
             gates.watermark(loaded_through, end, thresholds),
             gates.volume(events.num_rows, [r.rows for r in history], thresholds),
             gates.null_rate(events, thresholds),

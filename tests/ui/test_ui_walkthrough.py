@@ -1,9 +1,13 @@
 """Issue 13's acceptance, in a real browser: headless Chromium (Debian's package at
 /usr/bin/chromium, never a downloaded one) driven by Playwright against the real webserver and
-daemon on an embedded instance seeded like `make dev`.
+daemon on an embedded instance (`embedded_home`: the policy of deployments/local/dagster.yaml)
+over a copy of the test warehouse. That warehouse holds the fixed seeded days of
+tests/support/environment.py (2026-10-29 to 2026-11-06, so results never depend on today's
+date), not `make dev`'s range from the partitions' start to yesterday.
 
 A user materializes one day of daily_events from the asset's Materialize dialog, waits for the
-run, reads that day's gate results on the Checks tab, and previews the completeness sensor's
+run, reads that day's gate results on the Checks tab, finds that the deadline check the UI
+added to the run judged that same day (and passed), and previews the completeness sensor's
 tick. Each step leaves a screenshot under .artifacts/ui/ (names in the steps below):
 
     01_asset_page.png              daily_events' overview, before anything ran
@@ -14,8 +18,10 @@ tick. Each step leaves a screenshot under .artifacts/ui/ (names in the steps bel
     06_checks_tab.png              the Checks tab: every gate of the asset, none failed
     07_gate_execution_history.png  the completeness gate's execution history, 2026-11-05's row
     08_gate_result_for_day.png     that row's metadata: partition, observed and threshold values
-    09_sensor_page.png             upstream_completeness_sensor's page
-    10_sensor_tick_preview.png     "Preview tick result": the evaluation's result, not an error
+    09_deadline_check_for_day.png  daily_partition_landed's execution history: the run's
+                                   evaluation of 2026-11-05 and its run-level result, Passed
+    10_sensor_page.png             upstream_completeness_sensor's page
+    11_sensor_tick_preview.png     "Preview tick result": the evaluation's result, not an error
 """
 
 import re
@@ -44,6 +50,7 @@ SCREENSHOTS = REPO_ROOT / ".artifacts" / "ui"
 ASSET = "daily_events"
 DAY = "2026-11-05"  # a seeded day (tests/support/environment.py) whose gates all pass
 GATE = "completeness"  # a numeric gate: hours of the day with events against the 24 required
+DEADLINE_CHECK = "daily_partition_landed"  # added by the UI to a materialization of the asset
 SENSOR = "upstream_completeness_sensor"
 
 # The UI is a large single-page app and shares 2 cores with the webserver, daemon and run.
@@ -69,6 +76,31 @@ def _unavailable_reason() -> str | None:
 pytestmark = pytest.mark.slow
 # Decided before any fixture runs, so a machine without the browser seeds and starts nothing.
 UNAVAILABLE = _unavailable_reason()
+
+CHECK_EXECUTIONS = """
+query($assetKey: AssetKeyInput!, $checkName: String!) {
+  assetCheckExecutions(assetKey: $assetKey, checkName: $checkName, limit: 20) {
+    runId
+    status
+    partition
+    evaluation {
+      success
+      description
+      metadataEntries { label ... on TextMetadataEntry { text } }
+    }
+  }
+}
+"""
+
+RUN_CHECK_SELECTION = """
+query($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { assetCheckSelection { name assetKey { path } } }
+    ... on PythonError { message }
+  }
+}
+"""
 
 RUNS_WITH_TAGS = """
 query($tags: [ExecutionTag!]) {
@@ -130,6 +162,7 @@ def test_a_user_materializes_a_day_reads_its_gates_and_previews_the_sensor(brows
     try:
         run_id = _materialize_one_day(page, expect, base, dagster, screenshot)
         _read_the_days_gate_results(page, expect, base, run_id, screenshot)
+        _the_deadline_check_judged_the_day(page, expect, base, dagster, run_id, screenshot)
         _preview_the_sensor_tick(page, expect, base, screenshot)
     except BaseException:
         screenshot("99_failure.png")
@@ -263,6 +296,45 @@ def _read_the_days_gate_results(page, expect, base, run_id, screenshot) -> None:
     dialog.get_by_role("button", name="Close").click()
 
 
+def _the_deadline_check_judged_the_day(page, expect, base, dagster, run_id, screenshot) -> None:
+    """The UI added daily_partition_landed to the run; its evaluation in that run is about the
+    day materialized, and passed (issue 13, item 3: it used to fail about another day)."""
+    selection = dagster.graphql(RUN_CHECK_SELECTION, {"runId": run_id})["runOrError"]
+    assert selection["__typename"] == "Run", selection
+    assert {"name": DEADLINE_CHECK, "assetKey": {"path": [ASSET]}} in selection[
+        "assetCheckSelection"
+    ], selection
+    executions = dagster.graphql(
+        CHECK_EXECUTIONS, {"assetKey": {"path": [ASSET]}, "checkName": DEADLINE_CHECK}
+    )["assetCheckExecutions"]
+    of_run = [e for e in executions if e["runId"] == run_id]
+    # One evaluation against the day (resolving the execution Dagster planned for the run's
+    # partition), and the run-level result; nothing left Skipped.
+    [day] = [e for e in of_run if e["partition"] == DAY]
+    [summary] = [e for e in of_run if e["partition"] is None]
+    assert all(e["status"] == "SUCCEEDED" and e["evaluation"]["success"] for e in of_run), of_run
+    assert day["evaluation"]["description"] == f"{DAY}: landed (asked for by this run)", day
+    assert summary["evaluation"]["description"] == (
+        f"partition(s) {DAY} (asked for by this run) landed"
+    ), summary
+    for execution in (day, summary):
+        metadata = {e["label"]: e.get("text") for e in execution["evaluation"]["metadataEntries"]}
+        assert metadata["expected_partition"] == DAY, execution
+
+    # The same, as a user reads it: the check's execution history, this run's row, Passed.
+    page.goto(f"{base}/assets/{ASSET}")
+    page.get_by_role("tab", name="Checks").click()
+    page.get_by_text(DEADLINE_CHECK, exact=True).first.click()
+    expect(page).to_have_url(re.compile(f"checkDetail={DEADLINE_CHECK}"))
+    page.get_by_role("tab", name="Execution history").click()
+    row = page.get_by_role("row").filter(has_text=f"{DAY}: landed (asked for by this run)")
+    expect(row).to_have_count(1)
+    expect(row.get_by_text("Passed")).to_be_visible()
+    expect(page.get_by_text("has not landed by its")).to_have_count(0)
+    expect(page.get_by_text("Skipped", exact=True)).to_have_count(0)
+    screenshot("09_deadline_check_for_day.png")
+
+
 def _metadata(dialog) -> dict[str, str]:
     """The metadata dialog's key/value table."""
     entries = {}
@@ -285,7 +357,7 @@ def _preview_the_sensor_tick(page, expect, base, screenshot) -> None:
     # Settled: the running toggle is drawn and the tick history has loaded.
     expect(page.get_by_role("checkbox").first).to_be_attached()  # the switch's input is hidden
     expect(page.get_by_text(re.compile(r"^Loading ticks"))).to_have_count(0)
-    screenshot("09_sensor_page.png")
+    screenshot("10_sensor_page.png")
 
     preview.click()
     dialog = page.get_by_role("dialog").filter(has_text=f"Preview tick result for {SENSOR}")
@@ -293,7 +365,7 @@ def _preview_the_sensor_tick(page, expect, base, screenshot) -> None:
     dialog.get_by_role("button", name="Continue").click()
     # "Try again" appears once the evaluation came back, whatever its outcome.
     expect(dialog.get_by_role("button", name="Try again")).to_be_visible()
-    screenshot("10_sensor_tick_preview.png")
+    screenshot("11_sensor_tick_preview.png")
     text = dialog.inner_text()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     result = lines[lines.index("Result") + 1]

@@ -1,10 +1,14 @@
 """The bad-input corpus: each upstream defect runs through the real assets and gates, is
-blocked with a message naming the partition and the gate, and loses nothing."""
+blocked with a message naming the partition and the gate (and, for the defects that row-level
+gates miss, the observed value, the history it was compared with and the threshold), and
+loses nothing."""
 
 import datetime as dt
 import logging
+import re
 import shutil
 import sqlite3
+import statistics
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +16,13 @@ import pytest
 
 from assets.features.assets import feature_assets
 from assets.partitions import daily_partitions, day_bounds, partition_range_tags
-from assets.publishing.gate_reports import PartitionNotPublished, read_published, read_report
+from assets.publishing.gate_reports import (
+    PartitionNotPublished,
+    read_approval,
+    read_published,
+    read_published_with_lineage,
+    read_report,
+)
 from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from resources.warehouse.resource import Warehouse
@@ -100,6 +110,39 @@ CORPUS = {
 }
 
 
+# What the step's error must say beyond the day and the gate, for the defects that row-level
+# gates used to miss: the observed value, the history it was compared with, the threshold.
+HISTORY_DAYS = 7  # the trailing passed days before BAD_DAY (volume_history)
+DETAILS = {
+    "click_logger_broke": [
+        f"- {BAD_DAY} event_mix: observed impression=1.000;",
+        f"within [0.5, 2.0] x its median share over the last {HISTORY_DAYS} passed days (",
+        re.compile(r"click 0\.000 vs usual 0\.\d{3}"),
+    ],
+    "late_arriving_tail": [
+        f"- {BAD_DAY} completeness: observed 18 of 24 hours;",
+        f">= 24 hours with >= 25% of their usual share of the day's events (usual: the median "
+        f"share per hour over the last {HISTORY_DAYS} passed days)",
+        "Only a trickle in hours [18, 19, 20, 21, 22, 23] (UTC)",
+        # Each thin hour with its observed and its usual share.
+        *(re.compile(rf"{hour}h 0\.\d\d% vs \d+\.\d\d%") for hour in range(18, 24)),
+    ],
+    "loaded_twice_with_new_ids": [
+        # 40 % of the day again: 0.4 / 1.4 of the delivered rows repeat others.
+        re.compile(rf"- {BAD_DAY} repeated_events: observed \d+ rows \(28\.6%\) repeat"),
+        "threshold <= 0.5% of the day's",
+    ],
+}
+
+
+def _assert_details(message: str, details) -> None:
+    for expected in details:
+        if isinstance(expected, re.Pattern):
+            assert expected.search(message), (expected.pattern, message)
+        else:
+            assert expected in message, (expected, message)
+
+
 @pytest.fixture(scope="module")
 def published_history(tmp_path_factory, seeded_sqlite) -> Path:
     """A local environment where every day up to BAD_DAY passed its gates and was published."""
@@ -145,6 +188,9 @@ def test_bad_input_is_blocked_and_the_last_good_output_survives(
     assert failure.step_key == "daily_events"
     assert BAD_DAY in message and expected_gate in message, message
     assert "is unchanged and stays in use" in message
+    _assert_details(message, DETAILS.get(case, []))
+    # An empty clause ("No events in hours []") is dropped.
+    assert "[]" not in message, message
     # Nothing downstream ran, and no published byte changed.
     assert not result.get_asset_materialization_events()
     assert _objects(root) == before
@@ -227,12 +273,26 @@ def test_nan_prices_from_postgres_are_blocked(postgres_backend, tmp_path):
             f"WHERE event_date = '{BAD_DAY}' AND right(event_id, 1) = '0'"
         )
         connection.commit()
+        cursor.execute(
+            f"SELECT count(*) FROM {postgres_backend.schema}.events "
+            f"WHERE event_date = '{BAD_DAY}' AND price = 'NaN'"
+        )
+        (nan_prices,) = cursor.fetchone()
+    assert nan_prices > 0
     result = dg.materialize(
         [daily_events], partition_key=BAD_DAY, resources=resources, raise_on_error=False
     )
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message
-    assert f"- {BAD_DAY} value_ranges" in message and "NaN or infinite values" in message, message
+    # The observed count, and the rule it broke (no history involved: a NaN is never valid).
+    _assert_details(
+        message,
+        [
+            f"- {BAD_DAY} value_ranges: observed price: {nan_prices} NaN or infinite values (",
+            "price in [0, 100000]",
+            "no NaN or infinite value in any float column",
+        ],
+    )
 
 
 def test_a_batch_publishes_its_good_days_and_blocks_the_bad_one(published_history, tmp_path):
@@ -266,3 +326,150 @@ def test_thresholds_are_run_config(published_history, tmp_path):
     report = read_report(store, "daily_events", BAD_DAY, daily_partitions)
     completeness = next(g for g in report.gates if g["gate"] == "completeness")
     assert report.passed and completeness["threshold"].startswith(">= 18 hours with")
+
+
+CLICK_LOGGER_WARN_ONLY = {"ops": {"daily_events": {"config": {"warn_only": ["event_mix"]}}}}
+
+
+def test_a_broken_click_logger_past_a_warn_only_source_is_blocked_by_the_label_rate(
+    published_history, tmp_path, caplog
+):
+    """With event_mix made warn-only the source publishes the day without clicks; the
+    examples computed from it have no positive label, and label_rate blocks them."""
+    root = tmp_path / "env"
+    shutil.copytree(published_history, root)
+    _execute(root / "warehouse.sqlite", *CORPUS["click_logger_broke"][0])
+    resources = build_resources("local", local_root=root)
+    store = resources["storage"].open_store()
+    approved_examples, _ = read_published(store, "training_examples", BAD_DAY, daily_partitions)
+    history = [
+        read_approval(store, "training_examples", day, daily_partitions).profile["label_rate"]
+        for day in daily_partitions.get_partition_keys_in_range(
+            dg.PartitionKeyRange(HISTORY[0], "2026-11-04")
+        )
+    ]
+    assert len(history) == HISTORY_DAYS
+    median = statistics.median(history)
+
+    with caplog.at_level(logging.ERROR, logger="ml_template.alerts"):
+        result = dg.materialize(
+            PIPELINE,
+            partition_key=BAD_DAY,
+            resources=resources,
+            run_config=CLICK_LOGGER_WARN_ONLY,
+            raise_on_error=False,
+        )
+
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert failure.step_key == "training_examples"
+    message = failure.step_failure_data.error.message
+    low, high = 0.5 * median, 2.0 * median
+    # The day, the gate, the observed rate, the band, and the trailing median with its days.
+    _assert_details(
+        message,
+        [
+            f"- {BAD_DAY} label_rate: observed label rate 0.0000;",
+            f"threshold [{low:.4f}, {high:.4f}] = [0.5, 2.0] x the median {median:.4f} over "
+            f"the last {HISTORY_DAYS} passed days",
+            "is unchanged and stays in use",
+        ],
+    )
+    # The source warned and published; the features without labels published; the examples
+    # did not.
+    evaluations = result.get_asset_check_evaluations()
+    event_mix = next(
+        e for e in evaluations if e.check_name == "event_mix" and e.partition == BAD_DAY
+    )
+    assert not event_mix.passed and event_mix.severity == dg.AssetCheckSeverity.WARN
+    published = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert published == {"daily_events", "user_daily_features", "item_daily_features"}
+    report = read_report(store, "training_examples", BAD_DAY, daily_partitions)
+    assert not report.passed and report.blocking == ["label_rate"]
+    # The old examples stay approved, but they were computed from the snapshot just replaced:
+    # training refuses them by lineage, so no model learns from this day.
+    assert read_published(store, "training_examples", BAD_DAY, daily_partitions)[0] == (
+        approved_examples
+    )
+    with pytest.raises(PartitionNotPublished, match="was computed from daily_events"):
+        read_published_with_lineage(store, "training_examples", BAD_DAY, daily_partitions)
+    alerts = [r.getMessage() for r in caplog.records if r.name == "ml_template.alerts"]
+    assert any("training_examples" in a and "label_rate" in a and BAD_DAY in a for a in alerts)
+
+
+# Every device of the day reported as iOS: row counts, hours, event mix and values stay normal.
+DEVICE_DRIFT = [f"UPDATE events SET device = 'ios' WHERE {IN_DAY}"]
+
+
+def test_a_drifted_day_publishes_with_a_warning(published_history, tmp_path):
+    root = tmp_path / "env"
+    shutil.copytree(published_history, root)
+    _execute(root / "warehouse.sqlite", *DEVICE_DRIFT)
+    resources = build_resources("local", local_root=root)
+    store = resources["storage"].open_store()
+    before, _ = read_published(store, "daily_events", BAD_DAY, daily_partitions)
+
+    result = dg.materialize(PIPELINE, partition_key=BAD_DAY, resources=resources)
+
+    assert result.success
+    drift = {
+        e.partition: e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "category_drift"
+    }
+    day, summary = drift[BAD_DAY], drift[None]
+    assert not day.passed and day.severity == dg.AssetCheckSeverity.WARN
+    _assert_details(
+        day.description,
+        [
+            f"{BAD_DAY}: Categorical drift in device (PSI ",
+            f"against the median shares over the last {HISTORY_DAYS} passed days (PSI <= 0.25)",
+        ],
+    )
+    assert day.metadata["observed_value"].value > 0.25
+    assert day.metadata["threshold_value"].value == 0.25
+    assert not summary.passed and summary.severity == dg.AssetCheckSeverity.WARN
+    assert f"{BAD_DAY} observed" in summary.description and "device PSI=" in summary.description
+    # Published: the drifted delivery is the approved version now.
+    data, report = read_published(store, "daily_events", BAD_DAY, daily_partitions)
+    assert report.passed and data != before
+    [events] = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "daily_events"
+    ]
+    assert events.metadata["gate_warnings"].value == 1
+
+
+def test_category_drift_listed_in_blocking_drift_blocks(published_history, tmp_path):
+    root = tmp_path / "env"
+    shutil.copytree(published_history, root)
+    _execute(root / "warehouse.sqlite", *DEVICE_DRIFT)
+    resources = build_resources("local", local_root=root)
+    store = resources["storage"].open_store()
+    before = _objects(root)
+    approved, _ = read_published(store, "daily_events", BAD_DAY, daily_partitions)
+    run_config = {"ops": {"daily_events": {"config": {"blocking_drift": ["category_drift"]}}}}
+
+    result = dg.materialize(
+        PIPELINE,
+        partition_key=BAD_DAY,
+        resources=resources,
+        run_config=run_config,
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    [failure] = result.get_step_failure_events()
+    assert failure.step_key == "daily_events"
+    _assert_details(
+        failure.step_failure_data.error.message,
+        [
+            re.compile(rf"- {BAD_DAY} category_drift: observed .*device PSI=\d+\.\d{{3}}"),
+            f"threshold PSI <= 0.25 against the median shares over the last {HISTORY_DAYS} "
+            "passed days",
+            "is unchanged and stays in use",
+        ],
+    )
+    assert _objects(root) == before
+    assert read_published(store, "daily_events", BAD_DAY, daily_partitions)[0] == approved

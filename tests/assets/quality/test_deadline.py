@@ -62,8 +62,16 @@ def test_in_a_manual_materialization_it_judges_the_day_asked_for(local_resources
     )
     assert result.success
     evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_NAME]
-    assert {e.asset_key.to_user_string() for e in evaluations} == set(DAILY_ASSETS)
-    for evaluation in evaluations:
+    summaries = [e for e in evaluations if e.partition is None]
+    per_day = [e for e in evaluations if e.partition is not None]
+    assert {e.asset_key.to_user_string() for e in summaries} == set(DAILY_ASSETS)
+    for evaluation in summaries:
         assert evaluation.passed, evaluation.description
         assert evaluation.metadata["expected_partition"].value == DAY_ASKED
         assert f"partition(s) {DAY_ASKED} (asked for by this run) landed" == evaluation.description
+    # One evaluation against the day itself per asset, so the partition Dagster planned for
+    # the check in this run is resolved (the UI lists it as Passed, not Skipped).
+    assert sorted(e.asset_key.to_user_string() for e in per_day) == sorted(DAILY_ASSETS)
+    for evaluation in per_day:
+        assert evaluation.passed and evaluation.partition == DAY_ASKED
+        assert evaluation.description == f"{DAY_ASKED}: landed (asked for by this run)"

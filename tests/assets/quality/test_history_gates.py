@@ -72,7 +72,8 @@ def test_the_label_rate_gate_catches_labels_that_vanish():
     )
     result = history_gates.label_rate(no_clicks, "label", history, THRESHOLDS)
     assert not result.passed and result.observed == "label rate 0.0000"
-    assert "around the median" in result.threshold and "7 passed days" in result.threshold
+    assert "x the median" in result.threshold
+    assert "over the last 7 passed days" in result.threshold
 
 
 def test_a_late_tail_with_a_trickle_per_hour_is_incomplete(today, profiles):
@@ -85,11 +86,44 @@ def test_a_late_tail_with_a_trickle_per_hour_is_incomplete(today, profiles):
     late = today.filter(keep)
     assert set(pc.hour(late.column("event_time")).to_pylist()) == set(range(24))
     usual = history_gates.usual_hour_share(profiles)
-    result = gates.completeness(late, THRESHOLDS, usual)
+    result = gates.completeness(late, THRESHOLDS, usual, len(profiles))
     assert not result.passed and result.observed == "18 of 24 hours"
-    assert "only a trickle in hours [18, 19, 20, 21, 22, 23]" in result.message
+    assert "Only a trickle in hours [18, 19, 20, 21, 22, 23]" in result.message
+    # Each thin hour with its observed and usual share, and the history they come from.
+    assert f"18h {late_share(late, 18):.2%} vs {usual[18]:.2%}" in result.message
+    assert "over the last 7 passed days" in result.message
+    assert "over the last 7 passed days" in result.threshold
+    # No empty clause: every hour has some events.
+    assert "No events in hours" not in result.message
     # Without history an hour with any event counts: the old rule, said in the threshold.
     assert gates.completeness(late, THRESHOLDS, None).passed
+
+
+def late_share(events: pa.Table, hour: int) -> float:
+    hours = pc.hour(events.column("event_time"))
+    return pc.sum(pc.equal(hours, hour)).as_py() / events.num_rows
+
+
+def test_an_empty_tail_names_only_the_empty_hours(today, profiles):
+    early = today.filter(pc.less(pc.hour(today.column("event_time")), 18))
+    usual = history_gates.usual_hour_share(profiles)
+    result = gates.completeness(early, THRESHOLDS, usual, len(profiles))
+    assert not result.passed
+    assert "No events in hours [18, 19, 20, 21, 22, 23] (UTC)." in result.message
+    assert "trickle" not in result.message and "[]" not in result.message
+
+
+def test_the_history_gates_name_the_days_they_compared_with(today, profiles):
+    for gate in (
+        history_gates.event_mix,
+        history_gates.category_drift,
+        history_gates.numeric_drift,
+    ):
+        result = gate(today, profiles, THRESHOLDS)
+        assert "over the last 7 passed days" in result.threshold, (gate, result.threshold)
+    impressions = today.filter(pc.equal(today.column("event_type"), "impression"))
+    mix = history_gates.event_mix(impressions, profiles, THRESHOLDS)
+    assert "usual: the median share over the last 7 passed days" in mix.message
 
 
 def test_nan_and_infinite_values_are_invalid_in_every_float_column(today):
