@@ -1,20 +1,23 @@
 """How close the daily model gets to the best possible model, day by day, on embedded defaults.
 
 Seeds the synthetic warehouse (2,000 impressions a day, seed 7), approves every day's events
-and features through Dagster, then runs the daily loop in date order exactly as the daily
-training job does (training_dataset -> model_checkpoint, warm-started from the production
-model -> model_evaluation), one in-process run per day. For each training day it prints:
+and features through Dagster, then runs the daily loop in date order as the daily training job
+does (training_dataset -> model_checkpoint -> model_evaluation), one in-process run per day,
+with `--init-from` (none: every day from scratch; previous_day: D-1's model; production: the
+newest model that passed its evaluation, what the daily sensor's runs use). For each training
+day it prints:
 
-- `heldout_auc`: the candidate's AUC on the held-out rows of its window (what the evaluation
-  asset records), and `oracle_auc` on the same rows: the generator's own click probability
-  sigmoid(1.2 <user, item> - 2.0 + 0.3 [ios]), i.e. the Bayes-optimal score;
-- `fresh_auc` / `fresh_oracle`: the same on 20,000 impressions of the following day that no
-  model saw (a low-noise estimate);
+- `auc` / `logloss`: the day's model on the held-out rows of its window (what the evaluation
+  asset scores), and `oracle_auc` / `oracle_ll` on the same rows: the generator's own click
+  probability sigmoid(1.2 <user, item> - 2.0 + 0.3 [ios]), i.e. the Bayes-optimal score;
+- `fresh_auc` / `fresh_oracle`: the same on `--fresh` impressions of the following day that no
+  model saw (a low-noise estimate; their history features are the approved ones before it);
 - whether the evaluation passed, and which day the model warm-started from.
 
-    python -m benchmarks.model_quality --days 20
+    python -m benchmarks.model_quality --days 16 --init-from previous_day
 
-The last line is `ratio=<heldout_auc / oracle_auc>` of the 14th training day (or the last one).
+The last line is `ratio=<auc / oracle_auc>` of data day 14 (the 8th daily model; or the last
+day when there are fewer).
 """
 
 import argparse
@@ -28,6 +31,7 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import torch
 
 from assets.features.assets import feature_assets
@@ -35,8 +39,14 @@ from assets.features.logic import training_examples
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.records import read_candidate, read_evaluation
-from assets.model.training_dataset import manifest_inputs, manifest_key, training_dataset
-from assets.partitions import TRAINING_WINDOW_DAYS, partition_range_tags
+from assets.model.training_dataset import (
+    HISTORY_ASSETS,
+    manifest_key,
+    model_inputs,
+    training_dataset,
+)
+from assets.partitions import TRAINING_WINDOW_DAYS, daily_partitions, partition_range_tags
+from assets.publishing.gate_reports import read_published
 from assets.sources.daily_events import daily_events
 from benchmarks.features import QUIET_CONSOLE
 from resources.factory import build_resources
@@ -45,9 +55,9 @@ from resources.warehouse.backends import SqliteBackend
 from scripts.synthetic_events import _Population, generate_events, seed_warehouse
 from training.checkpoint import load_step_key
 from training.config import TrainConfig
-from training.data import encode, eval_mask, read_examples
+from training.data import attach_history, encode, eval_mask, read_inputs
 from training.loop import MODEL_FILE
-from training.metrics import roc_auc
+from training.metrics import log_loss, roc_auc
 from training.model import build_model
 
 FIRST_DAY = dt.date(2026, 10, 1)
@@ -67,6 +77,7 @@ def oracle_logits(table: pa.Table, population: _Population) -> np.ndarray:
 
 @torch.no_grad()
 def model_logits(store, candidate: dict, table: pa.Table) -> np.ndarray:
+    """The candidate's logits on `table` (history columns attached when it uses them)."""
     config = TrainConfig.from_dict(candidate["config"])
     model = build_model(config)
     loaded = load_step_key(store, candidate["checkpoint_key"], candidate["manifest_sha256"])
@@ -77,23 +88,60 @@ def model_logits(store, candidate: dict, table: pa.Table) -> np.ndarray:
 
 
 def held_out_rows(store, partition: str, eval_fraction: float) -> pa.Table:
-    """The rows the evaluation asset scored: the window's eval split, from the manifest."""
+    """The rows the evaluation asset scored: the window's eval split, with the history the
+    model read (the manifest's model inputs), in the trainer's row order."""
     manifest = json.loads(store.get_bytes(manifest_key(partition)))
-    table = read_examples(store, [entry["object_key"] for entry in manifest_inputs(manifest)])
+    inputs = read_inputs(store, [entry["object_key"] for entry in model_inputs(manifest)])
+    table = inputs.examples
     table = table.take(pc.sort_indices(table, sort_keys=[("event_id", "ascending")]))
+    table = attach_history(table, inputs.user_features, inputs.item_features)
     return table.filter(pa.array(eval_mask(table["event_id"], eval_fraction)))
 
 
-def main() -> None:
+def fresh_rows(store, day: dt.date, impressions: int) -> pa.Table:
+    """`impressions` new impressions of `day`, with the approved history of the window's days
+    before it (what the model would be served with that day)."""
+    fresh = training_examples(generate_events(day, impressions, seed=SEED), day)
+    history = {}
+    for asset in HISTORY_ASSETS:
+        tables = []
+        for back in range(1, TRAINING_WINDOW_DAYS):
+            data, _ = read_published(
+                store, asset, (day - dt.timedelta(days=back)).isoformat(), daily_partitions
+            )
+            tables.append(pq.read_table(pa.BufferReader(data)))
+        history[asset] = pa.concat_tables(tables, promote_options="permissive")
+    return attach_history(fresh, history["user_daily_features"], history["item_daily_features"])
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--days", type=int, default=20, help="days of data (>= 7)")
-    parser.add_argument("--fresh", type=int, default=20_000, help="fresh test impressions")
-    args = parser.parse_args()
+    parser.add_argument("--days", type=int, default=16, help="days of data (>= 7)")
+    parser.add_argument(
+        "--init-from", choices=("none", "previous_day", "production"), default="production"
+    )
+    parser.add_argument(
+        "--fresh", type=int, default=20_000, help="fresh test impressions (0: none)"
+    )
+    parser.add_argument("--impressions", type=int, default=IMPRESSIONS, help="impressions a day")
+    parser.add_argument("--steps", type=int, default=None, help="total_steps (default: asset's)")
+    parser.add_argument(
+        "--no-history", action="store_true", help="train without the user/item history features"
+    )
+    args = parser.parse_args(argv)
     population = _Population(SEED, USERS, ITEMS)
     last = FIRST_DAY + dt.timedelta(days=args.days - 1)
+    training_config: dict = {"init_from": args.init_from, "history_features": not args.no_history}
+    if args.steps is not None:
+        training_config |= {"total_steps": args.steps, "warmup_steps": min(20, args.steps)}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        seed_warehouse(SqliteBackend(str(root / "warehouse.sqlite")), FIRST_DAY, last)
+        seed_warehouse(
+            SqliteBackend(str(root / "warehouse.sqlite")),
+            FIRST_DAY,
+            last,
+            impressions=args.impressions,
+        )
         resources = build_resources("local", local_root=root)
         store = LocalObjectStore(root / "object-store")
         tags = partition_range_tags(FIRST_DAY.isoformat(), last.isoformat())
@@ -101,8 +149,9 @@ def main() -> None:
             PIPELINE, resources=resources, tags=tags, run_config=QUIET_CONSOLE
         ).success
         print(
-            "day  partition   heldout_auc oracle_auc ratio  fresh_auc fresh_oracle ratio  "
-            "passed warm_start_from  seconds"
+            f"init_from={args.init_from} history_features={not args.no_history}\n"
+            "day  partition   auc    logloss oracle_auc oracle_ll ratio  fresh_auc fresh_oracle "
+            "ratio  passed warm_start_from  seconds"
         )
         ratios = []
         for index in range(TRAINING_WINDOW_DAYS - 1, args.days):
@@ -114,30 +163,45 @@ def main() -> None:
                 selection=[asset.key for asset in TRAINING],
                 partition_key=partition,
                 resources=resources,
-                run_config=QUIET_CONSOLE,
+                run_config={
+                    **QUIET_CONSOLE,
+                    "ops": {"model_checkpoint": {"config": training_config}},
+                },
                 raise_on_error=False,
             )
             seconds = time.monotonic() - started
             candidate = read_candidate(store, partition)
             verdict = read_evaluation(store, partition)
-            if candidate is None or verdict is None:
+            if candidate is None or candidate.get("run_id") != result.run_id:
                 print(f"{index + 1:3d}  {partition}  run failed (success={result.success})")
                 continue
             held_out = held_out_rows(store, partition, candidate["config"]["eval_fraction"])
             labels = held_out["label"].to_numpy()
-            auc = roc_auc(labels, model_logits(store, candidate, held_out))
-            oracle = roc_auc(labels, oracle_logits(held_out, population))
-            next_day = day + dt.timedelta(days=1)
-            fresh = training_examples(generate_events(next_day, args.fresh, seed=SEED), next_day)
-            fresh_labels = fresh["label"].to_numpy()
-            fresh_auc = roc_auc(fresh_labels, model_logits(store, candidate, fresh))
-            fresh_oracle = roc_auc(fresh_labels, oracle_logits(fresh, population))
-            ratios.append((index + 1, auc / oracle))
+            logits = model_logits(store, candidate, held_out)
+            auc, loss = roc_auc(labels, logits), log_loss(labels, logits)
+            oracle = oracle_logits(held_out, population)
+            oracle_auc, oracle_loss = roc_auc(labels, oracle), log_loss(labels, oracle)
+            fresh_text = "-         -            -    "
+            if args.fresh:
+                fresh = fresh_rows(store, day + dt.timedelta(days=1), args.fresh)
+                fresh_labels = fresh["label"].to_numpy()
+                fresh_auc = roc_auc(fresh_labels, model_logits(store, candidate, fresh))
+                fresh_oracle = roc_auc(fresh_labels, oracle_logits(fresh, population))
+                fresh_text = (
+                    f"{fresh_auc:.4f}    {fresh_oracle:.4f}       {fresh_auc / fresh_oracle:.3f}"
+                )
+            ratios.append((index + 1, auc / oracle_auc))
+            passed = (
+                verdict["passed"]
+                if verdict
+                and verdict.get("candidate", {}).get("checkpoint_key")
+                == candidate["checkpoint_key"]
+                else None
+            )
             print(
-                f"{index + 1:3d}  {partition}  {auc:.4f}      {oracle:.4f}     "
-                f"{auc / oracle:.3f}  {fresh_auc:.4f}    {fresh_oracle:.4f}       "
-                f"{fresh_auc / fresh_oracle:.3f}  {verdict['passed']!s:6} "
-                f"{candidate['warm_start_from'] or 'none':16} {seconds:.1f}",
+                f"{index + 1:3d}  {partition}  {auc:.4f} {loss:.4f}  {oracle_auc:.4f}     "
+                f"{oracle_loss:.4f}    {auc / oracle_auc:.3f}  {fresh_text}  {passed!s:6} "
+                f"{candidate.get('warm_start_from') or 'none':16} {seconds:.1f}",
                 flush=True,
             )
     target = next((r for d, r in ratios if d == TARGET_DAY), ratios[-1][1] if ratios else 0.0)

@@ -53,6 +53,11 @@ class TrainConfig:
     # Reproducibility and evaluation.
     seed: int = 0
     eval_fraction: float = 0.1
+    # Inputs: also read the user/item daily feature partitions among the input keys and give
+    # each example its user's and its item's history from the days before its own day
+    # (training/data.py). Off by default for the standalone trainer; the Dagster asset turns it
+    # on and passes those partitions.
+    history_features: bool = False
 
     def __post_init__(self) -> None:
         problems = _type_problems(self)
@@ -125,6 +130,8 @@ def _type_problems(config: TrainConfig) -> list[str]:
         value = getattr(config, f.name)
         if f.name == "hidden_sizes":
             ok = isinstance(value, list | tuple) and all(_is_int(h) for h in value)
+        elif f.type == "bool":
+            ok = isinstance(value, bool)
         elif f.type == "int":
             ok = _is_int(value)
         else:  # float fields accept JSON integers too

@@ -1,5 +1,6 @@
-"""Training examples: read parquet partitions from an ObjectStore, encode them into tensors,
-and split off a held-out evaluation slice.
+"""Training examples: read parquet partitions from an ObjectStore, join each example's user
+and item history from the daily feature tables (only days before the example's own day),
+encode them into tensors, and split off a held-out evaluation slice.
 
 Everything here is a pure function of the input bytes and the config: no global RNG, no
 Python `hash()` (salted per process), no dependence on the order the keys were passed in.
@@ -23,6 +24,7 @@ from training.config import TrainConfig
 
 # Columns the trainer reads from TRAINING_EXAMPLES_SCHEMA (assets/features/logic.py).
 INPUT_COLUMNS = (
+    "feature_date",
     "event_id",
     "user_id",
     "item_id",
@@ -40,12 +42,33 @@ STRING_BUCKETS = {"device": 16, "country": 64, "item_category": 64}
 HOURS = 24
 # log1p(price) and a missing-price indicator.
 NUMERIC_FEATURES = ("log1p_price", "price_missing")
+# With `history_features`: the user's and the item's history before the example's day, from
+# user_daily_features / item_daily_features (USER_FEATURES_SCHEMA / ITEM_FEATURES_SCHEMA).
+HISTORY_FEATURES = (
+    "user_log_impressions",
+    "user_ctr_logit",
+    "user_no_history",
+    "item_log_impressions",
+    "item_ctr_logit",
+    "item_no_history",
+)
+# The columns each daily feature table must hold, by the id it is keyed on.
+HISTORY_TABLES = {"user_id": "user_daily_features", "item_id": "item_daily_features"}
+HISTORY_COLUMNS = ("feature_date", "impressions", "clicks")
+# Beta(1, 5) prior on a history's click rate (mean 1/6, about the data's CTR): a user seen
+# twice without a click is not a zero-CTR user.
+PRIOR_CLICKS, PRIOR_IMPRESSIONS = 1.0, 6.0
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 class InputDataError(ValueError):
     """The training input is missing, empty or does not match the expected schema."""
+
+
+def numeric_features(config: TrainConfig) -> tuple[str, ...]:
+    """Names of the numeric input columns, in order (the model's numeric width)."""
+    return NUMERIC_FEATURES + (HISTORY_FEATURES if config.history_features else ())
 
 
 def categorical_cardinalities(config: TrainConfig) -> tuple[int, ...]:
@@ -61,7 +84,8 @@ def categorical_cardinalities(config: TrainConfig) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class EncodedExamples:
-    """Row-aligned tensors: categorical indices [N, 6], numeric [N, 2], labels [N]."""
+    """Row-aligned tensors: categorical indices [N, 6], numeric [N, len(numeric_features)],
+    labels [N]."""
 
     categorical: torch.Tensor
     numeric: torch.Tensor
@@ -88,31 +112,134 @@ class Dataset:
     input_rows: int
 
 
-def read_examples(store: ObjectStore, keys: Iterable[str]) -> pa.Table:
-    """Concatenate the partitions at `keys`, in sorted key order (so flag order is irrelevant)."""
+@dataclass(frozen=True)
+class Inputs:
+    """The input partitions, by kind: the examples, and the user/item daily features (None
+    when no partition of that table was given)."""
+
+    examples: pa.Table
+    user_features: pa.Table | None
+    item_features: pa.Table | None
+
+
+def _kind(table: pa.Table) -> str | None:
+    """Which table a partition is, from its columns (keys may be versioned or renamed)."""
+    names = set(table.column_names)
+    if "label" in names or {"user_id", "item_id"} <= names:
+        return "training_examples"
+    for id_column, asset in HISTORY_TABLES.items():
+        if id_column in names:
+            return asset
+    return None
+
+
+def read_inputs(store: ObjectStore, keys: Iterable[str]) -> Inputs:
+    """Read the partitions at `keys` (sorted, so flag order is irrelevant) and concatenate them
+    by kind: training_examples, user_daily_features, item_daily_features."""
     ordered = sorted(set(keys))
     if not ordered:
         raise InputDataError("No input keys given: pass at least one --input-key")
-    tables = []
+    parts: dict[str, list[pa.Table]] = {}
     for key in ordered:
         if not store.exists(key):
             raise InputDataError(
                 f"Input object {store.uri(key)} does not exist; materialize that partition "
-                "of training_examples first"
+                "of its asset (training_examples or a daily feature table) first"
             )
         filesystem, path = store.arrow_location(key)
         table = pq.read_table(path, filesystem=filesystem)
-        missing = [c for c in INPUT_COLUMNS if c not in table.column_names]
+        kind = _kind(table)
+        if kind is None:
+            raise InputDataError(
+                f"{store.uri(key)} is neither training_examples nor user/item daily features "
+                f"(columns {table.column_names})"
+            )
+        if kind == "training_examples":
+            columns = INPUT_COLUMNS
+        else:
+            id_column = next(c for c, a in HISTORY_TABLES.items() if a == kind)
+            columns = (id_column, *HISTORY_COLUMNS)
+        missing = [c for c in columns if c not in table.column_names]
         if missing:
             raise InputDataError(f"{store.uri(key)} lacks columns {missing}")
-        tables.append(table.select(list(INPUT_COLUMNS)))
-    try:
-        table = pa.concat_tables(tables, promote_options="permissive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-        raise InputDataError(f"Input partitions have incompatible schemas: {err}") from err
-    if table.num_rows == 0:
+        parts.setdefault(kind, []).append(table.select(list(columns)))
+    if "training_examples" not in parts:
+        raise InputDataError(f"Input partitions {ordered} hold no training_examples partition")
+    tables = {}
+    for kind, kind_tables in parts.items():
+        try:
+            tables[kind] = pa.concat_tables(kind_tables, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
+            raise InputDataError(f"{kind} partitions have incompatible schemas: {err}") from err
+    if tables["training_examples"].num_rows == 0:
         raise InputDataError(f"Input partitions {ordered} hold no rows")
-    return table
+    return Inputs(
+        tables["training_examples"],
+        tables.get("user_daily_features"),
+        tables.get("item_daily_features"),
+    )
+
+
+def read_examples(store: ObjectStore, keys: Iterable[str]) -> pa.Table:
+    """The training_examples rows among the partitions at `keys`."""
+    return read_inputs(store, keys).examples
+
+
+def _days(column: pa.ChunkedArray) -> np.ndarray:
+    """date32 values as integer days since the epoch."""
+    return column.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _history_sums(
+    example_days: np.ndarray, example_ids: np.ndarray, features: pa.Table | None, id_column: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Impressions and clicks of each example's user (or item) summed over the feature rows
+    of days strictly before the example's own day: nothing from that day or later is read."""
+    impressions = np.zeros(len(example_ids), dtype=np.float64)
+    clicks = np.zeros(len(example_ids), dtype=np.float64)
+    if features is None or features.num_rows == 0:
+        return impressions, clicks
+    feature_days = _days(features["feature_date"])
+    ids = features[id_column].to_numpy(zero_copy_only=False).astype(np.int64)
+    shown = features["impressions"].to_numpy(zero_copy_only=False).astype(np.float64)
+    clicked = features["clicks"].to_numpy(zero_copy_only=False).astype(np.float64)
+    for day in np.unique(example_days):
+        past = feature_days < day
+        if not past.any():
+            continue
+        known, inverse = np.unique(ids[past], return_inverse=True)
+        shown_sum = np.bincount(inverse, weights=shown[past], minlength=len(known))
+        clicked_sum = np.bincount(inverse, weights=clicked[past], minlength=len(known))
+        rows = np.flatnonzero(example_days == day)
+        position = np.searchsorted(known, example_ids[rows]).clip(max=len(known) - 1)
+        found = known[position] == example_ids[rows]
+        impressions[rows[found]] = shown_sum[position[found]]
+        clicks[rows[found]] = clicked_sum[position[found]]
+    return impressions, clicks
+
+
+def attach_history(
+    examples: pa.Table, user_features: pa.Table | None, item_features: pa.Table | None
+) -> pa.Table:
+    """The examples with HISTORY_FEATURES appended: for each row, its user's and its item's
+    impressions and smoothed click rate over the feature days before the row's own day (the
+    point-in-time join: a day's aggregates include clicks made after its impressions, so they
+    may only describe later days). No history: zero impressions, the prior's rate, flag 1."""
+    days = _days(examples["feature_date"])
+    columns = {}
+    for prefix, id_column, features in (
+        ("user", "user_id", user_features),
+        ("item", "item_id", item_features),
+    ):
+        ids = examples[id_column].to_numpy(zero_copy_only=False).astype(np.int64)
+        shown, clicked = _history_sums(days, ids, features, id_column)
+        rate = (np.minimum(clicked, shown) + PRIOR_CLICKS) / (shown + PRIOR_IMPRESSIONS)
+        columns[f"{prefix}_log_impressions"] = np.log1p(shown)
+        columns[f"{prefix}_ctr_logit"] = np.log(rate) - np.log1p(-rate)
+        columns[f"{prefix}_no_history"] = (shown == 0).astype(np.float64)
+    for name in HISTORY_FEATURES:
+        examples = examples.append_column(name, pa.array(columns[name], pa.float64()))
+    return examples
 
 
 def _mix64(values: np.ndarray, salt: int) -> np.ndarray:
@@ -166,7 +293,19 @@ def encode(table: pa.Table, config: TrainConfig) -> EncodedExamples:
     price = table["price"].to_numpy(zero_copy_only=False).astype(np.float64)
     missing = np.isnan(price)
     log_price = np.log1p(np.clip(np.where(missing, 0.0, price), 0.0, None))
-    numeric = np.stack([log_price, missing.astype(np.float64)], axis=1)
+    numeric_columns = [log_price, missing.astype(np.float64)]
+    if config.history_features:
+        absent = [c for c in HISTORY_FEATURES if c not in table.column_names]
+        if absent:
+            raise InputDataError(
+                f"history_features is on but the examples lack {absent}: join the user/item "
+                "daily features first (attach_history)"
+            )
+        numeric_columns += [
+            table[name].to_numpy(zero_copy_only=False).astype(np.float64)
+            for name in HISTORY_FEATURES
+        ]
+    numeric = np.stack(numeric_columns, axis=1)
     labels = table["label"].to_numpy(zero_copy_only=False).astype(np.float32)
     return EncodedExamples(
         categorical=torch.from_numpy(np.ascontiguousarray(categorical)),
@@ -187,9 +326,26 @@ def eval_mask(event_ids: Sequence[str] | pa.ChunkedArray, fraction: float) -> np
 
 
 def load_dataset(store: ObjectStore, keys: Iterable[str], config: TrainConfig) -> Dataset:
-    table = read_examples(store, keys)
+    inputs = read_inputs(store, keys)
+    table = inputs.examples
     # Row order inside the window is fixed by event_id, not by how the partitions were written.
     table = table.take(pc.sort_indices(table, sort_keys=[("event_id", "ascending")]))
+    if config.history_features:
+        absent = [
+            asset
+            for asset, features in (
+                ("user_daily_features", inputs.user_features),
+                ("item_daily_features", inputs.item_features),
+            )
+            if features is None
+        ]
+        if absent:
+            raise InputDataError(
+                f"history_features is on but no partition of {absent} is among the input keys: "
+                "pass the feature partitions of the window's days before the trained day, or "
+                "set history_features false"
+            )
+        table = attach_history(table, inputs.user_features, inputs.item_features)
     held_out = eval_mask(table["event_id"], config.eval_fraction)
     encoded = encode(table, config)
     train_idx = torch.from_numpy(np.flatnonzero(~held_out))

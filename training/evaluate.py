@@ -1,20 +1,114 @@
-"""Score a saved model on the held-out examples of a window (the evaluation asset calls this):
-the candidate and the production model are scored on exactly the same rows."""
+"""Score saved models on the held-out examples of a window (the evaluation asset and the
+promotion's re-decision call this): every model scored for a day sees exactly the same rows,
+the trainer's own hash-chosen evaluation split (`training.data.load_dataset`).
+
+Per model: AUC, log loss, calibration (mean predicted CTR against the observed CTR, and the
+expected calibration error over equal-width bins) and AUC per segment (device, country). Once
+per window: the constant-CTR baseline, which predicts the training split's positive rate for
+every held-out row.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 
 from resources.storage.object_store import ObjectStore
 from training.checkpoint import load_step_key
 from training.config import TrainConfig
-from training.data import load_dataset
+from training.data import eval_mask, load_dataset, read_examples
 from training.loop import MODEL_FILE
-from training.metrics import log_loss, roc_auc
+from training.metrics import (
+    constant_log_loss,
+    expected_calibration_error,
+    log_loss,
+    probabilities,
+    roc_auc,
+    segment_auc,
+)
 from training.model import build_model
+
+SEGMENT_COLUMNS = ("device", "country")
+DEFAULT_CALIBRATION_BINS = 10
+
+
+class HeldOutMismatch(RuntimeError):
+    """The held-out rows a model was scored on are not the rows the segments were read from."""
+
+
+@dataclass(frozen=True)
+class HeldOutRows:
+    """The window's held-out rows as the trainer splits them: labels, the segment columns, and
+    the training split's positive rate (what the constant baseline predicts)."""
+
+    labels: np.ndarray
+    segments: dict[str, np.ndarray]
+    train_positive_rate: float | None
+    train_rows: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def held_out_rows(
+    store: ObjectStore, input_keys: Sequence[str], eval_fraction: float
+) -> HeldOutRows:
+    """Labels and segment columns of the held-out rows, in `load_dataset`'s row order (sorted by
+    event id, then the event-id hash split): row i here is row i of every model's scores."""
+    table = read_examples(store, input_keys)
+    table = table.take(pc.sort_indices(table, sort_keys=[("event_id", "ascending")]))
+    mask = eval_mask(table["event_id"], eval_fraction)
+    labels = table["label"].to_numpy(zero_copy_only=False).astype(np.float64)
+    held_out = table.filter(pa.array(mask))
+    train_labels = labels[~mask]
+    return HeldOutRows(
+        labels=labels[mask],
+        segments={
+            column: np.asarray(held_out[column].to_pylist(), dtype=object)
+            for column in SEGMENT_COLUMNS
+        },
+        train_positive_rate=float(train_labels.mean()) if len(train_labels) else None,
+        train_rows=len(train_labels),
+    )
+
+
+def baseline_scores(rows: HeldOutRows) -> dict[str, Any]:
+    """The constant-CTR baseline: the training split's positive rate predicted for every row."""
+    rate = rows.train_positive_rate
+    return {
+        "ctr": rate,
+        "log_loss": None if rate is None else constant_log_loss(rows.labels, rate),
+        "train_rows": rows.train_rows,
+    }
+
+
+def model_scores(
+    labels: np.ndarray,
+    logits: np.ndarray,
+    segments: Mapping[str, np.ndarray],
+    bins: int = DEFAULT_CALIBRATION_BINS,
+) -> dict[str, Any]:
+    """Every metric of one model's logits on the held-out rows."""
+    predicted = probabilities(logits)
+    return {
+        "auc": roc_auc(labels, logits),
+        "log_loss": log_loss(labels, logits),
+        "mean_predicted_ctr": float(predicted.mean()) if len(predicted) else None,
+        "observed_ctr": float(np.mean(labels)) if len(labels) else None,
+        "ece": expected_calibration_error(labels, predicted, bins),
+        "calibration_bins": bins,
+        "examples": len(labels),
+        "positive_rate": float(np.mean(labels)) if len(labels) else None,
+        "segments": {
+            column: segment_auc(labels, logits, values) for column, values in segments.items()
+        },
+    }
 
 
 @torch.no_grad()
@@ -26,10 +120,13 @@ def score_checkpoint(
     config: Mapping[str, Any],
     input_keys: Sequence[str],
     eval_fraction: float,
+    rows: HeldOutRows | None = None,
+    bins: int = DEFAULT_CALIBRATION_BINS,
 ) -> dict[str, Any]:
-    """AUC and log loss of the verified checkpoint on the held-out rows of `input_keys` (the
+    """The metrics of the verified checkpoint on the held-out rows of `input_keys` (the
     event-id hash split, so no model trained on them). `eval_fraction` is the candidate's, so
-    every model scored for a day sees the same rows."""
+    every model scored for a day sees the same rows; each model encodes them with its own
+    config (hash bucket counts may differ between days)."""
     train_config = TrainConfig.from_dict({**config, "eval_fraction": eval_fraction})
     loaded = load_step_key(store, step_key, manifest_sha256)
     model = build_model(train_config)
@@ -37,10 +134,41 @@ def score_checkpoint(
     model.eval()
     held_out = load_dataset(store, input_keys, train_config).eval
     logits = model(held_out.categorical, held_out.numeric).numpy()
-    labels = held_out.label.numpy()
-    return {
-        "auc": roc_auc(labels, logits),
-        "log_loss": log_loss(labels, logits),
-        "examples": len(held_out),
-        "positive_rate": float(labels.mean()) if len(labels) else None,
+    labels = held_out.label.numpy().astype(np.float64)
+    rows = rows if rows is not None else held_out_rows(store, input_keys, eval_fraction)
+    if len(labels) != len(rows) or not np.array_equal(labels, rows.labels):
+        raise HeldOutMismatch(
+            f"{step_key}: the trainer's held-out split has {len(labels)} rows, the segment "
+            f"columns were read for {len(rows)} rows (or the labels differ): training.data and "
+            "training.evaluate no longer split the window the same way. Fix held_out_rows to "
+            "follow load_dataset."
+        )
+    return model_scores(labels, logits, rows.segments, bins)
+
+
+def score_models(
+    store: ObjectStore,
+    models: Mapping[str, Mapping[str, Any]],
+    *,
+    input_keys: Sequence[str],
+    eval_fraction: float,
+    bins: int = DEFAULT_CALIBRATION_BINS,
+) -> dict[str, Any]:
+    """{name: scores} for each model (`checkpoint_key`, `manifest_sha256`, `config`) plus
+    "baseline", all on the same held-out rows."""
+    rows = held_out_rows(store, input_keys, eval_fraction)
+    scores: dict[str, Any] = {
+        name: score_checkpoint(
+            store,
+            step_key=model["checkpoint_key"],
+            manifest_sha256=model["manifest_sha256"],
+            config=model["config"],
+            input_keys=input_keys,
+            eval_fraction=eval_fraction,
+            rows=rows,
+            bins=bins,
+        )
+        for name, model in models.items()
     }
+    scores["baseline"] = baseline_scores(rows)
+    return scores

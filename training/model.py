@@ -1,12 +1,13 @@
 """The CTR model: a logistic matrix factorisation (user x item dot product, user and item
-biases) plus an MLP over the context features (device, country, category, hour, price).
+biases) plus an MLP over the context features (device, country, category, hour, price and,
+with `history_features`, the user's and the item's click history before the example's day).
 
 Why this shape: a click is mostly a user-item affinity. An MLP over concatenated user and item
 embeddings has to learn a dot product from data; the factorisation has it built in, which is
 what makes it learn from a few thousand impressions a day (measured in
 benchmarks/model_quality.py).
 
-Warm start: a day's model may start from the previous day's weights (`init_from`). The
+Warm start: a day's model may start from an earlier day's weights (`init_from`). The
 embedding penalty then pulls the user and item factors towards those starting weights instead
 of towards zero, so what earlier days taught is kept unless today's data says otherwise. The
 anchors are buffers outside the state dict: checkpoints hold the same tensors either way.
@@ -20,7 +21,7 @@ import torch
 from torch import nn
 
 from training.config import TrainConfig
-from training.data import CATEGORICAL_FEATURES, NUMERIC_FEATURES, categorical_cardinalities
+from training.data import CATEGORICAL_FEATURES, categorical_cardinalities, numeric_features
 
 USER, ITEM = CATEGORICAL_FEATURES.index("user_id"), CATEGORICAL_FEATURES.index("item_id")
 CONTEXT = tuple(i for i in range(len(CATEGORICAL_FEATURES)) if i not in (USER, ITEM))
@@ -83,7 +84,7 @@ class CTRModel(nn.Module):
 def build_model(config: TrainConfig) -> CTRModel:
     return CTRModel(
         cardinalities=categorical_cardinalities(config),
-        numeric_dim=len(NUMERIC_FEATURES),
+        numeric_dim=len(numeric_features(config)),
         embedding_dim=config.embedding_dim,
         hidden_sizes=config.hidden_sizes,
         dropout=config.dropout,

@@ -1,11 +1,34 @@
 """The day's evaluation: the candidate model and the current production model are scored on
-the same held-out examples, and blocking checks decide whether the candidate may serve (and
-be the next day's starting point).
+the same held-out examples, next to a constant-CTR baseline, and blocking checks decide
+whether the candidate may serve (and be the next day's starting point).
 
 Held-out rows are the evaluation split of day D's approved window (chosen by a hash of the
-event id, so no model of any day trained on them). The production model is the candidate of
-the newest earlier day whose evaluation passed (assets/model/records.py).
+event id, so no model of any day trained on them). The production model is the version the
+registry's `production` alias names, read once (assets/model/records.py): the report records
+that version id and its checkpoint, and `model_promotion` moves the alias only if it still
+names exactly that version. Before the first promotion the reference is the newest earlier
+day whose evaluation passed; with none, the candidate is judged against the baseline only.
+
+Blocking checks (thresholds are run config, `EvaluationConfig`):
+
+- `auc_floor`: held-out AUC at least `min_auc`;
+- `beats_baseline`: log loss below the constant baseline's (the training window's CTR
+  predicted for every row) by more than `baseline_margin`;
+- `no_regression`: AUC at most `max_auc_drop` below production's, log loss at most
+  `max_log_loss_increase` above it;
+- `no_segment_regression`: no device or country with at least `min_segment_rows` held-out
+  rows whose AUC is more than `max_segment_auc_drop` below production's on that segment.
+
+The full report (every metric, the checks, the thresholds, the rows scored) is written
+create-only next to the candidate's checkpoint under its sha256; `evaluate_candidate` is what
+`model_promotion` calls again to re-decide when production moved after the evaluation.
 """
+
+import datetime as dt
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -14,73 +37,274 @@ from assets.model.model_checkpoint import ASSET as CANDIDATE_ASSET
 from assets.model.model_checkpoint import approved_inputs
 from assets.model.records import (
     EVALUATION_ASSET,
-    production_model,
+    ProductionRef,
     read_candidate,
+    resolve_production,
     write_evaluation,
+    write_report,
 )
 from assets.partitions import training_partitions
 from assets.publishing.gate_reports import PartitionNotPublished
 from resources.notifier import Alert, Notifier
+from resources.registry.registry import RegistryError
+from resources.registry.resource import ModelRegistryResource
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
 
 ASSET = EVALUATION_ASSET
-CHECKS = ("auc_floor", "no_regression")
+REPORT_FORMAT = "model-evaluation-report/v1"
+SEGMENT_COLUMNS = ("device", "country")  # training/evaluate.py's, without importing torch
+CHECK_DESCRIPTIONS = {
+    "auc_floor": "The candidate's held-out AUC reaches the floor (min_auc).",
+    "beats_baseline": "The candidate's log loss is below the constant-CTR baseline's.",
+    "no_regression": "The candidate is not worse than production on AUC and log loss by more "
+    "than the tolerances.",
+    "no_segment_regression": "No device or country segment with enough rows has an AUC worse "
+    "than production's by more than the tolerance.",
+}
+CHECKS = tuple(CHECK_DESCRIPTIONS)
 
 
 class EvaluationConfig(dg.Config):
     """What a candidate must show to pass."""
 
     min_auc: float = Field(default=0.6, description="Held-out AUC the candidate must reach.")
+    baseline_margin: float = Field(
+        default=0.0,
+        description="How far below the constant-CTR baseline's log loss the candidate's must be "
+        "(0: strictly below).",
+    )
     max_auc_drop: float = Field(
         default=0.01, description="How far below the production model's AUC it may fall."
     )
-
-
-def _score(store: ObjectStore, model: dict, input_keys: list[str], eval_fraction: float) -> dict:
-    from training.evaluate import score_checkpoint  # torch: imported by runs, not at load time
-
-    return score_checkpoint(
-        store,
-        step_key=model["checkpoint_key"],
-        manifest_sha256=model["manifest_sha256"],
-        config=model["config"],
-        input_keys=input_keys,
-        eval_fraction=eval_fraction,
+    max_log_loss_increase: float = Field(
+        default=0.01, description="How far above the production model's log loss it may rise."
+    )
+    min_segment_rows: int = Field(
+        default=200,
+        description="Held-out rows a device or country segment needs to be judged (smaller "
+        "segments are reported, not judged: their AUC is mostly noise).",
+    )
+    max_segment_auc_drop: float = Field(
+        default=0.05,
+        description="How far below production's AUC on a judged segment the candidate's may be.",
+    )
+    calibration_bins: int = Field(
+        default=10, description="Equal-width probability bins of the expected calibration error."
     )
 
 
-def verdicts(candidate: dict, production: dict | None, config: EvaluationConfig) -> dict:
-    """check name -> (passed, description) from the two scores."""
+def _f(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.4f}"
+
+
+def _production_name(production: ProductionRef) -> str:
+    model = production.model or {}
+    return repr(production.version or model.get("version") or f"model of {model['partition']}")
+
+
+def _auc_floor(candidate: dict, config: EvaluationConfig) -> tuple[bool, str]:
     auc = candidate["auc"]
-    floor_ok = auc is not None and auc >= config.min_auc
-    results = {"auc_floor": (floor_ok, f"candidate AUC {auc} vs floor {config.min_auc}")}
+    if auc is not None and auc >= config.min_auc:
+        return True, f"auc: candidate {_f(auc)} >= floor min_auc {config.min_auc}"
+    return False, (
+        f"auc: candidate {_f(auc)} is below the floor min_auc {config.min_auc} (an absolute "
+        "bar: no production or baseline value enters it)"
+    )
+
+
+def _beats_baseline(candidate: dict, baseline: dict, config: EvaluationConfig) -> tuple[bool, str]:
+    loss, base = candidate["log_loss"], baseline["log_loss"]
+    facts = (
+        f"log_loss: candidate {_f(loss)} vs the constant-CTR baseline's {_f(base)} (it predicts "
+        f"the training window's CTR {_f(baseline['ctr'])} for every row), tolerance "
+        f"baseline_margin {config.baseline_margin}"
+    )
+    if base is None:
+        return True, f"{facts}: no training rows, no baseline to beat"
+    if loss is not None and loss < base - config.baseline_margin:
+        return True, facts
+    return False, f"{facts}: the candidate must be lower by more than the margin"
+
+
+def _no_regression(
+    candidate: dict, production: dict | None, ref: ProductionRef, config: EvaluationConfig
+) -> tuple[bool, str]:
     if production is None:
-        results["no_regression"] = (True, "no production model yet: nothing to regress from")
-    else:
-        bound = (production["auc"] or 0.0) - config.max_auc_drop
-        ok = auc is not None and auc >= bound
-        results["no_regression"] = (
-            ok,
-            f"candidate AUC {auc} vs production ({production['partition']}) AUC "
-            f"{production['auc']} - {config.max_auc_drop}",
+        return True, f"no production model ({ref.source}): nothing to regress from"
+    name = _production_name(ref)
+    failures, passes = [], []
+    auc, prod_auc = candidate["auc"], production["auc"]
+    if prod_auc is not None:
+        text = (
+            f"auc: candidate {_f(auc)} vs production {name} {_f(prod_auc)}, tolerance "
+            f"max_auc_drop {config.max_auc_drop}"
         )
-    return results
+        if auc is None or auc < prod_auc - config.max_auc_drop:
+            drop = "undefined" if auc is None else f"{prod_auc - auc:.4f}"
+            failures.append(f"{text} (drop {drop})")
+        else:
+            passes.append(text)
+    loss, prod_loss = candidate["log_loss"], production["log_loss"]
+    if prod_loss is not None:
+        text = (
+            f"log_loss: candidate {_f(loss)} vs production {name} {_f(prod_loss)}, tolerance "
+            f"max_log_loss_increase {config.max_log_loss_increase}"
+        )
+        if loss is None or loss > prod_loss + config.max_log_loss_increase:
+            rise = "undefined" if loss is None else f"{loss - prod_loss:.4f}"
+            failures.append(f"{text} (increase {rise})")
+        else:
+            passes.append(text)
+    if failures:
+        return False, "; ".join(failures)
+    return True, "; ".join(passes) or "no metric defined on these rows"
+
+
+def _no_segment_regression(
+    candidate: dict, production: dict | None, ref: ProductionRef, config: EvaluationConfig
+) -> tuple[bool, str]:
+    if production is None:
+        return True, f"no production model ({ref.source}): no segment to regress from"
+    name = _production_name(ref)
+    judged, failures = 0, []
+    for column in SEGMENT_COLUMNS:
+        theirs = production["segments"].get(column, {})
+        for value, ours in sorted(candidate["segments"].get(column, {}).items()):
+            prod_auc = theirs.get(value, {}).get("auc")
+            if ours["rows"] < config.min_segment_rows or prod_auc is None:
+                continue
+            judged += 1
+            auc = ours["auc"]
+            if auc is None or auc < prod_auc - config.max_segment_auc_drop:
+                drop = "undefined" if auc is None else f"{prod_auc - auc:.4f}"
+                failures.append(
+                    f"auc of segment {column}={value} ({ours['rows']} rows): candidate {_f(auc)} "
+                    f"vs production {name} {_f(prod_auc)} (drop {drop}), tolerance "
+                    f"max_segment_auc_drop {config.max_segment_auc_drop}"
+                )
+    scope = f"{judged} segments with >= min_segment_rows {config.min_segment_rows} rows judged"
+    if failures:
+        return False, "; ".join(failures) + f" ({scope})"
+    return True, f"{scope}, none worse than production {name} by more than " + str(
+        config.max_segment_auc_drop
+    )
+
+
+def verdicts(
+    scores: dict, production: ProductionRef, config: EvaluationConfig
+) -> dict[str, tuple[bool, str]]:
+    """check name -> (passed, description) from the scores of candidate, production (absent:
+    none) and baseline. A failing check's description names the metric, the candidate's
+    value, production's (or the baseline's) and the tolerance."""
+    candidate, prod, baseline = scores["candidate"], scores.get("production"), scores["baseline"]
+    return {
+        "auc_floor": _auc_floor(candidate, config),
+        "beats_baseline": _beats_baseline(candidate, baseline, config),
+        "no_regression": _no_regression(candidate, prod, production, config),
+        "no_segment_regression": _no_segment_regression(candidate, prod, production, config),
+    }
+
+
+def evaluate_candidate(
+    store: ObjectStore,
+    candidate: dict,
+    production: ProductionRef,
+    *,
+    input_keys: Sequence[str],
+    eval_fraction: float,
+    config: EvaluationConfig,
+    run_id: str,
+    kind: str = "daily",
+) -> dict[str, Any]:
+    """Score candidate, production and baseline on the same held-out rows and apply the
+    checks: the full report (not yet written)."""
+    from training.evaluate import score_models  # torch: imported by runs, not at load time
+
+    models = {"candidate": candidate}
+    if production.model is not None:
+        models["production"] = production.model
+    scores = score_models(
+        store,
+        models,
+        input_keys=input_keys,
+        eval_fraction=eval_fraction,
+        bins=config.calibration_bins,
+    )
+    if production.model is not None:
+        scores["production"]["partition"] = production.model["partition"]
+    results = verdicts(scores, production, config)
+    return {
+        "format": REPORT_FORMAT,
+        "kind": kind,
+        "partition": candidate["partition"],
+        "passed": all(ok for ok, _ in results.values()),
+        "candidate": candidate,
+        "production": production.to_json(),
+        "input_keys": list(input_keys),
+        "eval_fraction": eval_fraction,
+        "config": config.model_dump(),
+        "scores": scores,
+        "checks": {name: {"passed": ok, "detail": d} for name, (ok, d) in results.items()},
+        "run_id": run_id,
+        "evaluated_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def failed_checks(report: dict) -> dict[str, str]:
+    return {name: c["detail"] for name, c in report["checks"].items() if not c["passed"]}
+
+
+def _num(value: float | None) -> dg.MetadataValue:
+    """A float metadata value (plotted per partition); NaN where the metric is undefined."""
+    valid = value is not None and math.isfinite(float(value))
+    return dg.MetadataValue.float(float(value) if valid else float("nan"))
+
+
+def _slug(value: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(value).lower()).strip("_") or "null"
+
+
+def report_metadata(report: dict) -> dict[str, Any]:
+    """Every metric of the report as numeric metadata (NaN where absent)."""
+    scores = report["scores"]
+    candidate, baseline = scores["candidate"], scores["baseline"]
+    production = scores.get("production") or {}
+    metadata: dict[str, Any] = {
+        "baseline_ctr": _num(baseline["ctr"]),
+        "baseline_log_loss": _num(baseline["log_loss"]),
+        "observed_ctr": _num(candidate["observed_ctr"]),
+        "eval_examples": dg.MetadataValue.int(candidate["examples"]),
+    }
+    for who, values in (("candidate", candidate), ("production", production)):
+        for metric in ("auc", "log_loss", "mean_predicted_ctr", "ece"):
+            metadata[f"{who}_{metric}"] = _num(values.get(metric))
+    auc, prod_auc = candidate["auc"], production.get("auc")
+    metadata["auc_vs_production"] = _num(
+        None if auc is None or prod_auc is None else auc - prod_auc
+    )
+    loss, base = candidate["log_loss"], baseline["log_loss"]
+    metadata["log_loss_vs_baseline"] = _num(None if loss is None or base is None else loss - base)
+    for column in SEGMENT_COLUMNS:
+        for value, segment in sorted(candidate["segments"].get(column, {}).items()):
+            name = f"{column}_{_slug(value)}"
+            metadata[f"candidate_auc_{name}"] = _num(segment["auc"])
+            metadata[f"rows_{name}"] = dg.MetadataValue.int(segment["rows"])
+            theirs = production.get("segments", {}).get(column, {}).get(value, {})
+            metadata[f"production_auc_{name}"] = _num(theirs.get("auc"))
+    return metadata
 
 
 @dg.asset(
     name=ASSET,
-    description="Scores the day's candidate against the production model on the same held-out "
-    "examples; blocking checks decide whether it may serve.",
+    description="Scores the day's candidate against the production model and a constant-CTR "
+    "baseline on the same held-out examples; blocking checks decide whether it may serve.",
     group_name="training",
     partitions_def=training_partitions,
     deps=[CANDIDATE_ASSET],
     check_specs=[
         dg.AssetCheckSpec(name, asset=ASSET, blocking=True, description=description)
-        for name, description in (
-            ("auc_floor", "The candidate's held-out AUC reaches the floor."),
-            ("no_regression", "The candidate is not worse than the production model."),
-        )
+        for name, description in CHECK_DESCRIPTIONS.items()
     ],
     backfill_policy=dg.BackfillPolicy.multi_run(1),
     kinds={"pytorch"},
@@ -90,6 +314,7 @@ def model_evaluation(
     context: dg.AssetExecutionContext,
     config: EvaluationConfig,
     storage: ObjectStorage,
+    registry: ModelRegistryResource,
     notifier: Notifier,
 ) -> dg.MaterializeResult:
     store = storage.open_store()
@@ -106,60 +331,61 @@ def model_evaluation(
         input_keys = sorted(approved_inputs(store, partition))
     except PartitionNotPublished as err:
         raise dg.Failure(f"{ASSET} {partition}: {err}", allow_retries=False) from err
-    eval_fraction = candidate["config"]["eval_fraction"]
-    scores = {"candidate": _score(store, candidate, input_keys, eval_fraction)}
-    production = production_model(store, before=partition)
-    if production is not None:
-        scores["production"] = {
-            **_score(store, production, input_keys, eval_fraction),
-            "partition": production["partition"],
-        }
-    results = verdicts(scores["candidate"], scores.get("production"), config)
-    passed = all(ok for ok, _ in results.values())
-    write_evaluation(
+    try:
+        production = resolve_production(registry.open_registry(), before=partition)
+    except RegistryError as err:
+        raise dg.Failure(
+            f"{ASSET} {partition}: cannot resolve the production model: {err}",
+            allow_retries=False,
+        ) from err
+    report = evaluate_candidate(
         store,
-        {
-            "partition": partition,
-            "passed": passed,
-            "candidate": candidate,
-            "scores": scores,
-            "checks": {name: {"passed": ok, "detail": d} for name, (ok, d) in results.items()},
-            "run_id": context.run_id,
-        },
+        candidate,
+        production,
+        input_keys=input_keys,
+        eval_fraction=candidate["config"]["eval_fraction"],
+        config=config,
+        run_id=context.run_id,
     )
-    for name, (ok, detail) in results.items():
-        if not ok:
-            notifier.send(
-                Alert(
-                    kind="evaluation_failed",
-                    asset=ASSET,
-                    partition=partition,
-                    summary=f"{detail}. The candidate does not serve; the production model "
-                    "stays and tomorrow's training starts from it. Inspect the candidate's "
-                    "training run, then re-materialize model_checkpoint and model_evaluation.",
-                    gate=name,
-                    run_id=context.run_id,
-                )
+    key, sha256 = write_report(store, report)
+    write_evaluation(store, {**report, "report_key": key, "report_sha256": sha256})
+    failed = failed_checks(report)
+    if failed:
+        notifier.send(
+            Alert(
+                kind="evaluation_failed",
+                asset=ASSET,
+                partition=partition,
+                # One alert per failed evaluation, every failed check in it with its numbers.
+                summary=f"failed blocking checks {sorted(failed)}: "
+                f"{'; '.join(f'{n}: {d}' for n, d in failed.items())}. The candidate does not "
+                "serve; the production model stays and tomorrow's training starts from it. "
+                "Inspect the candidate's training run, then re-materialize model_checkpoint and "
+                f"model_evaluation. Report: {store.uri(key)}",
+                run_id=context.run_id,
             )
-    candidate_scores, production_scores = scores["candidate"], scores.get("production") or {}
-    nan = float("nan")
+        )
+    scored = production.model or {}
     return dg.MaterializeResult(
         metadata={
-            "passed": passed,
-            "candidate_auc": dg.MetadataValue.float(candidate_scores["auc"] or nan),
-            "candidate_log_loss": dg.MetadataValue.float(candidate_scores["log_loss"] or nan),
-            "production_auc": dg.MetadataValue.float(production_scores.get("auc") or nan),
-            "production_partition": production_scores.get("partition", "none"),
-            "eval_examples": candidate_scores["examples"],
+            "passed": report["passed"],
+            **report_metadata(report),
+            "production_version": production.version or "none",
+            "production_partition": scored.get("partition", "none"),
+            "production_checkpoint": scored.get("checkpoint_key", "none"),
+            "production_source": production.source,
             "candidate_checkpoint": candidate["checkpoint_key"],
+            "report": dg.MetadataValue.path(store.uri(key)),
+            "report_sha256": sha256,
         },
         check_results=[
             dg.AssetCheckResult(
                 check_name=name,
-                passed=ok,
+                passed=check["passed"],
                 severity=dg.AssetCheckSeverity.ERROR,
-                metadata={"detail": detail},
+                description=check["detail"],
+                metadata={"detail": check["detail"]},
             )
-            for name, (ok, detail) in results.items()
+            for name, check in report["checks"].items()
         ],
     )

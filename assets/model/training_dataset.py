@@ -1,11 +1,16 @@
 """The verified training set of one day: which partitions a model trains on, with the content
 hash of each (what audits need to reproduce a model).
 
-It stands between the quality gates and the trainer. For every day of the window, every asset
-the day's model depends on must have passed its gates and still hold the approved bytes: the
-events snapshot and every feature table (FEATURE_TABLES: the examples, the user features and
-the item features). A window containing a day where any of them is blocked, missing or changed
-is refused with the asset, the day and the next step, and nothing is written.
+It stands between the quality gates and the trainer. For every day of the window, the events
+snapshot and every feature table (FEATURE_TABLES: the examples, the user features and the item
+features) must have passed their gates and still hold the approved bytes. A window containing
+a day where any of them is blocked, missing or changed is refused with the asset, the day and
+the next step, and nothing is written.
+
+What the model reads (`model_inputs`): the examples of every day of the window, and the user
+and item features of the window's days before D, as history: an example of day d sees only the
+features of days before d (training/data.py joins them point-in-time), so D's own features,
+verified above like every day's, are never read by D's model (they feed D+1's).
 """
 
 import json
@@ -32,6 +37,8 @@ from resources.storage.resource import ObjectStorage
 
 ASSET = "training_dataset"
 EXAMPLES_ASSET = "training_examples"
+# The daily feature tables the model reads as history (the days before each example's day).
+HISTORY_ASSETS = ("user_daily_features", "item_daily_features")
 # Every asset a day of the window must have approved, in the order they are verified: the
 # source snapshot first, then each feature table with its lineage back to that snapshot.
 FEATURE_ASSETS = tuple(table.name for table in FEATURE_TABLES)
@@ -72,9 +79,30 @@ def manifest_inputs(manifest: dict, asset: str = EXAMPLES_ASSET) -> list[dict]:
     )
 
 
+def model_inputs(manifest: dict) -> list[dict]:
+    """The entries day D's model reads: the window's examples, and the user and item features
+    of the window's days before D (history; never D's own). Derived from the entries, so a
+    manifest written before the model read features gives the same answer."""
+    history = [
+        entry
+        for asset in HISTORY_ASSETS
+        for entry in manifest_inputs(manifest, asset)
+        if entry["partition"] < manifest["partition"]
+    ]
+    return [*manifest_inputs(manifest), *history]
+
+
+def _model_input_days(manifest: dict) -> dict[str, list[str]]:
+    days: dict[str, list[str]] = {}
+    for entry in model_inputs(manifest):
+        days.setdefault(entry["asset"], []).append(entry["partition"])
+    return days
+
+
 @dg.asset(
     name=ASSET,
-    description="The gate-approved window of labelled examples a day's model trains on.",
+    description="The gate-approved window a day's model trains on: labelled examples, and the "
+    "user/item features of the days before each example's day.",
     group_name="training",
     partitions_def=training_partitions,
     deps=[
@@ -104,9 +132,15 @@ def training_dataset(
                 allow_retries=False,
             ) from err
     manifest = {"partition": partition, "window_days": TRAINING_WINDOW_DAYS, "inputs": inputs}
+    # Spelled out for audits (model_inputs derives the same from the entries).
+    manifest["model_inputs"] = _model_input_days(manifest)
     key = manifest_key(partition)
     stored = store.put_bytes(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
     examples = manifest_inputs(manifest)
+    history: dict[str, dict[str, str]] = {}
+    for entry in model_inputs(manifest):
+        if entry["asset"] in HISTORY_ASSETS:
+            history.setdefault(entry["asset"], {})[entry["partition"]] = entry["content_sha256"]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(stored.sha256),
         metadata={
@@ -115,5 +149,7 @@ def training_dataset(
             "verified_objects": len(inputs),
             "training_rows": sum(i["rows"] for i in examples),
             "input_data_versions": {i["partition"]: i["content_sha256"] for i in examples},
+            # The features the model reads, as of the day before each example's day.
+            "history_feature_versions": dg.MetadataValue.json(history),
         },
     )

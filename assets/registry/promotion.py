@@ -1,10 +1,13 @@
 """The model registry in Dagster: the daily promotion, the rollback job, and the asset whose
 metadata names the production version.
 
-- `model_promotion` (daily, after `model_evaluation`): registers the day's candidate as an
-  immutable version record and, if its evaluation passed, moves `production` to it by
-  compare-and-swap against the production version it was evaluated against. If production
-  moved in between, it is refused with the conflict (re-evaluate, do not retry blindly).
+- `model_promotion` (daily, after `model_evaluation`): if the day's evaluation passed, registers
+  the candidate as an immutable version record (naming the evaluation report by key and
+  sha256) and moves `production` to it by compare-and-swap against exactly the version the
+  evaluation resolved from the alias. If production moved in between, it re-decides: the
+  candidate is re-scored against the new production on the same held-out rows with the same
+  checks, and only if it still passes is there one more compare-and-swap, against that new
+  version; otherwise it is refused. Never a blind retry.
 - `rollback_model_job` (launchpad): moves an alias to a named version or "previous", by CAS,
   recording why.
 - `production_model`: which version serves; every promotion and rollback records a
@@ -19,9 +22,17 @@ import dagster as dg
 from pydantic import Field
 
 from assets.model.evaluation import ASSET as EVALUATION_ASSET
+from assets.model.evaluation import EvaluationConfig, evaluate_candidate, failed_checks
 from assets.model.model_checkpoint import ASSET as CANDIDATE_ASSET
 from assets.model.model_checkpoint import read_manifest
-from assets.model.records import read_candidate, read_evaluation
+from assets.model.records import (
+    ProductionRef,
+    production_for_version,
+    read_candidate,
+    read_evaluation,
+    read_report,
+    write_report,
+)
 from assets.model.training_dataset import manifest_key as dataset_manifest_key
 from assets.partitions import training_partitions
 from assets.publishing.gate_reports import PartitionNotPublished
@@ -31,13 +42,14 @@ from resources.registry.registry import (
     AliasState,
     ModelRegistry,
     ModelVersion,
+    MoveResult,
     PromotionConflict,
     RegistryError,
     environment_fingerprint,
     promote,
 )
 from resources.registry.resource import ModelRegistryResource
-from resources.storage.object_store import ObjectStore
+from resources.storage.object_store import ObjectNotFound, ObjectStore
 from resources.storage.resource import ObjectStorage
 
 PROMOTION_ASSET = "model_promotion"
@@ -110,9 +122,13 @@ def _verified_manifest(store: ObjectStore, candidate: dict) -> dict:
 
 
 def build_version_record(
-    context: dg.AssetExecutionContext, store: ObjectStore, evaluation: dict
+    context: dg.AssetExecutionContext,
+    store: ObjectStore,
+    report: dict,
+    report_key: str,
+    report_sha256: str,
 ) -> ModelVersion:
-    candidate = evaluation["candidate"]
+    candidate = report["candidate"]
     partition = candidate["partition"]
     manifest = _verified_manifest(store, candidate)
     lineage = _checkpoint_lineage(context, partition)
@@ -120,9 +136,15 @@ def build_version_record(
         dataset_manifest = read_manifest(store, partition)
     except PartitionNotPublished:
         dataset_manifest = {"inputs": [], "missing": True}
-    parent = candidate.get("warm_start_from")
-    parent_record = read_candidate(store, parent) if parent else None
-    scores = evaluation["scores"]
+    # The parent as training verified and fingerprinted it (D-1's record may have been retrained
+    # since); older candidate records name only its day.
+    parent = candidate.get("parent")
+    if parent is None and candidate.get("warm_start_from"):
+        parent = read_candidate(store, candidate["warm_start_from"])
+        parent = parent and {"day": parent["partition"], **parent}
+    scores = report["scores"]
+    production = report["production"]
+    scored = production.get("model") or {}
     return ModelVersion(
         version=version_id(partition, candidate["manifest_sha256"]),
         day=partition,
@@ -136,11 +158,12 @@ def build_version_record(
             "input_data_versions": candidate.get("inputs", {}),
         },
         fingerprint=candidate["fingerprint"],
-        parent_version=(
-            version_id(parent, parent_record["manifest_sha256"]) if parent_record else None
-        ),
+        parent_version=(version_id(parent["day"], parent["manifest_sha256"]) if parent else None),
         code_version=str(lineage.get("code_version", "unknown: no model_checkpoint record")),
-        environment=environment_fingerprint(PROJECT_ROOT / "requirements.lock"),
+        # The environment the model was trained in (the training run's drift gate recorded it);
+        # this process's own only for records of models trained before the gate existed.
+        environment=lineage.get("environment")
+        or environment_fingerprint(PROJECT_ROOT / "requirements.lock"),
         image_digest=lineage.get("image_digest"),
         torch_version=str(
             lineage.get("torch_version")
@@ -148,30 +171,134 @@ def build_version_record(
         ),
         metrics=candidate.get("metrics", {}),
         evaluation={
-            "passed": evaluation["passed"],
-            "checks": evaluation["checks"],
+            # The full report, immutable, named by key and content hash (read_report verifies).
+            "report_key": report_key,
+            "report_uri": store.uri(report_key),
+            "report_sha256": report_sha256,
+            "passed": report["passed"],
+            "checks": report["checks"],
             "candidate_auc": scores["candidate"].get("auc"),
-            "production_partition": scores.get("production", {}).get("partition"),
+            "candidate_log_loss": scores["candidate"].get("log_loss"),
+            "baseline_log_loss": scores["baseline"].get("log_loss"),
+            "production_version": production.get("version"),
+            "production_checkpoint_key": scored.get("checkpoint_key"),
+            "production_partition": scored.get("partition"),
             "production_auc": scores.get("production", {}).get("auc"),
-            "evaluation_run_id": evaluation.get("run_id"),
+            "evaluation_run_id": report.get("run_id"),
         },
         run_id=context.run_id,
     )
 
 
-def evaluated_against(store: ObjectStore, evaluation: dict) -> str | None:
-    """The registry version of the production model the evaluation compared with."""
-    partition = evaluation["scores"].get("production", {}).get("partition")
-    if partition is None:
-        return None
-    production = read_candidate(store, partition)
-    if production is None:
+def _evaluation_report(store: ObjectStore, partition: str) -> tuple[dict, str, str]:
+    """The day's evaluation report (verified against the sha256 its verdict recorded)."""
+    verdict = read_evaluation(store, partition)
+    if verdict is None:
         raise dg.Failure(
-            f"{PROMOTION_ASSET}: the evaluation compared against the model of {partition}, "
-            f"whose candidate record is gone. Re-materialize {EVALUATION_ASSET}.",
+            f"{PROMOTION_ASSET} {partition}: no evaluation for {partition}. Materialize "
+            f"{EVALUATION_ASSET} for {partition} first.",
             allow_retries=False,
         )
-    return version_id(partition, production["manifest_sha256"])
+    key, sha256 = verdict.get("report_key"), verdict.get("report_sha256")
+    if not key or not sha256:
+        raise dg.Failure(
+            f"{PROMOTION_ASSET} {partition}: the evaluation of {partition} predates evaluation "
+            f"reports (no report key). Re-materialize {EVALUATION_ASSET} for {partition}.",
+            allow_retries=False,
+        )
+    try:
+        return read_report(store, key, sha256), key, sha256
+    except (ObjectNotFound, ValueError) as err:
+        raise dg.Failure(
+            f"{PROMOTION_ASSET} {partition}: {err}. Re-materialize {EVALUATION_ASSET} for "
+            f"{partition}.",
+            allow_retries=False,
+        ) from err
+
+
+def _redecide(
+    context: dg.AssetExecutionContext,
+    store: ObjectStore,
+    models: ModelRegistry,
+    report: dict,
+    report_ref: tuple[str, str],
+    candidate_version: str,
+    conflict: PromotionConflict,
+) -> tuple[MoveResult, dict[str, Any]]:
+    """Production moved after the evaluation: judge the candidate again, against the version
+    production names now, on the same held-out rows with the same thresholds. Only a pass
+    makes one more compare-and-swap, expecting exactly that version; anything else refuses."""
+    partition = report["partition"]
+    expected, observed = conflict.expected, conflict.observed
+    moved = (
+        f"{PROMOTION_ASSET} {partition}: production moved from {expected!r} to {observed!r} "
+        f"after {EVALUATION_ASSET} judged candidate {candidate_version!r} ({conflict})"
+    )
+    context.log.warning(f"{moved}. Re-deciding against {observed!r} on the same held-out rows.")
+    try:
+        production = production_for_version(models, observed, before=partition)
+    except RegistryError as err:
+        raise dg.Failure(f"{moved}. Cannot re-decide: {err}", allow_retries=False) from err
+    if production.refusal:
+        raise dg.Failure(
+            f"{moved}. Refused: {production.refusal}. Production stays {observed!r}.",
+            allow_retries=False,
+        )
+    redecision = evaluate_candidate(
+        store,
+        report["candidate"],
+        production,
+        input_keys=report["input_keys"],
+        eval_fraction=report["eval_fraction"],
+        config=EvaluationConfig(**report["config"]),
+        run_id=context.run_id,
+        kind="re-decision",
+    )
+    redecision["re_decision_of"] = {
+        "report_key": report_ref[0],
+        "report_sha256": report_ref[1],
+        "expected_production": expected,
+        "observed_production": observed,
+    }
+    key, sha256 = write_report(store, redecision)
+    rows = redecision["scores"]["candidate"]["examples"]
+    failed = failed_checks(redecision)
+    if failed:
+        details = "; ".join(f"{name}: {detail}" for name, detail in failed.items())
+        raise dg.Failure(
+            f"{moved}. Re-scored on the same {rows} held-out rows against {observed!r}, the "
+            f"candidate fails {sorted(failed)}: {details}. Refused: production stays "
+            f"{observed!r}; the candidate stays registered, unpromoted. Report: "
+            f"{store.uri(key)}",
+            allow_retries=False,
+            metadata={
+                "candidate": candidate_version,
+                "observed_production": str(observed),
+                "re_decision_report": dg.MetadataValue.path(store.uri(key)),
+            },
+        )
+    auc = redecision["scores"]["candidate"].get("auc")
+    why = (
+        f"daily evaluation of {partition} was against {expected or 'none'}, production moved to "
+        f"{observed or 'none'}; re-decided against it on the same {rows} rows: passed (AUC "
+        f"{auc}; report {key} sha256 {sha256})"
+    )
+    try:
+        result = promote(models, candidate_version, observed, why, context.run_id)
+    except PromotionConflict as again:
+        raise dg.Failure(
+            f"{moved}. The re-decision against {observed!r} passed, but production moved again "
+            f"before its compare-and-swap: {again} No further retry: re-materialize "
+            f"{EVALUATION_ASSET} and {PROMOTION_ASSET} for {partition}.",
+            allow_retries=False,
+            metadata={"candidate": candidate_version, "observed_production": str(again.observed)},
+        ) from again
+    return result, {
+        "re_decided_against": observed or "none",
+        "re_decision_report": dg.MetadataValue.path(store.uri(key)),
+        "re_decision_report_sha256": sha256,
+        "why": why,
+    }
 
 
 @dg.asset(
@@ -191,43 +318,51 @@ def model_promotion(
 ) -> dg.MaterializeResult:
     partition = context.partition_key
     store = storage.open_store()
-    evaluation = read_evaluation(store, partition)
-    if evaluation is None:
+    report, key, sha256 = _evaluation_report(store, partition)
+    if not report["passed"]:
+        failed = failed_checks(report)
         raise dg.Failure(
-            f"{PROMOTION_ASSET} {partition}: no evaluation for {partition}. Materialize "
-            f"{EVALUATION_ASSET} for {partition} first.",
+            f"{PROMOTION_ASSET} {partition}: the candidate failed {sorted(failed)} in "
+            f"{EVALUATION_ASSET}; it is not registered for serving and production stays. "
+            + "; ".join(f"{name}: {detail}" for name, detail in failed.items()),
             allow_retries=False,
         )
-    if not evaluation["passed"]:
-        failed = [name for name, check in evaluation["checks"].items() if not check["passed"]]
+    production = ProductionRef(**report["production"])
+    if production.refusal:
         raise dg.Failure(
-            f"{PROMOTION_ASSET} {partition}: the candidate failed {failed} in "
-            f"{EVALUATION_ASSET}; it is not registered for serving and production stays.",
+            f"{PROMOTION_ASSET} {partition}: refused: {production.refusal}. Production stays "
+            f"{production.version!r}.",
             allow_retries=False,
         )
     models = registry.open_registry()
-    record = models.register(build_version_record(context, store, evaluation))
-    expected = evaluated_against(store, evaluation)
-    auc = evaluation["scores"]["candidate"].get("auc")
-    why = f"daily evaluation of {partition} passed (AUC {auc}) against {expected or 'none'}"
+    record = models.register(build_version_record(context, store, report, key, sha256))
+    # Exactly the version the evaluation read from the alias: nothing re-resolved here.
+    expected = production.version
+    auc = report["scores"]["candidate"].get("auc")
+    why = (
+        f"daily evaluation of {partition} passed (AUC {auc}) against {expected or 'none'} "
+        f"(report {key} sha256 {sha256})"
+    )
+    extra: dict[str, Any] = {"re_decided_against": "no"}
     try:
         result = promote(models, record.version, expected, why, context.run_id)
     except PromotionConflict as err:
-        raise dg.Failure(
-            f"{PROMOTION_ASSET} {partition}: {err} Re-materialize {EVALUATION_ASSET} and "
-            f"{PROMOTION_ASSET} for {partition} so the candidate is compared with "
-            f"{err.observed!r}.",
-            allow_retries=False,
-            metadata={"candidate": record.version, "observed_production": str(err.observed)},
-        ) from err
+        result, extra = _redecide(
+            context, store, models, report, (key, sha256), record.version, err
+        )
+        why = extra["why"]
     _record_production(context, models)
     return dg.MaterializeResult(
         metadata={
+            **extra,
             "version": record.version,
             "promoted": result.moved,
-            "production_before": expected or "none",
+            "production_before": result.move.from_version or "none",
+            "evaluated_against": expected or "none",
             "move_sequence": result.move.sequence,
             "why": why,
+            "evaluation_report": dg.MetadataValue.path(store.uri(key)),
+            "evaluation_report_sha256": sha256,
         }
     )
 

@@ -51,3 +51,16 @@ def test_features_benchmark_prints_its_ratio_last():
     lines = done.stdout.strip().splitlines()
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
     assert any(line.startswith("bare_s_per_partition=") for line in lines)
+
+
+def test_model_quality_benchmark_prints_its_ratio_last():
+    lines = _run(
+        "benchmarks.model_quality", "--days", "8", "--impressions", "300", "--steps", "20",
+        "--fresh", "200", "--init-from", "previous_day",
+    )  # fmt: skip
+    assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
+    header = next(i for i, line in enumerate(lines) if line.startswith("day "))
+    assert "oracle_auc" in lines[header] and "oracle_ll" in lines[header]
+    days = [line.split() for line in lines[header + 1 : -1]]
+    assert [row[1] for row in days] == ["2026-10-07", "2026-10-08"]
+    assert days[1][-2] == "2026-10-07"  # day 8 warm-started from day 7's model

@@ -143,7 +143,11 @@ def test_killed_first_attempt_is_resumed_by_dagsters_retry(approved_window, tmp_
     assert metadata["steps"] == TRAINING["total_steps"]
     assert 0.0 < metadata["eval_auc"] <= 1.0
     assert metadata["checkpoint_key"].startswith(f"checkpoints/model_checkpoint/{DAY}/")
-    assert len(metadata["input_data_versions"]) == 7
+    # The window's 7 days of examples and, as history, the user and item features of its 6
+    # days before DAY (never DAY's own).
+    assert len(metadata["input_data_versions"]) == 7 + 6 + 6
+    assert metadata["lineage"]["parent"] is None and metadata["lineage"]["init_from"] == "none"
+    assert metadata["warm_start_from"]["day"] is None
     progress_logs = [
         entry.user_message
         for entry in instance.all_logs(result.run_id)

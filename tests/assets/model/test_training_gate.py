@@ -68,6 +68,13 @@ def test_a_good_window_becomes_a_versioned_training_set(env):
         "training_examples",
     }
     assert all(len(i["content_sha256"]) == 64 and i["rows"] > 0 for i in manifest["inputs"])
+    # The model reads every day's examples, and the user/item features only of the days
+    # before DAY (each example sees the history before its own day; DAY's feed DAY+1).
+    assert manifest["model_inputs"] == {
+        "training_examples": days,
+        "user_daily_features": days[:-1],
+        "item_daily_features": days[:-1],
+    }
 
 
 def test_first_delivery_of_an_incomplete_day_never_reaches_training(env):
