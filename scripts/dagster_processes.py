@@ -153,12 +153,20 @@ class DagsterProcesses:
             raise RuntimeError(f"GraphQL errors: {body['errors']}")
         return body["data"]
 
-    def launch_asset_backfill(self, asset_keys: list[str], partitions: list[str], **tags) -> str:
-        """The mutation the UI sends from an asset's 'Materialize' > backfill dialog."""
+    def launch_asset_backfill(
+        self,
+        asset_keys: list[str],
+        partitions: list[str],
+        run_config: dict | None = None,
+        **tags,
+    ) -> str:
+        """The mutation the UI sends from an asset's 'Materialize' > backfill dialog (with the
+        dialog's launchpad config when given)."""
         params = {
             "assetSelection": [{"path": [key]} for key in asset_keys],
             "partitionNames": partitions,
             "tags": [{"key": k, "value": v} for k, v in tags.items()],
+            **({"runConfigData": run_config} if run_config else {}),
         }
         result = self.graphql(LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
         if result["__typename"] != "LaunchBackfillSuccess":
@@ -174,6 +182,22 @@ class DagsterProcesses:
             time.sleep(1)
         raise TimeoutError(f"backfill {backfill_id} still running after {timeout}s:\n{self.logs()}")
 
+    def launch_run(self, job: str, tags: dict[str, str], run_config: dict | None = None) -> str:
+        """The launchpad's 'Launch run' (or a sensor's run request): returns the run id."""
+        params = {
+            "selector": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": REPOSITORY,
+                "jobName": job,
+            },
+            "runConfigData": run_config or {},
+            "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in tags.items()]},
+        }
+        launched = self.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
+        if launched["__typename"] != "LaunchRunSuccess":
+            raise RuntimeError(f"run not launched: {launched}")
+        return launched["run"]["runId"]
+
     def fire_schedule_tick(self, schedule: str, job: str, timestamp: float) -> str:
         """What the UI's 'Test schedule' then 'Launch run' does: evaluate the schedule for a
         tick and submit its run request. Returns the run id (queued)."""
@@ -185,19 +209,7 @@ class DagsterProcesses:
         tick = self.graphql(SCHEDULE_DRY_RUN, {"selector": selector, "timestamp": timestamp})
         evaluation = tick["scheduleDryRun"]["evaluationResult"]
         [request] = evaluation["runRequests"]
-        params = {
-            "selector": {
-                "repositoryLocationName": LOCATION,
-                "repositoryName": REPOSITORY,
-                "jobName": job,
-            },
-            "runConfigData": {},
-            "executionMetadata": {"tags": request["tags"]},
-        }
-        launched = self.graphql(LAUNCH_RUN, {"params": params})["launchRun"]
-        if launched["__typename"] != "LaunchRunSuccess":
-            raise RuntimeError(f"run not launched: {launched}")
-        return launched["run"]["runId"]
+        return self.launch_run(job, {tag["key"]: tag["value"] for tag in request["tags"]})
 
 
 def embedded_home(path: Path) -> Path:

@@ -16,12 +16,12 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from resources.storage.object_store import LocalObjectStore, ObjectStore, open_s3_store
 from training.checkpoint import FingerprintMismatch, InitCheckpointError
 from training.config import ConfigError, TrainConfig
 from training.data import InputDataError
 from training.loop import train
 from training.progress import emit
+from training.store_args import add_store_arguments, build_store
 
 EXIT_BAD_INPUT = 2
 EXIT_FINGERPRINT_MISMATCH = 3
@@ -31,13 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training", description="Train the CTR model with resumable checkpoints."
     )
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--store-root", help="local object-store directory")
-    where.add_argument("--s3-bucket", help="S3 bucket of the object store")
-    parser.add_argument("--s3-prefix", default="", help="prefix inside the bucket, e.g. ml/ctr")
-    parser.add_argument(
-        "--s3-endpoint", default=None, help="S3-compatible endpoint URL (default: $S3_ENDPOINT_URL)"
-    )
+    add_store_arguments(parser)
     parser.add_argument(
         "--input-key",
         action="append",
@@ -69,20 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     return parser
-
-
-def build_store(args: argparse.Namespace) -> ObjectStore:
-    if args.store_root:
-        return LocalObjectStore(args.store_root)
-    return open_s3_store(
-        args.s3_bucket,
-        args.s3_prefix,
-        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
-        endpoint_url=args.s3_endpoint or os.environ.get("S3_ENDPOINT_URL") or None,
-        access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
-        secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
-        session_token=os.environ.get("AWS_SESSION_TOKEN"),
-    )
 
 
 def _json_object(text: str, flag: str) -> dict:

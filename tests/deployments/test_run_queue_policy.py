@@ -9,6 +9,7 @@ from tests.support.queue_policy import (
     backfill_limits,
     policy_from_helm,
     policy_from_local,
+    render_helm_instance,
 )
 
 
@@ -47,3 +48,34 @@ def test_helm_values_render_the_pool_limit_and_never_conflict():
     assert concurrency["pools"]["defaultLimit"] >= 1
     runs = concurrency.get("runs") or {}
     assert "maxConcurrentRuns" not in runs and not runs.get("tagConcurrencyLimits")
+
+
+def test_dead_runs_give_their_slots_back_in_both_deployments():
+    """A killed run is failed (run_health sensor locally, the K8s launcher's health check in
+    production) and its gpu slot is handed back: without free_slots_after_run_end_seconds
+    Dagster never frees the slots of a run that ended without releasing them."""
+    for policy in (policy_from_local(), policy_from_helm()):
+        monitoring = policy["run_monitoring"]
+        assert monitoring["enabled"] is True
+        assert 0 < monitoring["free_slots_after_run_end_seconds"] <= 30
+        assert monitoring["poll_interval_seconds"] <= 15
+
+
+def test_helm_drops_nothing_we_set():
+    """Every run-monitoring and run-retry setting reaches the rendered dagster.yaml."""
+    values = yaml.safe_load(HELM.read_text())
+    daemon = values["dagsterDaemon"]
+    rendered = render_helm_instance(values)
+    for chart_key in ("runMonitoring", "runRetries"):
+        assert daemon[chart_key] == {"enabled": False}, "set these in additionalInstanceConfig"
+    assert rendered["run_monitoring"]["max_runtime_seconds"] == 21600
+    assert rendered["run_retries"]["retry_on_asset_or_op_failure"] is False
+
+
+def test_dagster_loads_the_rendered_helm_instance_settings(tmp_path):
+    values = yaml.safe_load(HELM.read_text())
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(render_helm_instance(values)))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 5
+        assert instance.run_retries_max_retries == 1
+        assert instance.run_retries_retry_on_asset_or_op_failure is False

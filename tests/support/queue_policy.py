@@ -25,11 +25,35 @@ def policy_from_local() -> dict:
     }
 
 
+def render_helm_instance(values: dict) -> dict:
+    """The parts of dagster.yaml that the official chart (1.13.27,
+    templates/configmap-instance.yaml) renders from our values, key by key as its template does:
+    run_monitoring only enabled/start_timeout/cancel_timeout/max_resume/poll_interval/
+    free_slots; run_retries only enabled/max_retries; additionalInstanceConfig appended whole.
+    Anything else set under dagsterDaemon.runMonitoring or runRetries is silently dropped."""
+    daemon, rendered = values["dagsterDaemon"], {}
+    monitoring = daemon.get("runMonitoring") or {}
+    if monitoring.get("enabled"):
+        rendered["run_monitoring"] = {
+            "enabled": True,
+            "start_timeout_seconds": monitoring.get("startTimeoutSeconds"),
+            "poll_interval_seconds": monitoring.get("pollIntervalSeconds"),
+            "free_slots_after_run_end_seconds": monitoring.get("freeSlotsAfterRunEndSeconds"),
+        }
+    retries = daemon.get("runRetries") or {}
+    if retries.get("enabled"):
+        rendered["run_retries"] = {"enabled": True, "max_retries": retries.get("maxRetries")}
+    for key, block in (values.get("additionalInstanceConfig") or {}).items():
+        if key in rendered:
+            raise ValueError(f"dagster.yaml would hold {key!r} twice")
+        rendered[key] = block
+    return rendered
+
+
 def policy_from_helm() -> dict:
     values = yaml.safe_load(HELM.read_text())
-    daemon = values["dagsterDaemon"]
-    queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
-    retries, monitoring = daemon["runRetries"], daemon["runMonitoring"]
+    queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    instance = render_helm_instance(values)
     return {
         "max_concurrent_runs": queue["maxConcurrentRuns"],
         "tag_concurrency_limits": queue["tagConcurrencyLimits"],
@@ -39,17 +63,8 @@ def policy_from_helm() -> dict:
             queue["dequeueNumWorkers"],
         ),
         "pool_granularity": values["concurrency"]["pools"]["granularity"],
-        "run_retries": {
-            "enabled": retries["enabled"],
-            "max_retries": retries["maxRetries"],
-            "retry_on_asset_or_op_failure": retries["retryOnAssetOrOpFailure"],
-        },
-        "run_monitoring": {
-            "enabled": monitoring["enabled"],
-            "start_timeout_seconds": monitoring["startTimeoutSeconds"],
-            "max_runtime_seconds": monitoring["maxRuntimeSeconds"],
-            "poll_interval_seconds": monitoring["pollIntervalSeconds"],
-        },
+        "run_retries": instance["run_retries"],
+        "run_monitoring": instance["run_monitoring"],
     }
 
 

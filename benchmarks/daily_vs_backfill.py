@@ -1,0 +1,214 @@
+"""How long the daily training run waits for the GPU while a training backfill holds it.
+
+Through the real dagster-daemon and dagster-webserver on the embedded instance (`gpu` pool of
+1): a training backfill over the two days before the newest is launched with the UI's
+mutation, each of its runs training long enough to hold the GPU for about a minute; once the
+first holds the GPU, the daily training run of the newest day is launched (as the daily
+sensor requests it). The scenario runs twice, with preemption (the default policy) and with it
+switched off (`GPU_MAX_PREEMPTIONS=0`), and prints for each the seconds from the daily run's
+request, and from its training step's first wait for the pool, until that step holds the GPU.
+
+    python -m benchmarks.daily_vs_backfill [--hold-seconds 60] [--only on|off]
+
+Last line: `daily_gpu_wait_s=… steps_lost=… preemptions=… backfill_complete=true|false`, the
+preemption run's figures (the off run's wait is printed above it for comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+from assets.model.model_checkpoint import ASSET, ModelTrainingConfig, plan_training_run
+from assets.partitions import training_partitions
+from resources.trainer.gpu_policy import GPU_POOL
+from resources.trainer.preemption import PREEMPTIONS_TAG
+from scripts.dagster_processes import DagsterProcesses, embedded_home
+from scripts.training_scenarios import (
+    approve_days,
+    checkpoint_weights,
+    heartbeat_step,
+    run_partition,
+    steps_for_seconds,
+    uninterrupted_weights,
+    wait_for,
+)
+from sensors.schedules import DAILY_RUN_TAGS
+
+STEPS_LOST = re.compile(r"preempted for daily run \S+ at step (\d+); checkpoint at step (\d+)")
+
+
+@dataclass
+class Outcome:
+    preemption: bool
+    steps_per_day: int
+    request_to_gpu_s: float
+    wait_to_gpu_s: float
+    checkpoint_interval: int
+    steps_lost: int
+    preemptions: int
+    backfill_complete: bool
+    daily_succeeded: bool
+    # (day, weights equal to an uninterrupted run of that day) for each preempted day
+    preempted_days_equal: list[tuple[str, bool]]
+
+
+def _holders(instance) -> set[str]:
+    return {
+        slot.run_id
+        for slot in instance.event_log_storage.get_concurrency_info(GPU_POOL).claimed_slots
+    }
+
+
+def run_scenario(workdir: Path, *, preemption: bool, hold_seconds: float) -> Outcome:
+    newest = dt.date.fromisoformat(training_partitions.get_last_partition_key())
+    backfill_days = [newest - dt.timedelta(days=2), newest - dt.timedelta(days=1)]
+    root = workdir / "local"
+    # Eight days before the oldest backfill day: its 7-day window and the history before it.
+    resources = approve_days(root, backfill_days[0] - dt.timedelta(days=8), newest, backfill_days)
+    store = resources["storage"].open_store()
+    # Steps that keep the GPU busy for `hold_seconds` at this machine's measured speed.
+    steps = steps_for_seconds(resources, backfill_days[0].isoformat(), hold_seconds, 50)
+    interval = max(10, steps // 5)
+    config = {
+        "total_steps": steps,
+        "checkpoint_every_steps": interval,
+        "log_every_steps": max(5, steps // 50),
+    }
+    env = {
+        "LOCAL_DATA_DIR": str(root),
+        "DAGSTER_DEPLOYMENT": "local",
+        "GPU_MAX_PREEMPTIONS": "2" if preemption else "0",
+    }
+    home = embedded_home(workdir / "dagster_home")
+    with (
+        DagsterProcesses(home, env, log_dir=workdir) as dagster,
+        dg.DagsterInstance.from_config(str(home)) as instance,
+    ):
+        backfill_id = dagster.launch_asset_backfill(
+            [ASSET],
+            [day.isoformat() for day in backfill_days],
+            run_config={"ops": {ASSET: {"config": config}}},
+        )
+        holder = wait_for(
+            lambda: next(iter(_holders(instance)), None), 300, "a backfill run on the GPU"
+        )
+        held_day = run_partition(instance.get_run_by_id(holder))
+        prefix = plan_training_run(
+            resources["storage"], held_day, ModelTrainingConfig(**config)
+        ).prefix
+        # The daily run is requested once the backfill's trainer is under way: the rest of its
+        # minute on the GPU is what the daily run would otherwise wait for.
+        wait_for(lambda: heartbeat_step(store, prefix) > 0, 600, f"{held_day} training")
+
+        requested = time.time()
+        daily = dagster.launch_run(
+            "daily_training_job", {**DAILY_RUN_TAGS, "dagster/partition": newest.isoformat()}
+        )
+        queued_for_pool: list[float] = []
+
+        def daily_on_gpu() -> bool:
+            pool = instance.event_log_storage.get_concurrency_info(GPU_POOL)
+            queued_for_pool.extend(
+                step.enqueued_timestamp.timestamp()
+                for step in pool.pending_steps
+                if step.run_id == daily
+            )
+            return daily in {slot.run_id for slot in pool.claimed_slots}
+
+        wait_for(daily_on_gpu, 900, "the daily step on the GPU", interval=0.2)
+        on_gpu = time.time()
+        first_wait = min(queued_for_pool, default=on_gpu)
+        status = dagster.wait_for_backfill(backfill_id, timeout=1800)
+        wait_for(lambda: instance.get_run_by_id(daily).is_finished, 600, "the daily run's end")
+        daily_ok = instance.get_run_by_id(daily).status == dg.DagsterRunStatus.SUCCESS
+        backfill_runs = instance.get_runs(
+            filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id})
+        )
+        preempted = [run for run in backfill_runs if PREEMPTIONS_TAG in run.tags]
+        lost = [
+            int(match[1]) - int(match[2])
+            for run in preempted
+            for entry in instance.all_logs(run.run_id)
+            for match in [STEPS_LOST.search(entry.user_message or "")]
+            if match
+        ]
+        materialized = instance.get_materialized_partitions(dg.AssetKey(ASSET))
+        complete = status == "COMPLETED_SUCCESS" and all(
+            day.isoformat() in materialized for day in backfill_days
+        )
+    equal = []
+    for run in preempted:
+        day = run_partition(run)
+        plan_prefix = plan_training_run(
+            resources["storage"], day, ModelTrainingConfig(**config)
+        ).prefix
+        actual = checkpoint_weights(store, plan_prefix)
+        expected = uninterrupted_weights(
+            resources, day, ModelTrainingConfig(**config), f"scratch/uninterrupted/{day}"
+        )
+        equal.append(
+            (
+                day,
+                actual.keys() == expected.keys()
+                and all(actual[k].equal(expected[k]) for k in expected),
+            )
+        )
+    return Outcome(
+        preemption=preemption,
+        steps_per_day=steps,
+        request_to_gpu_s=on_gpu - requested,
+        wait_to_gpu_s=on_gpu - first_wait,
+        checkpoint_interval=interval,
+        steps_lost=max(lost, default=0),
+        preemptions=len(lost),
+        backfill_complete=complete,
+        daily_succeeded=daily_ok,
+        preempted_days_equal=equal,
+    )
+
+
+def describe(outcome: Outcome) -> str:
+    return (
+        f"preemption {'on ' if outcome.preemption else 'off'} ({outcome.steps_per_day} steps a "
+        f"backfill day, a checkpoint every {outcome.checkpoint_interval}): daily request -> "
+        f"its training step on the GPU {outcome.request_to_gpu_s:.1f} s (of which waiting for "
+        f"the pool {outcome.wait_to_gpu_s:.1f} s); preemptions {outcome.preemptions}, steps lost "
+        f"{outcome.steps_lost}; backfill complete {outcome.backfill_complete}; daily run "
+        f"succeeded {outcome.daily_succeeded}; preempted days equal to an uninterrupted run "
+        f"{outcome.preempted_days_equal}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--hold-seconds", type=float, default=60, help="training time of each backfill day"
+    )
+    parser.add_argument("--only", choices=("on", "off"), help="run one scenario only")
+    args = parser.parse_args()
+    outcomes = {}
+    for mode in ("off", "on"):
+        if args.only and args.only != mode:
+            continue
+        with tempfile.TemporaryDirectory(prefix=f"daily-vs-backfill-{mode}-") as workdir:
+            outcomes[mode] = run_scenario(
+                Path(workdir), preemption=mode == "on", hold_seconds=args.hold_seconds
+            )
+        print(describe(outcomes[mode]), flush=True)
+    last = outcomes.get("on") or outcomes["off"]
+    print(
+        f"daily_gpu_wait_s={last.request_to_gpu_s:.1f} steps_lost={last.steps_lost} "
+        f"preemptions={last.preemptions} backfill_complete={str(last.backfill_complete).lower()}"
+    )
+
+
+if __name__ == "__main__":
+    main()

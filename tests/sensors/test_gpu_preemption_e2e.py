@@ -1,0 +1,24 @@
+"""The daily training run takes the GPU from a training backfill, through the real
+dagster-daemon and dagster-webserver (`gpu` pool of 1): the backfill is launched with the UI's
+mutation, each run holding the GPU for about a minute; the daily run of the newest day is
+requested while the first holds it. The backfill run is preempted (it checkpoints and stops),
+the daily step gets the GPU, and the backfill still completes, the preempted day with the
+weights of an uninterrupted run."""
+
+import pytest
+
+from benchmarks.daily_vs_backfill import describe, run_scenario
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_daily_run_preempts_backfill_training_and_the_backfill_still_completes(tmp_path):
+    outcome = run_scenario(tmp_path, preemption=True, hold_seconds=60)
+    print(describe(outcome))
+    assert outcome.daily_succeeded
+    assert outcome.preemptions == 1
+    # The trainer saves at the step boundary it stops at: nothing is recomputed.
+    assert outcome.steps_lost <= outcome.checkpoint_interval
+    assert outcome.backfill_complete
+    [(_, equal)] = outcome.preempted_days_equal
+    assert equal, "the preempted day's weights differ from an uninterrupted run's"
