@@ -7,11 +7,17 @@ HOST ?= 127.0.0.1
 PORT ?= 3000
 # Where the +cpu torch comes from when pip's configured sources lack it; `make lock` records it.
 TORCH_INDEX := https://download.pytorch.org/whl/cpu
+# The images' Dockerfiles: hadolint lints them in every lint step (its binary comes in the lock).
+DOCKERFILES := deployments/docker/Dockerfile deployments/docker/Dockerfile.trainer
+# How `make lock-gpu` asks pip for torch's CUDA build. --isolated: pip's default index, with no
+# configured folder of +cpu wheels (a +cpu wheel satisfies torch==X too and would win). Behind a
+# mirror: make lock-gpu GPU_PIP_OPTIONS="--isolated --index-url <mirror>/simple"
+GPU_PIP_OPTIONS ?= --isolated
 
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_DEPLOYMENT ?= local
 
-.PHONY: venv prepare dev test test-fast demo lint lock clean
+.PHONY: venv prepare dev test test-fast demo lint lock lock-gpu clean
 
 # Exact versions, no resolution: --no-deps installs what the lock names and nothing else, so
 # no transitive upgrade (or CUDA torch) can sneak in; pip check proves the set is consistent.
@@ -33,12 +39,14 @@ dev: prepare
 
 test: venv
 	$(BIN)/ruff check .
+	$(BIN)/hadolint $(DOCKERFILES)
 	$(PY) -m pytest
 
 # The inner loop: everything but the tests marked slow (real daemon/webserver, trainer
 # subprocesses, torchrun, benchmarks). CI and `make test` run them all.
 test-fast: venv
 	$(BIN)/ruff check .
+	$(BIN)/hadolint $(DOCKERFILES)
 	$(PY) -m pytest -m "not slow"
 
 demo: prepare
@@ -47,6 +55,7 @@ demo: prepare
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint $(DOCKERFILES)
 
 # Re-resolve pyproject's ranges in a scratch venv and pin the result. torch goes first from the
 # CPU wheel, through the same installer and fallback as the venv, so that nothing resolves the
@@ -62,6 +71,24 @@ lock:
 	  echo "# torch-index: $(TORCH_INDEX)"; \
 	  .venv-lock/bin/python -m pip freeze --all --exclude pip ) > requirements.lock
 	rm -rf .venv-lock
+	$(MAKE) lock-gpu
+
+# The GPU trainer image's lock (deployments/docker/Dockerfile.trainer): requirements.lock with
+# torch's CUDA build of the same version (PyPI's default Linux wheel) and the nvidia-*/cuda-*/
+# triton packages it needs; every other pin held to the CPU lock's by -c. pip resolves without
+# installing (--dry-run --report), though pip 23.2 still downloads each wheel to read its
+# metadata (about 3 GB, nothing kept): this needs the network, like `make lock`.
+lock-gpu:
+	rm -rf .venv-lock-gpu
+	$(PYTHON) -m venv .venv-lock-gpu
+	grep -v -e '^#' -e '^torch==' requirements.lock > .venv-lock-gpu/constraints.txt
+	.venv-lock-gpu/bin/python -m pip install $(GPU_PIP_OPTIONS) --quiet --dry-run \
+	  --ignore-installed --report .venv-lock-gpu/report.json \
+	  -c .venv-lock-gpu/constraints.txt \
+	  "torch==$$(sed -n 's/^torch==\([^+]*\).*/\1/p' requirements.lock)"
+	.venv-lock-gpu/bin/python scripts/gpu_lock.py requirements.lock .venv-lock-gpu/report.json \
+	  > requirements-gpu.lock
+	rm -rf .venv-lock-gpu
 
 clean:
 	rm -rf $(VENV) .dagster_home .local .pytest_cache

@@ -6,16 +6,21 @@ Read it as the table of contents: each line names a capability and the folder it
 import dagster as dg
 
 from assets.features.assets import feature_assets
-from assets.jobs import daily_features_job, daily_training_job, freshness_job
+from assets.jobs import daily_features_job, daily_training_job, freshness_job, pipeline_slo_job
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.training_dataset import training_dataset
 from assets.quality.deadline import daily_partitions_landed
 from assets.registry.promotion import registry_assets, rollback_model_job
+from assets.slo.asset import pipeline_slo
 from assets.sources.daily_events import daily_events
 from resources.factory import build_resources, current_deployment
 from sensors.completeness import upstream_completeness_sensor
+from sensors.gpu_preemption import gpu_preemption_sensor
+from sensors.run_failure import run_failure_alert_sensor
+from sensors.run_health import dead_run_sensor
 from sensors.schedules import daily_features_schedule, freshness_schedule
+from sensors.slo_trigger import pipeline_slo_sensors
 from sensors.training_trigger import daily_training_sensor
 
 
@@ -38,11 +43,19 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             model_evaluation,
             # assets/registry: promotion by compare-and-swap, the production version
             *registry_assets,
+            # assets/slo: the pipeline's SLOs per day, from the run records; checks = verdicts
+            pipeline_slo,
         ],
         # assets/quality: the deadline check (the gates are declared by each asset)
         asset_checks=[daily_partitions_landed],
         # assets/jobs.py
-        jobs=[daily_features_job, daily_training_job, freshness_job, rollback_model_job],
+        jobs=[
+            daily_features_job,
+            daily_training_job,
+            freshness_job,
+            rollback_model_job,
+            pipeline_slo_job,
+        ],
         # sensors/
         schedules=[
             daily_features_schedule(dg.DefaultScheduleStatus.STOPPED),
@@ -51,6 +64,14 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         sensors=[
             upstream_completeness_sensor(sensor_status),
             daily_training_sensor(sensor_status),
+            *pipeline_slo_sensors(sensor_status),
+            # Guards that launch nothing, so they run from the start everywhere: the daily
+            # run takes a backfill's GPU; on a laptop, dead run workers give their slots back
+            # (on Kubernetes the run launcher's health check does that).
+            gpu_preemption_sensor(dg.DefaultSensorStatus.RUNNING),
+            # A failed run that will not be retried alerts, from here only.
+            run_failure_alert_sensor(dg.DefaultSensorStatus.RUNNING),
+            *([dead_run_sensor(dg.DefaultSensorStatus.RUNNING)] if deployment == "local" else []),
         ],
         # resources/factory.py: local (SQLite + directory) or prod (Postgres + S3 + GPU pods)
         resources=build_resources(deployment),

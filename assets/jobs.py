@@ -27,3 +27,10 @@ daily_training_job = dg.define_asset_job(
     "from production), evaluates it against the production model and, if it passes, promotes "
     "it by compare-and-swap.",
 )
+
+pipeline_slo_job = dg.define_asset_job(
+    "pipeline_slo_job",
+    selection=dg.AssetSelection.assets("pipeline_slo"),
+    description="Computes one day's pipeline SLOs from the run records and judges them; a breach "
+    "alerts once.",
+)

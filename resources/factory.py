@@ -16,10 +16,13 @@ from typing import Any
 import dagster as dg
 from dagster_aws.s3 import S3Resource
 
+from resources.environment import warn_on_drift
 from resources.notifier import Notifier
 from resources.paths import PROJECT_ROOT
+from resources.pricing import ComputePrices
 from resources.registry.resource import ModelRegistryResource
 from resources.storage.resource import LocalObjectStorage, S3ObjectStorage
+from resources.trainer.gpu_policy import GpuPolicy
 from resources.trainer.launcher import K8sTrainerLauncher, LocalTrainerLauncher
 from resources.warehouse.resource import Warehouse
 
@@ -43,8 +46,23 @@ _OPTIONAL_TRAINER_SETTINGS = {
 }
 
 
+# What the SLO asset prices run time at (resources/pricing.py has the defaults).
+_OPTIONAL_PRICE_SETTINGS = {
+    "cpu_hour_usd": "CPU_HOUR_PRICE_USD",
+    "gpu_hour_usd": "GPU_HOUR_PRICE_USD",
+    "cpus_per_run": "RUN_CPUS",
+}
+
+
 def _env_vars_that_are_set(settings: dict[str, str]) -> dict[str, dg.EnvVar]:
     return {field: dg.EnvVar(name) for field, name in settings.items() if name in os.environ}
+
+
+def gpu_policy() -> GpuPolicy:
+    """`GPU_MAX_PREEMPTIONS` (optional) overrides how often a backfill run may yield its GPU."""
+    if "GPU_MAX_PREEMPTIONS" in os.environ:
+        return GpuPolicy(max_preemptions_per_run=dg.EnvVar.int("GPU_MAX_PREEMPTIONS"))
+    return GpuPolicy()
 
 
 def current_deployment() -> str:
@@ -79,6 +97,9 @@ def build_resources(
     deployment: str | None = None, *, local_root: str | os.PathLike[str] | None = None
 ) -> dict[str, Any]:
     deployment = deployment or current_deployment()
+    # Definitions build here when a code location loads: say (never fail) when its environment
+    # is not the locked one; the training asset refuses to train on it (resources/environment.py).
+    warn_on_drift()
     if deployment == "local":
         paths = local_paths(local_root)
         storage = LocalObjectStorage(root=str(paths.object_store))
@@ -89,6 +110,8 @@ def build_resources(
             "warehouse": Warehouse(backend="sqlite", sqlite_path=str(paths.warehouse)),
             "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
             "trainer": LocalTrainerLauncher(**_env_vars_that_are_set(_OPTIONAL_BUILD_SETTINGS)),
+            "gpu_policy": gpu_policy(),
+            "compute_prices": ComputePrices(**_env_vars_that_are_set(_OPTIONAL_PRICE_SETTINGS)),
         }
     if deployment == "prod":
         s3_storage = S3ObjectStorage(
@@ -112,5 +135,7 @@ def build_resources(
                 image=dg.EnvVar("TRAINER_IMAGE"),
                 **_env_vars_that_are_set(_OPTIONAL_TRAINER_SETTINGS | _OPTIONAL_BUILD_SETTINGS),
             ),
+            "gpu_policy": gpu_policy(),
+            "compute_prices": ComputePrices(**_env_vars_that_are_set(_OPTIONAL_PRICE_SETTINGS)),
         }
     raise ValueError(f"Unknown deployment {deployment!r}; expected one of {DEPLOYMENTS}")

@@ -10,6 +10,7 @@ import dagster as dg
 
 from assets.jobs import daily_features_job
 from assets.partitions import daily_partitions, day_bounds
+from assets.slo.tags import requested_at_tags
 from resources.warehouse.resource import Warehouse
 from sensors.schedules import DAILY_RUN_TAGS
 
@@ -52,12 +53,14 @@ def upstream_completeness_sensor(default_status: dg.DefaultSensorStatus) -> dg.S
                 f"{day_bounds(waiting_for)[1].isoformat()}, it is at "
                 f"{loaded_through.isoformat() if loaded_through else 'nothing loaded yet'}."
             )
+        requested = requested_at_tags()
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
                     run_key=f"upstream-complete-{day.isoformat()}",
                     partition_key=day.isoformat(),
-                    tags={**DAILY_RUN_TAGS, "trigger": "upstream-complete"},
+                    # The tick's time: the day's "data complete" and where its wait starts.
+                    tags={**DAILY_RUN_TAGS, "trigger": "upstream-complete", **requested},
                 )
                 for day in complete
             ],

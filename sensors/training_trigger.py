@@ -12,6 +12,7 @@ import dagster as dg
 
 from assets.jobs import daily_features_job, daily_training_job
 from assets.partitions import training_partitions
+from assets.slo.tags import requested_at_tags
 from sensors.schedules import DAILY_RUN_PRIORITY, DAILY_RUN_TAGS
 
 BACKFILL_TAG = "dagster/backfill"
@@ -41,7 +42,18 @@ def training_request(run: dg.DagsterRun, newest: str | None) -> dg.RunRequest | 
     return dg.RunRequest(
         run_key=f"daily-training-{partition}",
         partition_key=partition,
-        tags={**DAILY_RUN_TAGS, "trigger": "features-approved", "features_run_id": run.run_id},
+        tags={
+            **DAILY_RUN_TAGS,
+            "trigger": "features-approved",
+            "features_run_id": run.run_id,
+            # The tick's time: the training run's schedule-to-start is measured from it.
+            **requested_at_tags(),
+        },
+        # The daily model starts from the model production serves (it passed its evaluation),
+        # not from whatever D-1 trained: a rejected candidate never seeds tomorrow
+        # (model_checkpoint's own default is init_from none; see README, "The model and warm
+        # start").
+        run_config={"ops": {"model_checkpoint": {"config": {"init_from": "production"}}}},
     )
 
 

@@ -22,6 +22,7 @@ GROUPS = {
     "model_evaluation": "training",
     "model_promotion": "training",
     "production_model": "training",
+    "pipeline_slo": "observability",
 }
 # The one asset that is not per day: which model version serves now.
 UNPARTITIONED = {"production_model"}

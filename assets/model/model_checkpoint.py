@@ -7,29 +7,42 @@ trainer's code. A retry of the same run therefore finds its own checkpoints and 
 run with other settings or other data starts fresh under its own prefix.
 """
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field
 
-from assets.model.records import production_model, same_shape, write_candidate
+from assets.model.environment_gate import environment_gate
+from assets.model.records import read_candidate, resolve_production, same_shape, write_candidate
 from assets.model.training_dataset import ASSET as DATASET_ASSET
-from assets.model.training_dataset import manifest_inputs
 from assets.model.training_dataset import manifest_key as dataset_manifest_key
+from assets.model.training_dataset import model_inputs
 from assets.partitions import daily_partitions, training_partitions
 from assets.publishing.gate_reports import PartitionNotPublished, read_published_with_lineage
 from assets.publishing.keys import validated_partition_key
+from resources.registry.registry import DEFAULT_MODEL, ModelRegistry
 from resources.storage.object_store import ObjectNotFound, ObjectStore
 from resources.storage.resource import ObjectStorage
 from resources.trainer.launcher import TrainerLauncher
+from resources.trainer.preemption import PREEMPTIONS_TAG, clear_request
 from training.config import ConfigError, TrainConfig, fingerprint
 
 ASSET = "model_checkpoint"
 # Exit codes of `python -m training` that no retry can fix (see training/cli.py).
 NOT_RETRYABLE_EXIT_CODES = {2: "bad config or input data", 3: "checkpoint fingerprint mismatch"}
+# The trainer's exit code after SIGTERM and a saved checkpoint (training/loop.py).
+EXIT_PREEMPTED = 143
+# A killed, OOM-killed or crashed attempt is re-launched this often; preemptions are bounded by
+# the gpu policy (resources/trainer/gpu_policy.py) and do not use these up.
+CRASH_RETRIES = 3
+# A preempted attempt asks for the gpu slot again after this long; the waiting daily step has
+# the higher priority, so the slot goes there first.
+PREEMPTED_RETRY_WAIT_S = 2.0
 TRAINING_PACKAGE = Path(__file__).resolve().parent.parent / "training"
 
 
@@ -44,11 +57,23 @@ class ModelTrainingConfig(dg.Config):
     embedding_l2: float = Field(
         default=0.03, description="Pull of the user/item factors towards their starting point."
     )
+    weight_decay: float = Field(
+        default=0.2,
+        description="AdamW's decoupled weight decay. Without it a chain of warm-started days "
+        "grows overconfident (benchmarks/model_quality.py: log loss 0.515 at 0.01, 0.420 at 0.2).",
+    )
     seed: int = 0
-    warm_start: bool = Field(
+    init_from: Literal["none", "previous_day", "production"] = Field(
+        default="none",
+        description="Starting weights. none: random (the window from scratch); previous_day: the "
+        "newest verified checkpoint of D-1's model; production: the model the registry's "
+        "production alias serves for D. A warm start without a usable parent starts cold and "
+        "says so in the logs. The daily sensor's runs pass production.",
+    )
+    history_features: bool = Field(
         default=True,
-        description="Start from the production model (the newest earlier day whose evaluation "
-        "passed, same shape) instead of random weights.",
+        description="Feed each example its user's and item's history (user/item daily features "
+        "of the window's days before the example's day).",
     )
     checkpoint_every_steps: int = Field(default=100, description="Save every N steps.")
     checkpoint_every_seconds: float = Field(default=600.0, description="...and every T seconds.")
@@ -59,9 +84,16 @@ class ModelTrainingConfig(dg.Config):
         default=None,
         description="Require resuming this earlier run; refused if this run's fingerprint differs.",
     )
+    allow_environment_drift: bool = Field(
+        default=False,
+        description="Train even though the installed packages differ from requirements.lock; "
+        "the difference is then recorded on the model (the environment metadata entry).",
+    )
 
     def train_config(self) -> TrainConfig:
-        fields = self.model_dump(exclude={"resume", "resume_fingerprint", "warm_start"})
+        fields = self.model_dump(
+            exclude={"resume", "resume_fingerprint", "init_from", "allow_environment_drift"}
+        )
         return TrainConfig.from_dict(fields)
 
 
@@ -79,9 +111,10 @@ def checkpoint_prefix(partition: str, run_fingerprint: str) -> str:
 
 
 def approved_inputs(store: ObjectStore, partition: str) -> dict[str, str]:
-    """{object key: sha256} of the example partitions the training_dataset manifest names,
-    after re-verifying every entry now (events snapshot and every feature table of every day):
-    each must still pass its gates and still hold the bytes the manifest recorded."""
+    """{object key: sha256} of the partitions the model reads (the examples and the history
+    features the training_dataset manifest names), after re-verifying every entry now (events
+    snapshot and every feature table of every day): each must still pass its gates and still
+    hold the bytes the manifest recorded."""
     manifest = read_manifest(store, partition)
     for entry in manifest["inputs"]:
         _, report = read_published_with_lineage(
@@ -93,7 +126,9 @@ def approved_inputs(store: ObjectStore, partition: str) -> dict[str, str]:
                 f"{dataset_manifest_key(partition)} was written. Re-materialize {DATASET_ASSET} "
                 f"for {partition}."
             )
-    return {entry["object_key"]: entry["content_sha256"] for entry in manifest_inputs(manifest)}
+    # What the model reads: the examples and the history features (model_inputs), so training
+    # and every evaluation of the day pass the trainer the same partitions.
+    return {entry["object_key"]: entry["content_sha256"] for entry in model_inputs(manifest)}
 
 
 def read_manifest(store: ObjectStore, partition: str) -> dict:
@@ -107,6 +142,42 @@ def read_manifest(store: ObjectStore, partition: str) -> dict:
         ) from err
 
 
+INIT_FROM_NONE, INIT_FROM_PREVIOUS_DAY, INIT_FROM_PRODUCTION = "none", "previous_day", "production"
+# Day D's dependency on day D-1 of the same asset (the warm-start parent).
+PREVIOUS_DAY = dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """Where a run's starting weights come from: `parent` ({day, checkpoint_key,
+    manifest_sha256, fingerprint}) when it warm-starts, else None with `note` saying why."""
+
+    mode: str
+    parent: dict | None
+    note: str
+
+    @property
+    def init_from(self) -> dict[str, str] | None:
+        """The trainer's --init-from-json (part of the fingerprint)."""
+        if self.parent is None:
+            return None
+        return {
+            "step_key": self.parent["checkpoint_key"],
+            "manifest_sha256": self.parent["manifest_sha256"],
+        }
+
+    @property
+    def cold(self) -> bool:
+        """A warm start was asked for and none was possible."""
+        return self.parent is None and self.mode != INIT_FROM_NONE
+
+    def describe(self) -> dict:
+        """The `warm_start_from` metadata entry and candidate-record field."""
+        if self.parent is None:
+            return {"init_from": self.mode, "day": None, "cold_start": self.note}
+        return {"init_from": self.mode, **self.parent}
+
+
 @dataclass(frozen=True)
 class TrainingRun:
     """One training attempt for a day: its approved inputs, fingerprint, checkpoint prefix and
@@ -118,16 +189,127 @@ class TrainingRun:
     prefix: str
     trainer_args: list[str]
     train_config: TrainConfig
-    # The production model this run starts from (its candidate record), or None: from scratch.
-    parent: dict | None
+    # The model this run starts from (init_from), or why it starts from random weights.
+    warm_start: WarmStart
+    # Input partitions and hashes, parent, code version and config, in one JSON entry.
+    lineage: dict
+
+    @property
+    def parent(self) -> dict | None:
+        return self.warm_start.parent
 
 
-def warm_start_parent(store: ObjectStore, partition: str, train_config: TrainConfig) -> dict | None:
-    """The production model for `partition` when its weights fit this config, else None."""
-    parent = production_model(store, before=partition)
-    if parent is None or not same_shape(parent["config"], train_config.to_dict()):
-        return None
-    return parent
+def _unusable_parent(store: ObjectStore, record: dict, train_config: TrainConfig) -> str | None:
+    """Why the model `record` names cannot seed a run of `train_config`, or None: its
+    checkpoint verifies (manifest sha256 and every file) and every tensor has this model's
+    shape."""
+    if not same_shape(record.get("config") or {}, train_config.to_dict()):
+        return "its config has other embedding/bucket/hidden sizes"
+    # torch: imported by runs, not at load time.
+    from training.checkpoint import InitCheckpointError, load_step_key
+    from training.loop import MODEL_FILE
+    from training.model import build_model
+
+    try:
+        loaded = load_step_key(store, record["checkpoint_key"], record["manifest_sha256"])
+    except (InitCheckpointError, ObjectNotFound) as err:
+        return f"its checkpoint does not verify ({err})"
+    state = loaded.payloads.get(MODEL_FILE) or {}
+    expected = build_model(train_config).state_dict()
+    misfits = sorted(
+        name
+        for name in set(expected) | set(state)
+        if name not in state or name not in expected or state[name].shape != expected[name].shape
+    )
+    if misfits:
+        return f"its weights do not fit this model ({', '.join(misfits[:4])})"
+    return None
+
+
+def warm_start_parent(
+    store: ObjectStore,
+    partition: str,
+    train_config: TrainConfig,
+    init_from: str = INIT_FROM_NONE,
+) -> WarmStart:
+    """The model day `partition` starts from under `init_from`, verified and shape-checked;
+    a cold start (parent None) with the reason when there is none to use."""
+    if init_from == INIT_FROM_NONE:
+        return WarmStart(init_from, None, "init_from=none: trained from random weights")
+    if init_from == INIT_FROM_PREVIOUS_DAY:
+        day = (dt.date.fromisoformat(partition) - dt.timedelta(days=1)).isoformat()
+        what = f"model of D-1 ({day})"
+        if day < training_partitions.get_first_partition_key():
+            return WarmStart(
+                init_from, None, f"no {what}: it is before the first training day; cold start"
+            )
+        record = read_candidate(store, day)
+        source = "its candidate record"
+    elif init_from == INIT_FROM_PRODUCTION:
+        production = resolve_production(ModelRegistry(store, DEFAULT_MODEL), before=partition)
+        record, source = production.model, production.source
+        day = record["partition"] if record else None
+        what = f"production model for {partition}"
+    else:
+        raise ConfigError(f"init_from must be none, previous_day or production (got {init_from!r})")
+    if record is None:
+        return WarmStart(init_from, None, f"no {what} ({source}); cold start")
+    reason = _unusable_parent(store, record, train_config)
+    if reason is not None:
+        return WarmStart(
+            init_from,
+            None,
+            f"the {what}, {record['checkpoint_key']}, cannot be used: {reason}; cold start",
+        )
+    parent = {
+        "day": day,
+        "checkpoint_key": record["checkpoint_key"],
+        "manifest_sha256": record["manifest_sha256"],
+        "fingerprint": record.get("fingerprint"),
+    }
+    note = (
+        f"warm start ({init_from}) from the {what}: {parent['checkpoint_key']} "
+        f"(manifest sha256 {parent['manifest_sha256'][:12]})"
+    )
+    return WarmStart(init_from, parent, note)
+
+
+def _lineage(
+    store: ObjectStore,
+    partition: str,
+    warm: WarmStart,
+    train_config: TrainConfig,
+    code_version: str,
+    run_fingerprint: str,
+) -> dict:
+    """Everything a day's model came from, in one document (the `lineage` metadata entry)."""
+    key = dataset_manifest_key(partition)
+    manifest_bytes = store.get_bytes(key)
+    manifest = json.loads(manifest_bytes)
+    verified: dict[str, dict[str, str]] = {}
+    for entry in manifest["inputs"]:
+        verified.setdefault(entry["asset"], {})[entry["partition"]] = entry["content_sha256"]
+    read: dict[str, list[str]] = {}
+    for entry in model_inputs(manifest):
+        read.setdefault(entry["asset"], []).append(entry["partition"])
+    return {
+        "partition": partition,
+        "training_dataset": {"manifest_key": key, "sha256": _sha256(manifest_bytes)},
+        # Every partition verified for the window (asset -> day -> content sha256) ...
+        "inputs": {asset: dict(sorted(days.items())) for asset, days in sorted(verified.items())},
+        # ... and the ones the trainer reads (history features: the days before D only).
+        "model_reads": read,
+        "init_from": warm.mode,
+        "parent": warm.parent,
+        "cold_start": warm.note if warm.parent is None else None,
+        "code_version": code_version,
+        "fingerprint": run_fingerprint,
+        "config": train_config.to_dict(),
+    }
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def plan_training_run(
@@ -137,12 +319,8 @@ def plan_training_run(
     inputs = approved_inputs(store, partition)
     train_config = config.train_config()
     code_version = training_code_version()
-    parent = warm_start_parent(store, partition, train_config) if config.warm_start else None
-    init_from = (
-        {"step_key": parent["checkpoint_key"], "manifest_sha256": parent["manifest_sha256"]}
-        if parent
-        else None
-    )
+    warm = warm_start_parent(store, partition, train_config, config.init_from)
+    init_from = warm.init_from
     run_fingerprint = fingerprint(train_config, inputs, code_version, init_from)
     prefix = checkpoint_prefix(partition, run_fingerprint)
     trainer_args = [
@@ -155,14 +333,49 @@ def plan_training_run(
         "--init-from-json", json.dumps(init_from or {}),
         "--resume" if config.resume else "--no-resume",
     ]  # fmt: skip
+    lineage = _lineage(store, partition, warm, train_config, code_version, run_fingerprint)
     return TrainingRun(
-        inputs, code_version, run_fingerprint, prefix, trainer_args, train_config, parent
+        inputs, code_version, run_fingerprint, prefix, trainer_args, train_config, warm, lineage
     )
 
 
 def _number(value: float | None) -> dg.MetadataValue:
     """A float metadata value (plotted by the UI); NaN when the trainer reported none."""
     return dg.MetadataValue.float(float("nan") if value is None else float(value))
+
+
+def _checkpoint_step(summary: dict) -> int:
+    key = summary.get("checkpoint_key")
+    return int(key.rsplit("step-", 1)[1]) if key else 0
+
+
+def _retry_interrupted(
+    context: dg.AssetExecutionContext, prefix: str, outcome: dict, summary: dict
+) -> dg.RetryRequested:
+    """Preempted for a daily run, or killed/crashed: either way the retry resumes under the
+    same fingerprint. Preemptions get a retry of their own, so they never eat the crash budget."""
+    partition, steps = context.partition_key, summary.get("steps", 0)
+    saved = _checkpoint_step(summary)
+    preempted = outcome.get("preempted")
+    if preempted and outcome["exit_code"] == EXIT_PREEMPTED:
+        context.log.warning(
+            f"{ASSET} {partition}: preempted for daily run {preempted['for_run_id']} at step "
+            f"{steps}; checkpoint at step {saved}, {steps - saved} steps lost. The step waits "
+            f"for the gpu pool again and resumes from step {saved}."
+        )
+        return dg.RetryRequested(
+            max_retries=context.retry_number + 1, seconds_to_wait=PREEMPTED_RETRY_WAIT_S
+        )
+    run = context.instance.get_run_by_id(context.run_id)
+    preemptions = int(run.tags.get(PREEMPTIONS_TAG, "0")) if run else 0
+    crashes_so_far = context.retry_number - preemptions
+    context.log.warning(
+        f"{ASSET} {partition}: trainer ended with exit code {outcome['exit_code']} at step "
+        f"{steps}; the retry resumes from the last checkpoint under {prefix} (step {saved})."
+    )
+    return dg.RetryRequested(
+        max_retries=CRASH_RETRIES + preemptions, seconds_to_wait=2.0 * 2**crashes_so_far
+    )
 
 
 def _outcome(invocation: dg.PipesClientCompletedInvocation) -> dict:
@@ -177,7 +390,13 @@ def _outcome(invocation: dg.PipesClientCompletedInvocation) -> dict:
     description="The day's CTR model, trained on the approved example window; resumable.",
     group_name="training",
     partitions_def=training_partitions,
-    deps=[DATASET_ASSET],
+    deps=[
+        DATASET_ASSET,
+        # D-1's model comes before D's: a training backfill then runs in day order (the
+        # backfill daemon launches a self-dependent asset's partitions oldest first, one run
+        # at a time under multi_run(1)), which init_from previous_day needs.
+        dg.AssetDep(ASSET, partition_mapping=PREVIOUS_DAY),
+    ],
     pool="gpu",
     # Each retry re-launches the trainer under the same fingerprint, so it resumes.
     retry_policy=dg.RetryPolicy(
@@ -197,6 +416,9 @@ def model_checkpoint(
     trainer: TrainerLauncher,
 ) -> dg.MaterializeResult:
     partition = context.partition_key
+    # Only on the locked environment, unless the run config allows a drift, which the model
+    # then records with its environment hash (assets/model/environment_gate.py).
+    environment_gate(context, config.allow_environment_drift)
     try:
         run = plan_training_run(storage, partition, config)
     except (PartitionNotPublished, ConfigError) as err:
@@ -210,13 +432,20 @@ def model_checkpoint(
             f"clear resume_fingerprint to train {run_fingerprint[:16]} from scratch.",
             allow_retries=False,
         )
-    parent = run.parent["partition"] if run.parent else None
-    context.log.info(
-        f"attempt {context.retry_number + 1}: training {partition} on {len(inputs)} days, "
-        f"fingerprint {run_fingerprint[:16]}, checkpoints under {prefix}, "
-        + (f"warm start from the production model of {parent}" if parent else "from scratch")
+    parent = run.parent["day"] if run.parent else None
+    # A warm start that was asked for and found no usable parent is a warning: say why.
+    (context.log.warning if run.warm_start.cold else context.log.info)(
+        f"attempt {context.retry_number + 1}: training {partition} on "
+        f"{len(run.lineage['model_reads'].get('training_examples', []))} days of examples, "
+        f"fingerprint {run_fingerprint[:16]}, checkpoints under {prefix}; {run.warm_start.note}"
     )
-    outcome = _outcome(trainer.launch(context, run.trainer_args, env={}))
+    store = storage.open_store()
+    # A preemption request an earlier attempt died before answering is not for this attempt.
+    clear_request(store, context.run_id)
+    outcome = _outcome(
+        trainer.launch(context, run.trainer_args, env={}, store_args=storage.trainer_args())
+    )
+    clear_request(store, context.run_id)
     summary, exit_code = outcome["summary"] or {}, outcome["exit_code"]
     if exit_code in NOT_RETRYABLE_EXIT_CODES:
         message = (outcome.get("error") or {}).get("message", "")
@@ -225,17 +454,14 @@ def model_checkpoint(
             allow_retries=False,
         )
     if exit_code != 0 or summary.get("status") != "completed":
-        # Killed, preempted or crashed: the RetryPolicy re-launches and the trainer resumes.
-        raise RuntimeError(
+        raise _retry_interrupted(context, prefix, outcome, summary) from RuntimeError(
             f"{ASSET} {partition}: trainer ended with exit code {exit_code} at step "
-            f"{summary.get('steps', 'unknown')}; the retry resumes from the last checkpoint "
-            f"under {prefix}."
+            f"{summary.get('steps', 'unknown')}"
         )
     metrics = summary.get("metrics") or {}
     resumed_from = summary.get("resumed_from_step")
     from training.checkpoint import MANIFEST_NAME  # torch: imported by runs, not at load time
 
-    store = storage.open_store()
     manifest = store.get_bytes(f"{summary['checkpoint_key']}/{MANIFEST_NAME}")
     write_candidate(
         store,
@@ -246,7 +472,12 @@ def model_checkpoint(
             "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
             "config": run.train_config.to_dict(),
             "inputs": inputs,
+            # The parent's day (what the registry's version record reads) and its exact
+            # checkpoint: key and manifest sha256 (both in the fingerprint).
             "warm_start_from": parent,
+            "init_from": run.warm_start.mode,
+            "parent": run.parent,
+            "lineage": run.lineage,
             "metrics": metrics,
             "run_id": context.run_id,
         },
@@ -262,7 +493,9 @@ def model_checkpoint(
             "device": summary["device"],
             "precision": summary["precision"],
             "image_digest": trainer.image_digest,
-            "warm_start_from": parent or "none (random init)",
+            # {init_from, day, checkpoint_key, manifest_sha256, fingerprint}, or the cold
+            # start's reason.
+            "warm_start_from": dg.MetadataValue.json(run.warm_start.describe()),
             "eval_auc": _number(metrics.get("eval_auc")),
             "eval_log_loss": _number(metrics.get("eval_log_loss")),
             "train_loss": _number(metrics.get("train_loss")),
@@ -281,5 +514,14 @@ def model_checkpoint(
             "checkpoint_blocking_s": dg.MetadataValue.float(summary["checkpoint_blocking_s"]),
             "train_loop_s": dg.MetadataValue.float(summary["train_loop_s"]),
             "input_data_versions": dg.MetadataValue.json(inputs),
+            # Where this model came from, in one place: input partitions and hashes, parent,
+            # code version, config (and the image and torch that trained it).
+            "lineage": dg.MetadataValue.json(
+                {
+                    **run.lineage,
+                    "image_digest": trainer.image_digest,
+                    "torch_version": summary["torch_version"],
+                }
+            ),
         },
     )

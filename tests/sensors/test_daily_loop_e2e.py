@@ -48,7 +48,9 @@ def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
     first = newest - dt.timedelta(days=6)
     root = tmp_path / "local"
     root.mkdir()
-    seed_warehouse(SqliteBackend(str(root / "warehouse.sqlite")), first, newest)
+    # Thirty days on record: the window, and a month for the feature backfill below.
+    month = [newest - dt.timedelta(days=n) for n in range(29, -1, -1)]
+    seed_warehouse(SqliteBackend(str(root / "warehouse.sqlite")), month[0], newest)
     resources = build_resources("local", local_root=root)
     # The six earlier days of the window were approved on their own days.
     earlier = partition_range_tags(first.isoformat(), (newest - dt.timedelta(1)).isoformat())
@@ -77,6 +79,7 @@ def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
             evaluated = time.monotonic()
             features_run = instance.get_run_by_id(features_run_id)
             assert features_run.status == dg.DagsterRunStatus.SUCCESS
+            assert features_run.tags["dagster/priority"] == DAILY_RUN_PRIORITY
             assert training_run.status == dg.DagsterRunStatus.SUCCESS, dagster.logs()
             assert training_run.tags["dagster/partition"] == newest.isoformat()
             assert training_run.tags["dagster/priority"] == DAILY_RUN_PRIORITY
@@ -85,6 +88,17 @@ def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
             assert len(instance.get_runs(filters=dg.RunsFilter(job_name="daily_training_job"))) == 1
             features_end = instance.get_run_record_by_id(features_run_id).end_time
             training_start = instance.get_run_record_by_id(training_run.run_id).start_time
+
+            # A 30-day feature backfill from the UI, newest day included, trains nothing: the
+            # sensor sees its successful runs and skips them (backfill tag).
+            backfill = dagster.launch_asset_backfill(
+                ["daily_events", *(asset.key.path[-1] for asset in feature_assets)],
+                [day.isoformat() for day in month],
+            )
+            assert dagster.wait_for_backfill(backfill, timeout=600) == "COMPLETED_SUCCESS"
+            time.sleep(45)  # longer than the training sensor's 30 s interval
+            training_runs = instance.get_runs(filters=dg.RunsFilter(job_name="daily_training_job"))
+            assert [run.run_id for run in training_runs] == [training_run.run_id]
     verdict = read_evaluation(LocalObjectStore(root / "object-store"), newest.isoformat())
     assert verdict is not None and verdict["partition"] == newest.isoformat()
     print(

@@ -41,6 +41,8 @@ def test_gpu_pod_spec_field_by_field():
     spec = pod.spec
     assert spec.restart_policy == "Never"
     assert spec.active_deadline_seconds == 7200
+    # SIGTERM (preemption, drain) to SIGKILL: time to finish a step and write a checkpoint.
+    assert spec.termination_grace_period_seconds == 120
     assert spec.node_selector == {"nvidia.com/gpu.present": "true"}
     [toleration] = spec.tolerations
     assert (toleration.key, toleration.operator, toleration.effect) == (
