@@ -91,21 +91,27 @@ def checkpoint_weights(store: ObjectStore, prefix: str) -> dict:
     return loaded.payloads["model.pt"]
 
 
-def uninterrupted_weights(
-    resources: dict, partition: str, config: ModelTrainingConfig, scratch_prefix: str
-) -> dict:
-    """Train the same plan (inputs, config, parent, code) as the asset would, in one go under
-    another prefix, with the bare trainer; returns its final weights."""
+def _bare_run(resources: dict, partition: str, config: ModelTrainingConfig, prefix: str) -> str:
+    """The asset's trainer command for `partition` (same inputs, config, parent and code), run
+    with the bare trainer from scratch under `prefix`; returns its stdout (JSON lines)."""
     plan = plan_training_run(resources["storage"], partition, config)
     args = list(plan.trainer_args)
-    args[args.index("--checkpoint-prefix") + 1] = scratch_prefix
+    args[args.index("--checkpoint-prefix") + 1] = prefix
     args[args.index("--resume")] = "--no-resume"
-    subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "training", *args],
         cwd=PROJECT_ROOT,
         check=True,
-        stdout=subprocess.DEVNULL,
-    )
+        capture_output=True,
+        text=True,
+    ).stdout
+
+
+def uninterrupted_weights(
+    resources: dict, partition: str, config: ModelTrainingConfig, scratch_prefix: str
+) -> dict:
+    """The final weights of the same plan trained in one go under another prefix."""
+    _bare_run(resources, partition, config, scratch_prefix)
     return checkpoint_weights(resources["storage"].open_store(), scratch_prefix)
 
 
@@ -113,17 +119,7 @@ def steps_for_seconds(resources: dict, partition: str, seconds: float, multiple:
     """Training steps that take about `seconds` here and now: a short bare run of the day's
     plan measures this machine's speed (a rounded-up multiple of `multiple`)."""
     probe = ModelTrainingConfig(total_steps=200, checkpoint_every_steps=200)
-    plan = plan_training_run(resources["storage"], partition, probe)
-    args = list(plan.trainer_args)
-    args[args.index("--checkpoint-prefix") + 1] = "scratch/speed-probe"
-    args[args.index("--resume")] = "--no-resume"
-    output = subprocess.run(
-        [sys.executable, "-m", "training", *args],
-        cwd=PROJECT_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    output = _bare_run(resources, partition, probe, "scratch/speed-probe")
     summary = next(
         event
         for event in map(json.loads, filter(None, output.splitlines()))

@@ -17,9 +17,7 @@ import dagster as dg
 from resources.storage.resource import ObjectStorage
 from resources.trainer.gpu_policy import GPU_POOL, GpuPolicy
 from resources.trainer.preemption import PREEMPTIONS_TAG, pending_requests, request_preemption
-from sensors.schedules import DAILY_RUN_PRIORITY
-
-BACKFILL_TAG = "dagster/backfill"
+from sensors.schedules import BACKFILL_TAG, is_daily_run
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,6 @@ class SlotHolder:
 class Preemption:
     victim_run_id: str
     for_run_id: str
-
-
-def is_daily(run: dg.DagsterRun) -> bool:
-    return BACKFILL_TAG not in run.tags and run.tags.get("dagster/priority") == DAILY_RUN_PRIORITY
 
 
 def plan_preemptions(
@@ -91,7 +85,7 @@ def gpu_preemption_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDe
         waiting_daily = [
             run_id
             for run_id in dict.fromkeys(waiting)
-            if run_id in runs and is_daily(runs[run_id].dagster_run)
+            if run_id in runs and is_daily_run(runs[run_id].dagster_run)
         ]
         if not waiting_daily:
             return dg.SkipReason(f"{len(waiting)} step(s) wait for the gpu pool, none daily.")

@@ -7,8 +7,16 @@ from assets.quality.deadline import FRESHNESS_DEADLINE
 
 # Daily runs outrank backfill runs in the queue. The tag lives on the schedule and the sensor,
 # not on the job: backfills launched from the job would otherwise inherit the same priority.
+PRIORITY_TAG = "dagster/priority"
+BACKFILL_TAG = "dagster/backfill"
 DAILY_RUN_PRIORITY = "10"
-DAILY_RUN_TAGS = {"dagster/priority": DAILY_RUN_PRIORITY}
+DAILY_RUN_TAGS = {PRIORITY_TAG: DAILY_RUN_PRIORITY}
+
+
+def is_daily_run(run: dg.DagsterRun) -> bool:
+    """A run a daily trigger launched: the daily priority and no backfill (a manual re-run from
+    the launchpad has no priority tag; an asset backfill's runs carry only the backfill tag)."""
+    return BACKFILL_TAG not in run.tags and run.tags.get(PRIORITY_TAG) == DAILY_RUN_PRIORITY
 
 
 def daily_features_schedule(default_status: dg.DefaultScheduleStatus) -> dg.ScheduleDefinition:

@@ -12,7 +12,8 @@ import dagster as dg
 
 from assets.jobs import daily_features_job, daily_training_job, pipeline_slo_job
 from assets.partitions import training_partitions
-from assets.slo.runs import FEATURES_JOB, PARTITION_TAG, is_daily_run
+from assets.slo.runs import FEATURES_JOB, PARTITION_TAG
+from sensors.schedules import is_daily_run
 from sensors.training_trigger import training_request
 
 WILL_RETRY_TAG = "dagster/will_retry"

@@ -13,9 +13,8 @@ import dagster as dg
 from assets.jobs import daily_features_job, daily_training_job
 from assets.partitions import training_partitions
 from assets.slo.tags import requested_at_tags
-from sensors.schedules import DAILY_RUN_PRIORITY, DAILY_RUN_TAGS
+from sensors.schedules import BACKFILL_TAG, DAILY_RUN_PRIORITY, DAILY_RUN_TAGS, PRIORITY_TAG
 
-BACKFILL_TAG = "dagster/backfill"
 PARTITION_TAG = "dagster/partition"
 
 
@@ -27,7 +26,7 @@ def training_request(run: dg.DagsterRun, newest: str | None) -> dg.RunRequest | 
             f"Run {run.run_id} is part of backfill {run.tags[BACKFILL_TAG]}: backfills never "
             "trigger training (backfill training_dataset/model_checkpoint explicitly)."
         )
-    if run.tags.get("dagster/priority") != DAILY_RUN_PRIORITY:
+    if run.tags.get(PRIORITY_TAG) != DAILY_RUN_PRIORITY:
         return dg.SkipReason(
             f"Run {run.run_id} did not carry the daily priority tag: only the daily trigger's "
             "runs start training."

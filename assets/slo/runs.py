@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from assets.slo.tags import request_time
-from sensors.schedules import DAILY_RUN_PRIORITY
+from sensors.schedules import DAILY_RUN_PRIORITY, PRIORITY_TAG, is_daily_run
 
 FEATURES_JOB = "daily_features_job"
 TRAINING_JOB = "daily_training_job"
@@ -23,8 +23,6 @@ DAILY_JOBS = (FEATURES_JOB, TRAINING_JOB)
 STAGE_OF_JOB = {FEATURES_JOB: "features", TRAINING_JOB: "training"}
 
 PARTITION_TAG = "dagster/partition"
-PRIORITY_TAG = "dagster/priority"
-BACKFILL_TAG = "dagster/backfill"
 ROOT_RUN_TAG = "dagster/root_run_id"
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 # Status-change events read per page; a day's window holds a few runs per day.
@@ -82,10 +80,6 @@ class Chain:
     @property
     def succeeded(self) -> bool:
         return self.last.status == "SUCCESS"
-
-
-def is_daily_run(run: dg.DagsterRun) -> bool:
-    return BACKFILL_TAG not in run.tags and run.tags.get(PRIORITY_TAG) == DAILY_RUN_PRIORITY
 
 
 def daily_run_records(instance: dg.DagsterInstance, day: str) -> list[dg.RunRecord]:

@@ -11,8 +11,8 @@ from resources.trainer.preemption import (
     request_key,
     request_preemption,
 )
-from sensors.gpu_preemption import SlotHolder, is_daily, plan_preemptions
-from sensors.schedules import DAILY_RUN_TAGS
+from sensors.gpu_preemption import SlotHolder, plan_preemptions
+from sensors.schedules import DAILY_RUN_TAGS, is_daily_run
 
 
 def holder(run_id, backfill=True, preemptions=0, created=0.0):
@@ -53,9 +53,9 @@ def test_only_untagged_daily_priority_runs_count_as_daily():
     def run(tags):
         return dg.DagsterRun(job_name="daily_training_job", run_id="r", tags=tags)
 
-    assert is_daily(run(DAILY_RUN_TAGS))
-    assert not is_daily(run({**DAILY_RUN_TAGS, "dagster/backfill": "abc"}))
-    assert not is_daily(run({}))
+    assert is_daily_run(run(DAILY_RUN_TAGS))
+    assert not is_daily_run(run({**DAILY_RUN_TAGS, "dagster/backfill": "abc"}))
+    assert not is_daily_run(run({}))
 
 
 def test_requests_round_trip_through_the_store(tmp_path):
