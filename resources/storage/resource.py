@@ -1,11 +1,11 @@
-"""Object storage as Dagster resources: one interface, a local-directory and an S3 backend."""
+"""Object storage as Dagster resources: the interface assets depend on, and the local-directory
+backend. The S3 backend is resources/storage/s3_resource.py, imported only by production."""
 
 from abc import abstractmethod
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
-from resources.storage.object_store import LocalObjectStore, ObjectStore, open_s3_store
+from resources.storage.object_store import LocalObjectStore, ObjectStore
 
 
 class ObjectStorage(dg.ConfigurableResource):
@@ -29,28 +29,3 @@ class LocalObjectStorage(ObjectStorage):
 
     def trainer_args(self) -> list[str]:
         return ["--store-root", self.root]
-
-
-class S3ObjectStorage(ObjectStorage):
-    """A bucket and prefix; the boto3 client comes from dagster-aws's S3Resource."""
-
-    s3: S3Resource
-    bucket: str
-    prefix: str = ""
-
-    def open_store(self) -> ObjectStore:
-        return open_s3_store(
-            self.bucket,
-            self.prefix,
-            region=self.s3.region_name,
-            endpoint_url=self.s3.endpoint_url,
-            access_key=self.s3.aws_access_key_id,
-            secret_key=self.s3.aws_secret_access_key,
-            session_token=self.s3.aws_session_token,
-            client=self.s3.get_client(),
-        )
-
-    def trainer_args(self) -> list[str]:
-        # Credentials are not arguments: the trainer takes them from its environment or role.
-        endpoint = ["--s3-endpoint", self.s3.endpoint_url] if self.s3.endpoint_url else []
-        return ["--s3-bucket", self.bucket, "--s3-prefix", self.prefix, *endpoint]

@@ -17,7 +17,7 @@ from dagster_k8s.job import (
 from dagster_k8s.pipes import build_pod_body
 
 from assets.model.model_checkpoint import model_checkpoint
-from resources.trainer.launcher import K8sTrainerLauncher
+from resources.trainer.k8s_launcher import K8sTrainerLauncher
 from tests.support.environment import REPO_ROOT
 from tests.support.kubernetes_schema import KUBERNETES_VERSION, manifest, validated
 

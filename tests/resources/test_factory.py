@@ -4,7 +4,8 @@ import dagster as dg
 import pytest
 
 from resources.factory import build_resources, current_deployment, local_paths
-from resources.storage.resource import LocalObjectStorage, S3ObjectStorage
+from resources.storage.resource import LocalObjectStorage
+from resources.storage.s3_resource import S3ObjectStorage
 from resources.warehouse.resource import Warehouse
 
 

@@ -7,7 +7,7 @@ import re
 from dagster_k8s.pipes import build_pod_body
 from kubernetes.client import V1ObjectMeta
 
-from resources.trainer.launcher import K8sTrainerLauncher
+from resources.trainer.k8s_launcher import K8sTrainerLauncher
 from resources.trainer.multinode import (
     JOB_LABEL,
     RDZV_PORT,

@@ -6,7 +6,8 @@ import dagster as dg
 import pytest
 
 from resources.factory import build_resources
-from resources.trainer.launcher import K8sTrainerLauncher, TrainerLauncher
+from resources.trainer.k8s_launcher import K8sTrainerLauncher
+from resources.trainer.launcher import TrainerLauncher
 
 PINNED = "registry.example/ml-template@sha256:" + "d" * 64
 

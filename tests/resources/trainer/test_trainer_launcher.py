@@ -12,7 +12,8 @@ from dagster_k8s.pipes import build_pod_body
 
 from assets.model.model_checkpoint import model_checkpoint
 from resources.factory import build_resources
-from resources.trainer.launcher import K8sTrainerLauncher, trainer_command
+from resources.trainer.k8s_launcher import K8sTrainerLauncher
+from resources.trainer.launcher import trainer_command
 from resources.trainer.pipes_bridge import describe_progress
 
 IMAGE = "registry.example/ml-template@sha256:" + "a" * 64

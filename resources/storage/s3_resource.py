@@ -1,0 +1,35 @@
+"""The S3 object storage resource, through dagster-aws's S3Resource.
+
+Kept apart from resources/storage/resource.py so that only the production resources import
+dagster-aws (about 0.9 s per process that loads the definitions).
+"""
+
+from dagster_aws.s3 import S3Resource
+
+from resources.storage.object_store import ObjectStore, open_s3_store
+from resources.storage.resource import ObjectStorage
+
+
+class S3ObjectStorage(ObjectStorage):
+    """A bucket and prefix; the boto3 client comes from dagster-aws's S3Resource."""
+
+    s3: S3Resource
+    bucket: str
+    prefix: str = ""
+
+    def open_store(self) -> ObjectStore:
+        return open_s3_store(
+            self.bucket,
+            self.prefix,
+            region=self.s3.region_name,
+            endpoint_url=self.s3.endpoint_url,
+            access_key=self.s3.aws_access_key_id,
+            secret_key=self.s3.aws_secret_access_key,
+            session_token=self.s3.aws_session_token,
+            client=self.s3.get_client(),
+        )
+
+    def trainer_args(self) -> list[str]:
+        # Credentials are not arguments: the trainer takes them from its environment or role.
+        endpoint = ["--s3-endpoint", self.s3.endpoint_url] if self.s3.endpoint_url else []
+        return ["--s3-bucket", self.bucket, "--s3-prefix", self.prefix, *endpoint]
