@@ -77,7 +77,7 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
         backfill_policy=dg.BackfillPolicy.multi_run(FEATURE_PARTITIONS_PER_RUN),
         check_specs=gate_check_specs(table.name, feature_gates(table)),
         code_version=FEATURE_CODE_VERSION,
-        kinds={"pandas", "parquet"},
+        kinds={"pyarrow", "parquet"},
         tags={"layer": "features"},
         metadata={
             "dagster/column_schema": table_schema(

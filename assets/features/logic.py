@@ -10,9 +10,11 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from assets.features.grouped import Groups
 from assets.quality.gates import ValueRange
 
 _DATE = pa.field("feature_date", pa.date32(), nullable=False)
@@ -65,82 +67,111 @@ TRAINING_EXAMPLES_SCHEMA = pa.schema(
 )
 
 
-def _frame(events: pa.Table) -> pd.DataFrame:
-    frame = events.to_pandas()
-    for kind in ("impression", "click", "add_to_cart", "purchase"):
-        frame[f"is_{kind}"] = (frame["event_type"] == kind).astype("int64")
-    return frame
+def _is(events: pa.Table, kind: str) -> np.ndarray:
+    """Which rows are events of this kind (a null type is none)."""
+    return pc.fill_null(pc.equal(events["event_type"], kind), False).to_numpy(zero_copy_only=False)
 
 
-def _finish(frame: pd.DataFrame, day: dt.date, schema: pa.Schema, key: str) -> pa.Table:
-    frame = frame.sort_values(key, kind="stable").reset_index(drop=True)
-    frame.insert(0, "feature_date", day)
-    return pa.Table.from_pandas(frame[schema.names], schema=schema, preserve_index=False)
+def _floats(column: pa.ChunkedArray) -> np.ndarray:
+    """A float column as numpy, nulls as NaN (what the aggregations skip)."""
+    return column.to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
-    return (numerator / denominator.where(denominator > 0)).astype("float64")
+def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator; NaN (null in the table) where the denominator is 0."""
+    out = np.full(len(numerator), np.nan)
+    return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
-def _mode(values: pd.Series) -> str | None:
-    counts = values.dropna().value_counts()
-    # Ties break alphabetically so the result never depends on row order.
-    return None if counts.empty else min(counts[counts == counts.max()].index)
+def _table(
+    day: dt.date, schema: pa.Schema, columns: dict[str, np.ndarray | pa.Array | pa.ChunkedArray]
+) -> pa.Table:
+    """The feature table in schema order, NaN stored as null, one row per key already sorted."""
+    rows = len(next(iter(columns.values())))
+    arrays = {"feature_date": pa.array([day] * rows, pa.date32())}
+    for name in schema.names[1:]:
+        column, type_ = columns[name], schema.field(name).type
+        if isinstance(column, pa.Array | pa.ChunkedArray):
+            arrays[name] = column.cast(type_)
+        else:
+            arrays[name] = pa.array(column, type_, from_pandas=True)
+    return pa.table(arrays, schema=schema)
 
 
 def user_daily_features(events: pa.Table, day: dt.date) -> pa.Table:
     """Per user and day: funnel counts, click-through rate, spend, dwell, breadth."""
-    frame = _frame(events)
-    frame["purchase_value"] = frame["price"].where(frame["is_purchase"] == 1, 0.0)
-    grouped = frame.groupby("user_id", sort=True)
-    features = grouped.agg(
-        impressions=("is_impression", "sum"),
-        clicks=("is_click", "sum"),
-        add_to_carts=("is_add_to_cart", "sum"),
-        purchases=("is_purchase", "sum"),
-        spend=("purchase_value", "sum"),
-        mean_dwell_seconds=("dwell_seconds", "mean"),
-        distinct_items=("item_id", "nunique"),
-        main_device=("device", _mode),
-        country=("country", _mode),
-    ).reset_index()
-    features["ctr"] = _ratio(features["clicks"], features["impressions"])
-    features["spend"] = features["spend"].round(6)
-    return _finish(features, day, USER_FEATURES_SCHEMA, "user_id")
+    users = Groups.of(events["user_id"])
+    impressions, clicks = users.count(_is(events, "impression")), users.count(_is(events, "click"))
+    purchased = _is(events, "purchase")
+    spend, _ = users.compensated_sum(np.where(purchased, _floats(events["price"]), 0.0))
+    return _table(
+        day,
+        USER_FEATURES_SCHEMA,
+        {
+            "user_id": users.keys,
+            "impressions": impressions,
+            "clicks": clicks,
+            "add_to_carts": users.count(_is(events, "add_to_cart")),
+            "purchases": users.count(purchased),
+            "ctr": _ratio(clicks, impressions),
+            "spend": np.round(spend, 6),
+            "mean_dwell_seconds": users.mean(_floats(events["dwell_seconds"])),
+            "distinct_items": users.distinct(events["item_id"]),
+            "main_device": users.mode(events["device"]),
+            "country": users.mode(events["country"]),
+        },
+    )
 
 
 def item_daily_features(events: pa.Table, day: dt.date) -> pa.Table:
     """Per item and day: exposure, clicks, purchases, revenue and audience size."""
-    frame = _frame(events)
-    frame["purchase_value"] = frame["price"].where(frame["is_purchase"] == 1, 0.0)
-    features = (
-        frame.groupby("item_id", sort=True)
-        .agg(
-            item_category=("item_category", _mode),
-            impressions=("is_impression", "sum"),
-            clicks=("is_click", "sum"),
-            purchases=("is_purchase", "sum"),
-            revenue=("purchase_value", "sum"),
-            mean_price=("price", "mean"),
-            distinct_users=("user_id", "nunique"),
-        )
-        .reset_index()
+    items = Groups.of(events["item_id"])
+    impressions, clicks = items.count(_is(events, "impression")), items.count(_is(events, "click"))
+    purchased = _is(events, "purchase")
+    price = _floats(events["price"])
+    revenue, _ = items.compensated_sum(np.where(purchased, price, 0.0))
+    return _table(
+        day,
+        ITEM_FEATURES_SCHEMA,
+        {
+            "item_id": items.keys,
+            "item_category": items.mode(events["item_category"]),
+            "impressions": impressions,
+            "clicks": clicks,
+            "purchases": items.count(purchased),
+            "ctr": _ratio(clicks, impressions),
+            "revenue": np.round(revenue, 6),
+            "mean_price": items.mean(price),
+            "distinct_users": items.distinct(events["user_id"]),
+        },
     )
-    features["ctr"] = _ratio(features["clicks"], features["impressions"])
-    features["revenue"] = features["revenue"].round(6)
-    return _finish(features, day, ITEM_FEATURES_SCHEMA, "item_id")
 
 
 def training_examples(events: pa.Table, day: dt.date) -> pa.Table:
     """One row per impression, labelled 1 when the user clicked that item later that day."""
-    frame = _frame(events)
-    impressions = frame[frame["is_impression"] == 1]
-    clicked_pairs = frame.loc[frame["is_click"] == 1, ["user_id", "item_id"]].drop_duplicates()
-    clicked_pairs["label"] = 1
-    examples = impressions.merge(clicked_pairs, on=["user_id", "item_id"], how="left")
-    examples["label"] = examples["label"].fillna(0).astype("int8")
-    examples["hour_of_day"] = examples["event_time"].dt.hour.astype("int8")
-    return _finish(examples, day, TRAINING_EXAMPLES_SCHEMA, "event_id")
+    pair = ["user_id", "item_id"]
+    impressions = events.filter(_is(events, "impression"))
+    impressions = impressions.append_column("row", pa.array(np.arange(impressions.num_rows)))
+    clicks = events.filter(_is(events, "click")).select(pair)
+    clicked = clicks.group_by(pair, use_threads=False).aggregate([])
+    clicked = clicked.append_column("clicked", pa.array(np.ones(clicked.num_rows, np.int8)))
+    examples = impressions.join(clicked, keys=pair, join_type="left outer", use_threads=False)
+    # Joins do not keep row order: event_id decides it, and equal ids keep the events' order.
+    examples = examples.take(
+        pc.sort_indices(examples, [("event_id", "ascending"), ("row", "ascending")])
+    )
+    passed_through = ("event_id", "user_id", "item_id", "device", "country", "item_category")
+    return _table(
+        day,
+        TRAINING_EXAMPLES_SCHEMA,
+        {
+            **{name: examples[name] for name in passed_through},
+            "hour_of_day": pc.cast(pc.hour(examples["event_time"]), pa.int8()),
+            # NaN prices become null, as in every other float column.
+            "price": _floats(examples["price"]),
+            "label": pc.fill_null(examples["clicked"], 0),
+        },
+    )
 
 
 @dataclass(frozen=True)

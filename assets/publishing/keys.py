@@ -13,13 +13,26 @@ class InvalidPartitionKey(ValueError):
     """A partition key that is not a partition of the asset; no path is built from it."""
 
 
+# Keys already found valid, per partitions definition. Asking Dagster costs about a millisecond
+# and a publish asks a dozen times per partition; a time partition never stops being one (the
+# window only grows), and any other definition is asked every time.
+_VALID_TIME_PARTITIONS: set[tuple[dg.TimeWindowPartitionsDefinition, str]] = set()
+
+
 def _is_partition(partition_key: object, partitions_def: dg.PartitionsDefinition) -> bool:
-    if not isinstance(partition_key, str) or not partitions_def.has_partition_key(partition_key):
+    if not isinstance(partition_key, str):
         return False
-    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+    is_time = isinstance(partitions_def, dg.TimeWindowPartitionsDefinition)
+    if is_time and (partitions_def, partition_key) in _VALID_TIME_PARTITIONS:
+        return True
+    if not partitions_def.has_partition_key(partition_key):
+        return False
+    if is_time:
         # strptime accepts "2026-1-01"; only the canonical spelling may name an object.
         start = partitions_def.time_window_for_partition_key(partition_key).start
-        return start.strftime(partitions_def.fmt) == partition_key
+        if start.strftime(partitions_def.fmt) != partition_key:
+            return False
+        _VALID_TIME_PARTITIONS.add((partitions_def, partition_key))
     return True
 
 
