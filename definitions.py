@@ -75,6 +75,12 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         ],
         # resources/factory.py: local (SQLite + directory) or prod (Postgres + S3 + GPU pods)
         resources=build_resources(deployment),
+        # Every step of a run in the run worker's process. The steps are short Python (a
+        # batch of days of pyarrow) or a Pipes client waiting on its trainer process or pod, so
+        # a process per step (the default with several steps) only adds an interpreter start and
+        # a code location load, about 2 s each, to every step of every backfill run. Pools are
+        # still claimed per step (op granularity), and a killed run worker is still one pid.
+        executor=dg.in_process_executor,
     )
 
 
