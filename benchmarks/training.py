@@ -1,20 +1,23 @@
 """Cost of orchestration, checkpointing and resume for the training asset.
 
-Trains the same config on the same approved 7-day window twice, in two copies of one
-environment: once as the `model_checkpoint` asset (Dagster run in-process -> Pipes subprocess
-bridge -> trainer subprocess), once as the bare `python -m training` command with the same
-arguments. Then runs the bare command again to time a resume from the final checkpoint.
+Trains the same config on the same approved 7-day window, in fresh copies of one prepared
+environment: as the `model_checkpoint` asset (Dagster run in-process -> Pipes subprocess
+bridge -> trainer subprocess) and as the bare `python -m training` command with the same
+arguments. The two alternate, and each repeat swaps who goes first, so neither always gets the
+cold page cache or the quiet second; figures are medians over --repeats of each. Then the last
+bare copy is run again to time a resume from its final checkpoint.
 
-    python -m benchmarks.training --steps 1000 --batch-size 512 --checkpoint-every 100
+    python -m benchmarks.training --steps 1000 --batch-size 512 --checkpoint-every 100 --repeats 3
 
 Prints wall times, samples/s of both, checkpoint blocking time as a share of the training
-loop, resume time; the last line is `ratio=<orchestrated wall / bare wall>`.
+loop, resume time; the last line is `ratio=<orchestrated wall / bare wall>` (medians).
 """
 
 import argparse
 import datetime as dt
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--checkpoint-every", type=int, default=100)
     parser.add_argument("--impressions", type=int, default=4000, help="impressions per day")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each, alternated")
     args = parser.parse_args(argv)
     config = {
         "total_steps": args.steps,
@@ -97,36 +101,56 @@ def main(argv: list[str] | None = None) -> None:
         "warmup_steps": min(50, args.steps),
         "log_every_steps": max(1, args.steps // 20),
     }
+    walls: dict[str, list[float]] = {"bare": [], "orchestrated": []}
+    loops: dict[str, list[float]] = {"bare": [], "orchestrated": []}
+    blocking: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        orchestrated_root, bare_root = Path(tmp, "orchestrated"), Path(tmp, "bare")
-        orchestrated_root.mkdir()
-        prepare(orchestrated_root, args.impressions)
-        shutil.copytree(orchestrated_root, bare_root)
-
-        bare_wall, bare = run_bare(bare_command(bare_root, config))
-        orchestrated_wall, orchestrated = run_orchestrated(orchestrated_root, config)
+        prepared = Path(tmp, "prepared")
+        prepared.mkdir()
+        prepare(prepared, args.impressions)
+        for repeat in range(args.repeats):
+            order = ("bare", "orchestrated") if repeat % 2 == 0 else ("orchestrated", "bare")
+            for side in order:
+                # A fresh copy each time: a root with checkpoints in it would resume, not train.
+                root = Path(tmp, f"{side}-{repeat}")
+                shutil.copytree(prepared, root)
+                if side == "bare":
+                    bare_root = root
+                    wall, summary = run_bare(bare_command(root, config))
+                    device, precision = summary["device"], summary["precision"]
+                else:
+                    wall, summary = run_orchestrated(root, config)
+                    blocking.append(summary["checkpoint_blocking_s"] / summary["train_loop_s"])
+                walls[side].append(wall)
+                loops[side].append(summary["train_loop_s"])
         resume_wall, resumed = run_bare(bare_command(bare_root, config))
 
     samples = args.steps * args.batch_size
+    bare_wall, orchestrated_wall = (statistics.median(walls[side]) for side in walls)
     print(
         f"steps={args.steps} batch_size={args.batch_size} checkpoint_every={args.checkpoint_every}"
+        f" repeats={args.repeats} (alternated, medians)"
     )
-    print(f"device={bare['device']} precision={bare['precision']}")
+    print(f"device={device} precision={precision}")
+    print(
+        f"bare_walls_s={_listed(walls['bare'])} "
+        f"orchestrated_walls_s={_listed(walls['orchestrated'])}"
+    )
     print(f"bare_wall_s={bare_wall:.2f} orchestrated_wall_s={orchestrated_wall:.2f}")
     print(
-        f"samples_per_s bare={samples / bare['train_loop_s']:.0f} "
-        f"orchestrated={samples / orchestrated['train_loop_s']:.0f}"
+        f"samples_per_s bare={samples / statistics.median(loops['bare']):.0f} "
+        f"orchestrated={samples / statistics.median(loops['orchestrated']):.0f}"
     )
-    print(
-        "checkpoint_blocking_share="
-        f"{orchestrated['checkpoint_blocking_s'] / orchestrated['train_loop_s']:.4f} "
-        f"({orchestrated['checkpoint_blocking_s']:.3f}s of {orchestrated['train_loop_s']:.2f}s)"
-    )
+    print(f"checkpoint_blocking_share={statistics.median(blocking):.4f}")
     print(
         f"resume_load_s={resumed['resume_s']:.3f} resume_process_wall_s={resume_wall:.2f} "
         f"(resumed_from_step={resumed['resumed_from_step']})"
     )
     print(f"ratio={orchestrated_wall / bare_wall:.2f}")
+
+
+def _listed(values: list[float]) -> str:
+    return ",".join(f"{value:.2f}" for value in values)
 
 
 if __name__ == "__main__":
