@@ -72,6 +72,31 @@ def test_workspace_loads_one_code_location(tmp_path):
     assert "Validation successful for code location ml_training_template" in output
 
 
+# What only production needs: imported when the prod resources are built, never on a laptop.
+PRODUCTION_ONLY = ("dagster_k8s", "kubernetes", "dagster_aws", "boto3", "botocore")
+
+
+@pytest.mark.parametrize("deployment", ["local", "prod"])
+def test_only_production_imports_the_kubernetes_and_aws_clients(deployment):
+    done = _run(
+        "import sys, definitions; definitions.build_definitions(); "
+        f"print(sorted(m for m in {PRODUCTION_ONLY} if m in sys.modules))",
+        DAGSTER_DEPLOYMENT=deployment,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout.strip().splitlines()[-1]
+    expected = "[]" if deployment == "local" else str(sorted(PRODUCTION_ONLY))
+    assert loaded == expected, f"{deployment} loaded {loaded}"
+
+
+def test_runs_execute_their_steps_in_the_run_worker():
+    # A process per step would start an interpreter and load this code location per step. The
+    # implicit asset job is what the UI's materializations and asset backfills run.
+    repository = build_definitions("local").get_repository_def()
+    for name in ("daily_features_job", "daily_training_job", "__ASSET_JOB"):
+        assert repository.get_job(name).executor_def.name == dg.in_process_executor.name, name
+
+
 def test_importing_definitions_reads_no_environment():
     done = _run("import definitions; print('imported')", DAGSTER_DEPLOYMENT="not-a-deployment")
     assert done.returncode == 0, done.stderr

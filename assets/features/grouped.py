@@ -58,14 +58,17 @@ class Groups:
         by_size = np.argsort(-counts, kind="stable")
         descending = -counts[by_size]
         sums, compensation = np.zeros(self.size), np.zeros(self.size)
-        for position in range(int(counts.max(initial=0))):
-            active = by_size[: np.searchsorted(descending, -position, side="left")]
-            y = values[starts[active] + position] - compensation[active]
-            total = sums[active] + y
-            error = (total - sums[active]) - y
-            # An infinite value makes the error NaN; pandas resets it so the sum stays infinite.
-            compensation[active] = np.where(np.isnan(error), 0.0, error)
-            sums[active] = total
+        # inf - inf is NaN here as in pandas' loop; it is expected, not worth a warning.
+        with np.errstate(invalid="ignore"):
+            for position in range(int(counts.max(initial=0))):
+                active = by_size[: np.searchsorted(descending, -position, side="left")]
+                y = values[starts[active] + position] - compensation[active]
+                total = sums[active] + y
+                error = (total - sums[active]) - y
+                # An infinite value makes the error NaN; pandas resets it so the sum stays
+                # infinite.
+                compensation[active] = np.where(np.isnan(error), 0.0, error)
+                sums[active] = total
         return sums, counts.astype(np.int64)
 
     def mean(self, values: np.ndarray) -> np.ndarray:
