@@ -22,7 +22,15 @@ def _run(*args: str) -> list[str]:
 
 def test_training_benchmark_prints_its_ratio_last():
     lines = _run(
-        "benchmarks.training", "--steps", "40", "--checkpoint-every", "10", "--impressions", "200"
+        "benchmarks.training",
+        "--steps",
+        "40",
+        "--checkpoint-every",
+        "10",
+        "--impressions",
+        "200",
+        "--repeats",
+        "1",
     )
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
     assert any(line.startswith("checkpoint_blocking_share=") for line in lines)
@@ -64,3 +72,9 @@ def test_model_quality_benchmark_prints_its_ratio_last():
     days = [line.split() for line in lines[header + 1 : -1]]
     assert [row[1] for row in days] == ["2026-10-07", "2026-10-08"]
     assert days[1][-2] == "2026-10-07"  # day 8 warm-started from day 7's model
+
+
+def test_imports_benchmark_prints_its_ratio_last_and_no_production_client():
+    lines = _run("benchmarks.imports", "--repeats", "1")
+    assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
+    assert "production_only_modules_loaded=none" in lines
