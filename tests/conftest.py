@@ -5,6 +5,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 from tests.support.environment import (
@@ -95,3 +96,27 @@ def postgres_backend() -> Iterator[PostgresBackend]:
         with backend.connect() as connection, connection.cursor() as cursor:
             cursor.execute(f"DROP SCHEMA IF EXISTS {backend.schema} CASCADE")
             connection.commit()
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """The name of a throwaway database in the real Postgres at 127.0.0.1:5432 (for a Dagster
+    instance's storage), dropped afterwards with whatever still holds it open."""
+    reason = postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    database = f"dagster_t_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(POSTGRES_DSN)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE {database}")
+    try:
+        yield database
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+            cursor.execute(f"DROP DATABASE IF EXISTS {database}")
+        admin.close()

@@ -11,12 +11,10 @@ import datetime as dt
 import shutil
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import dagster as dg
-import psycopg2
 import pytest
 import yaml
 
@@ -31,7 +29,7 @@ from resources.storage.object_store import LocalObjectStore
 from resources.warehouse.backends import SqliteBackend
 from scripts.dagster_processes import DagsterProcesses, embedded_home
 from scripts.synthetic_events import seed_warehouse
-from tests.support.environment import POSTGRES_DSN, postgres_unavailable_reason
+from tests.support.environment import POSTGRES_DSN
 from tests.support.queue_policy import backfill_limits, policy_from_local
 
 # Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
@@ -114,28 +112,11 @@ def _objects(root: Path, days: list[str]) -> dict[str, bytes]:
 def storage(request):
     """The instance's storage: the embedded SQLite, or a fresh database on the real Postgres."""
     if request.param == "sqlite":
-        yield None
-        return
-    reason = postgres_unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    database = f"dagster_e2e_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(POSTGRES_DSN)
-    admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {database}")
-    try:
-        # dagster-postgres talks through psycopg2 (SQLAlchemy would otherwise pick psycopg 3).
-        server = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://")
-        yield f"{server}/{database}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                (database,),
-            )
-            cursor.execute(f"DROP DATABASE IF EXISTS {database}")
-        admin.close()
+        return None
+    database = request.getfixturevalue("postgres_database")
+    # dagster-postgres talks through psycopg2 (SQLAlchemy would otherwise pick psycopg 3).
+    server = POSTGRES_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg2://")
+    return f"{server}/{database}"
 
 
 def test_daily_run_is_never_starved_by_backfills(storage, tmp_path):
