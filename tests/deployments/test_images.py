@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.support.environment import REPO_ROOT
 
@@ -114,6 +115,31 @@ def test_the_image_runs_as_a_numeric_non_root_user(dockerfile):
     user = users[-1].split(":")[0]
     # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
     assert user.isdigit() and int(user) != 0
+
+
+def test_the_run_user_owns_the_dagster_home_the_chart_sets():
+    """The chart and the K8s run launcher set DAGSTER_HOME to the chart's dagsterHome; Dagster
+    writes under it, so a run worker running as the image's user must own it."""
+    dagster_home = "/opt/dagster/dagster_home"  # the chart's default; values.yaml keeps it
+    assert "dagsterHome" not in yaml.safe_load(
+        (REPO_ROOT / "deployments/k8s/values.yaml").read_text()
+    )
+    instructions = _instructions(DOCKER / "Dockerfile")
+    user = [rest for k, rest in instructions if k == "USER"][-1]
+    runs = " ".join(rest for k, rest in instructions if k == "RUN")
+    assert f"mkdir -p {dagster_home}" in runs
+    assert re.search(rf"chown {user}(:{user})? {re.escape(dagster_home)}(\s|$)", runs), runs
+
+
+def test_the_code_location_image_renders_as_a_digest_reference():
+    """The chart renders a user deployment's image as "<repository>:<tag>" (helpers
+    dagster.dagsterImage.name): with the digest as the tag, that is repo@sha256:<64 hex>."""
+    values = yaml.safe_load((REPO_ROOT / "deployments/k8s/values.yaml").read_text())
+    for deployment in values["dagster-user-deployments"]["deployments"]:
+        image = deployment["image"]
+        assert image["tag"].startswith("REPLACE-WITH"), "the committed values hold a placeholder"
+        rendered = f"{image['repository']}:{'0' * 64}"
+        assert PINNED.match(rendered), f"{deployment['name']}: renders as {rendered}"
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:

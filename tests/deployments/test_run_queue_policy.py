@@ -1,6 +1,9 @@
 """The embedded instance and the Helm values carry one run-queue policy."""
 
+import copy
+
 import dagster as dg
+import pytest
 import yaml
 
 from tests.support.queue_policy import (
@@ -40,14 +43,24 @@ def test_dagster_loads_the_local_policy_as_written(tmp_path):
 
 def test_helm_values_render_the_pool_limit_and_never_conflict():
     """What the official chart does with our values (templates/helpers/instance/
-    _concurrency.tpl): the concurrency block renders only when enabled, and run limits set both
-    there and in the run coordinator make rendering fail."""
+    _concurrency.tpl and _run-coordinator.tpl): the concurrency block renders only when
+    enabled, carries the run limits and the pool, and the run coordinator carries only the
+    dequeue settings; a limit set in both places makes rendering fail."""
     values = yaml.safe_load(HELM.read_text())
-    concurrency = values["concurrency"]
-    assert concurrency["enabled"] is True
-    assert concurrency["pools"]["defaultLimit"] >= 1
-    runs = concurrency.get("runs") or {}
-    assert "maxConcurrentRuns" not in runs and not runs.get("tagConcurrencyLimits")
+    assert values["concurrency"]["enabled"] is True
+    rendered = render_helm_instance(values)
+    assert rendered["concurrency"]["pools"]["default_limit"] >= 1
+    assert rendered["concurrency"]["runs"]["max_concurrent_runs"] == 6
+    assert set(rendered["run_coordinator"]["config"]) == {
+        "dequeue_interval_seconds",
+        "dequeue_use_threads",
+        "dequeue_num_workers",
+    }
+    both = copy.deepcopy(values)
+    queued = both["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    queued["maxConcurrentRuns"] = 6
+    with pytest.raises(ValueError, match="maxConcurrentRuns set in both"):
+        render_helm_instance(both)
 
 
 def test_dead_runs_give_their_slots_back_in_both_deployments():
@@ -73,9 +86,29 @@ def test_helm_drops_nothing_we_set():
 
 
 def test_dagster_loads_the_rendered_helm_instance_settings(tmp_path):
+    """The rendered run coordinator, concurrency block, monitoring and retries, loaded by
+    Dagster's own validation, as the daemon, the webserver and every run worker load them."""
     values = yaml.safe_load(HELM.read_text())
     (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(render_helm_instance(values)))
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        config = instance.get_concurrency_config()
+        assert config.run_queue_config.max_concurrent_runs == 6
+        assert len(config.run_queue_config.tag_concurrency_limits) == 2
+        assert config.pool_config.default_pool_limit == 4
+        assert instance.run_coordinator.dequeue_interval_seconds == 2
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] == 5
         assert instance.run_retries_max_retries == 1
         assert instance.run_retries_retry_on_asset_or_op_failure is False
+        assert instance.telemetry_enabled is False
+
+
+def test_dagster_refuses_run_limits_in_the_coordinator_next_to_a_pool(tmp_path):
+    """Why the run limits moved to concurrency.runs: the chart renders the old layout without
+    complaint, and every process that opens the instance then refuses it."""
+    values = yaml.safe_load(HELM.read_text())
+    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    runs = values["concurrency"].pop("runs")
+    queued.update(maxConcurrentRuns=6, tagConcurrencyLimits=runs["tagConcurrencyLimits"])
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(render_helm_instance(values)))
+    with pytest.raises(dg.DagsterInvalidConfigError, match="max_concurrent_runs"):
+        dg.DagsterInstance.from_config(str(tmp_path))
