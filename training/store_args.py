@@ -18,6 +18,11 @@ def add_store_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--s3-endpoint", default=None, help="S3-compatible endpoint URL (default: $S3_ENDPOINT_URL)"
     )
+    parser.add_argument(
+        "--s3-region",
+        default=None,
+        help="the bucket's region (default: $AWS_REGION, then $AWS_DEFAULT_REGION)",
+    )
 
 
 def build_store(args: argparse.Namespace) -> ObjectStore:
@@ -26,7 +31,9 @@ def build_store(args: argparse.Namespace) -> ObjectStore:
     return open_s3_store(
         args.s3_bucket,
         args.s3_prefix,
-        region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+        region=args.s3_region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION"),
         endpoint_url=args.s3_endpoint or os.environ.get("S3_ENDPOINT_URL") or None,
         access_key=os.environ.get("AWS_ACCESS_KEY_ID"),
         secret_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),

@@ -31,5 +31,8 @@ class S3ObjectStorage(ObjectStorage):
 
     def trainer_args(self) -> list[str]:
         # Credentials are not arguments: the trainer takes them from its environment or role.
+        # The region is: a trainer pod's environment need not carry AWS_REGION, and pyarrow
+        # would then address the bucket in us-east-1.
         endpoint = ["--s3-endpoint", self.s3.endpoint_url] if self.s3.endpoint_url else []
-        return ["--s3-bucket", self.bucket, "--s3-prefix", self.prefix, *endpoint]
+        region = ["--s3-region", self.s3.region_name] if self.s3.region_name else []
+        return ["--s3-bucket", self.bucket, "--s3-prefix", self.prefix, *endpoint, *region]

@@ -7,6 +7,7 @@ from resources.factory import build_resources, current_deployment, local_paths
 from resources.storage.resource import LocalObjectStorage
 from resources.storage.s3_resource import S3ObjectStorage
 from resources.warehouse.resource import Warehouse
+from training.store_args import store_from_args
 
 
 def test_local_defaults_live_under_one_root(tmp_path):
@@ -66,3 +67,18 @@ def test_prod_run_without_its_variables_fails_naming_them(monkeypatch):
         dg.build_resources({"warehouse": warehouse}),
     ):
         pass
+
+
+def test_the_trainer_addresses_the_bucket_in_the_run_workers_region(monkeypatch):
+    """A trainer pod's environment need not hold AWS_REGION: the region travels as an argument,
+    so the trainer's pyarrow filesystem is the run worker's region, not us-east-1."""
+    monkeypatch.setenv("OBJECT_STORE_BUCKET", "models")
+    monkeypatch.setenv("OBJECT_STORE_PREFIX", "ml/ctr")
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    storage = build_resources("prod")["storage"]
+    with dg.build_resources({"storage": storage}) as built:
+        args = built.storage.trainer_args()
+    assert args[args.index("--s3-region") + 1] == "eu-west-2"
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    assert store_from_args(args).filesystem.region == "eu-west-2"
