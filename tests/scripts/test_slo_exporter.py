@@ -17,6 +17,7 @@ from assets.slo.metrics import METRICS
 from resources.factory import build_resources
 from scripts.slo_exporter import DEFAULT_PORT, serve
 from tests.support.environment import REPO_ROOT, free_port
+from tests.support.processes import terminate_and_wait
 from tests.support.slo import (
     features_job,
     home,
@@ -66,8 +67,7 @@ def test_the_exporter_process_serves_the_slo_asset_numbers(slo_home):
         try:
             text = scrape(port)
         finally:
-            process.terminate()
-            process.wait(timeout=30)
+            terminate_and_wait(process)
     values = samples(text)
     assert all(name.endswith(UNITS) for name, _ in values), sorted({n for n, _ in values})
     for metric in METRICS:

@@ -45,6 +45,7 @@ from scripts.dagster_processes import LOCATION, REPOSITORY, DagsterProcesses, em
 from scripts.synthetic_events import seed_warehouse
 from sensors.training_trigger import training_request
 from tests.support.environment import REPO_ROOT, free_port
+from tests.support.processes import terminate_and_wait
 from tests.support.slo import materialize_slo, samples, scrape
 
 pytestmark = pytest.mark.slow
@@ -400,8 +401,7 @@ def test_three_days_of_slos_from_the_real_daemon(tmp_path, monkeypatch):
             try:
                 served = samples(scrape(port))
             finally:
-                exporter.terminate()
-                exporter.wait(timeout=30)
+                terminate_and_wait(exporter)
         for metric in METRICS:
             value = reported[days[2]][metric.key]
             assert served[(metric.name, tuple(sorted(metric.labels)))] == pytest.approx(value)
