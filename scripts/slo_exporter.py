@@ -15,7 +15,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
-import time
+import signal
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -110,13 +111,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--host", default="0.0.0.0", help="Address to listen on.")
     args = parser.parse_args(argv)
+    stop = threading.Event()
+    # Kubernetes stops the pod with SIGTERM. Handled here, not left to the default action: a
+    # process can start with SIGTERM ignored (Dagster maps SIGTERM to SIGINT's disposition in
+    # the processes it runs in, and a background job's SIGINT is ignored), and an ignored
+    # disposition survives exec, so the exporter would never stop.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with dg.DagsterInstance.get() as instance:
         server, _ = serve(instance, args.host, args.port)
         print(f"serving pipeline SLO metrics on http://{args.host}:{args.port}/metrics", flush=True)
         try:
-            while True:
-                time.sleep(3600)
+            while not stop.wait(timeout=1.0):
+                pass
         except KeyboardInterrupt:
+            pass
+        finally:
             server.shutdown()
 
 

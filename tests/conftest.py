@@ -1,6 +1,7 @@
 """Shared fixtures: a seeded embedded environment, an S3 server on loopback, real Postgres."""
 
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,15 @@ for _package in ("assets", "resources", "sensors", "training", "scripts"):
     assert Path(_module.__file__).resolve().parent.parent == REPO_ROOT, (
         f"'{_package}' imported from {_module.__file__}, not from this repository"
     )
+
+
+# A suite started as a background job inherits SIGINT ignored. Dagster maps SIGTERM to SIGINT's
+# disposition when it executes in this process, an ignored disposition survives exec, and so a
+# process the tests start afterwards would ignore SIGTERM unless it installs its own handler
+# (seen: the SLO exporter outlived its SIGTERM). Python's own Ctrl-C handling restores what a
+# foreground run has; tests/scripts/test_slo_exporter.py checks the inherited case itself.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from resources.factory import build_resources  # noqa: E402
 from resources.warehouse.backends import PostgresBackend, SqliteBackend  # noqa: E402

@@ -15,6 +15,7 @@ import yaml
 from assets.partitions import daily_partitions, day_bounds
 from assets.slo.metrics import METRICS
 from resources.factory import build_resources
+from scripts.dagster_processes import embedded_home
 from scripts.slo_exporter import DEFAULT_PORT, serve
 from tests.support.environment import REPO_ROOT, free_port
 from tests.support.processes import terminate_and_wait
@@ -99,6 +100,27 @@ def test_nothing_computed_yet_serves_no_slo_metrics(tmp_path):
             server.shutdown()
             thread.join(timeout=10)
     assert not [n for n, _ in samples(text) if n.startswith("ml_pipeline_")]
+
+
+def test_the_exporter_stops_on_sigterm_even_when_started_with_it_ignored(tmp_path):
+    """A process can inherit SIGTERM ignored (Dagster maps it to SIGINT's disposition, ignored
+    in a background job), and the ignore survives exec: the exporter handles SIGTERM itself."""
+    home = embedded_home(tmp_path / "home")
+    port = free_port()
+    started_ignoring = (
+        "import runpy, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"sys.argv = ['slo_exporter', '--port', '{port}', '--host', '127.0.0.1']; "
+        "runpy.run_module('scripts.slo_exporter', run_name='__main__')"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", started_ignoring],
+        cwd=REPO_ROOT,
+        env={**os.environ, "DAGSTER_HOME": str(home)},
+    )
+    try:
+        scrape(port)
+    finally:
+        assert terminate_and_wait(process, timeout=10) == 0
 
 
 def test_the_kubernetes_manifest_and_the_helm_values_use_the_exporters_port():
