@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.support.environment import REPO_ROOT
+from tests.support.queue_policy import HELM
 
 DOCKER = REPO_ROOT / "deployments" / "docker"
 DOCKERFILES = sorted(DOCKER.glob("Dockerfile*"))
@@ -121,9 +122,7 @@ def test_the_run_user_owns_the_dagster_home_the_chart_sets():
     """The chart and the K8s run launcher set DAGSTER_HOME to the chart's dagsterHome; Dagster
     writes under it, so a run worker running as the image's user must own it."""
     dagster_home = "/opt/dagster/dagster_home"  # the chart's default; values.yaml keeps it
-    assert "dagsterHome" not in yaml.safe_load(
-        (REPO_ROOT / "deployments/k8s/values.yaml").read_text()
-    )
+    assert "dagsterHome" not in yaml.safe_load(HELM.read_text())
     instructions = _instructions(DOCKER / "Dockerfile")
     user = [rest for k, rest in instructions if k == "USER"][-1]
     runs = " ".join(rest for k, rest in instructions if k == "RUN")
@@ -134,7 +133,7 @@ def test_the_run_user_owns_the_dagster_home_the_chart_sets():
 def test_the_code_location_image_renders_as_a_digest_reference():
     """The chart renders a user deployment's image as "<repository>:<tag>" (helpers
     dagster.dagsterImage.name): with the digest as the tag, that is repo@sha256:<64 hex>."""
-    values = yaml.safe_load((REPO_ROOT / "deployments/k8s/values.yaml").read_text())
+    values = yaml.safe_load(HELM.read_text())
     for deployment in values["dagster-user-deployments"]["deployments"]:
         image = deployment["image"]
         assert image["tag"].startswith("REPLACE-WITH"), "the committed values hold a placeholder"

@@ -7,7 +7,7 @@ set. Every process of our image that opens the instance (run workers, the code s
 exporter) connects with that block and our lock's packages.
 """
 
-from collections.abc import Mapping
+from tests.support.queue_policy import helm_merge
 
 # The chart's own values.yaml for what ours leaves unset.
 CHART_POSTGRESQL_DEFAULTS = {
@@ -24,10 +24,10 @@ STORAGES = (
 )
 
 
-def render_helm_storage(values: Mapping, hostname: str) -> dict:
+def render_helm_storage(values: dict, hostname: str) -> dict:
     """The three storage blocks as the chart renders them; `hostname` stands for the chart's
     dagster.postgresql.host (the subchart's Service or postgresqlHost)."""
-    postgresql = {**CHART_POSTGRESQL_DEFAULTS, **(values.get("postgresql") or {})}
+    postgresql = helm_merge(CHART_POSTGRESQL_DEFAULTS, values.get("postgresql") or {})
     block = {
         "username": postgresql["postgresqlUsername"],
         "password": {"env": "DAGSTER_PG_PASSWORD"},

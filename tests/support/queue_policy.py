@@ -53,12 +53,17 @@ def helm_merge(defaults: dict, overrides: dict) -> dict:
     return merged
 
 
-def render_run_coordinator(values: dict) -> dict:
-    """templates/helpers/instance/_run-coordinator.tpl (QueuedRunCoordinator), key by key."""
-    queued = helm_merge(
+def _queued_run_coordinator(values: dict) -> dict:
+    """dagsterDaemon.runCoordinator.config.queuedRunCoordinator as the chart sees it."""
+    return helm_merge(
         CHART_QUEUED_RUN_COORDINATOR_DEFAULTS,
         values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"],
     )
+
+
+def render_run_coordinator(values: dict) -> dict:
+    """templates/helpers/instance/_run-coordinator.tpl (QueuedRunCoordinator), key by key."""
+    queued = _queued_run_coordinator(values)
     concurrency_enabled = bool((values.get("concurrency") or {}).get("enabled"))
     coordinator = {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
     if not any(v not in (None, "", [], {}, False) for v in queued.values()):
@@ -92,10 +97,7 @@ def render_concurrency(values: dict) -> dict | None:
     if not concurrency.get("enabled"):
         return None
     pools, runs = concurrency.get("pools") or {}, concurrency.get("runs") or {}
-    queued = helm_merge(
-        CHART_QUEUED_RUN_COORDINATOR_DEFAULTS,
-        values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"],
-    )
+    queued = _queued_run_coordinator(values)
     if runs.get("maxConcurrentRuns") is not None and queued.get("maxConcurrentRuns") is not None:
         raise ValueError("maxConcurrentRuns set in both concurrency.runs and the run coordinator")
     if runs.get("tagConcurrencyLimits") and queued.get("tagConcurrencyLimits"):
