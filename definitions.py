@@ -6,6 +6,7 @@ Read it as the table of contents: each line names a capability and the folder it
 import dagster as dg
 
 from assets.features.assets import feature_assets
+from assets.guard.asset import model_next_day_guard
 from assets.jobs import daily_features_job, daily_training_job, freshness_job, pipeline_slo_job
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
@@ -39,6 +40,8 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
             daily_events,
             *feature_assets,
             training_dataset,
+            # assets/guard: yesterday's promotion judged on today's unseen rows, rolled back
+            model_next_day_guard,
             model_checkpoint,
             model_evaluation,
             # assets/registry: promotion by compare-and-swap, the production version

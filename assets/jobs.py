@@ -21,11 +21,16 @@ freshness_job = dg.define_asset_job(
 daily_training_job = dg.define_asset_job(
     "daily_training_job",
     selection=dg.AssetSelection.assets(
-        "training_dataset", "model_checkpoint", "model_evaluation", "model_promotion"
+        "training_dataset",
+        "model_next_day_guard",
+        "model_checkpoint",
+        "model_evaluation",
+        "model_promotion",
     ),
-    description="Builds the day's approved training window, trains the day's model (warm start "
-    "from production), evaluates it against the production model and, if it passes, promotes "
-    "it by compare-and-swap.",
+    description="Builds the day's approved training window, judges yesterday's promotion on the "
+    "day's unseen examples (rolling it back if it is worse than the version it replaced), "
+    "trains the day's model (warm start from production), evaluates it against the production "
+    "model and, if it passes, promotes it by compare-and-swap.",
 )
 
 pipeline_slo_job = dg.define_asset_job(

@@ -18,6 +18,7 @@ GROUPS = {
     "item_daily_features": "features",
     "training_examples": "features",
     "training_dataset": "training",
+    "model_next_day_guard": "training",
     "model_checkpoint": "training",
     "model_evaluation": "training",
     "model_promotion": "training",

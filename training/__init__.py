@@ -12,7 +12,8 @@ Modules, one job each:
   progress      JSON progress lines on stdout and the progress.json heartbeat
   metrics       AUC and log loss without sklearn
   loop          train(): resume, train, save on interval/time/SIGTERM, evaluate
-  evaluate      score a verified checkpoint on a window's held-out rows
+  evaluate      score a verified checkpoint on a window's held-out rows, or on a later day's rows
+  paired_bootstrap  the paired-bootstrap interval of two models' difference on the same rows
   cli           `python -m training ...` (alone or under torchrun)
   store_args    where the object store is, as command-line arguments (CLI and Pipes bridge)
 

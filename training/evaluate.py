@@ -22,7 +22,14 @@ import torch
 from resources.storage.object_store import ObjectStore
 from training.checkpoint import load_step_key
 from training.config import TrainConfig
-from training.data import eval_mask, load_dataset, read_examples
+from training.data import (
+    attach_history,
+    encode,
+    eval_mask,
+    load_dataset,
+    read_examples,
+    read_inputs,
+)
 from training.loop import MODEL_FILE
 from training.metrics import (
     constant_log_loss,
@@ -144,6 +151,55 @@ def score_checkpoint(
             "follow load_dataset."
         )
     return model_scores(labels, logits, rows.segments, bins)
+
+
+@dataclass(frozen=True)
+class UnseenRows:
+    """Every example among the input keys (rows no model of an earlier day trained on), sorted
+    by event id, with the history features of the days before each row's day attached."""
+
+    table: pa.Table
+    labels: np.ndarray
+    segments: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def unseen_rows(store: ObjectStore, input_keys: Sequence[str]) -> UnseenRows:
+    """All examples of the partitions at `input_keys` (a day after the models' windows: none
+    of them trained on any row), history attached from the feature partitions among the keys."""
+    inputs = read_inputs(store, input_keys)
+    table = inputs.examples
+    table = table.take(pc.sort_indices(table, sort_keys=[("event_id", "ascending")]))
+    table = attach_history(table, inputs.user_features, inputs.item_features)
+    return UnseenRows(
+        table=table,
+        labels=table["label"].to_numpy(zero_copy_only=False).astype(np.float64),
+        segments={
+            column: np.asarray(table[column].to_pylist(), dtype=object)
+            for column in SEGMENT_COLUMNS
+        },
+    )
+
+
+@torch.no_grad()
+def checkpoint_logits(
+    store: ObjectStore,
+    *,
+    step_key: str,
+    manifest_sha256: str,
+    config: Mapping[str, Any],
+    rows: UnseenRows,
+) -> np.ndarray:
+    """The verified checkpoint's logits on `rows`, each row encoded with the model's own config."""
+    train_config = TrainConfig.from_dict(config)
+    loaded = load_step_key(store, step_key, manifest_sha256)
+    model = build_model(train_config)
+    model.load_state_dict(loaded.payloads[MODEL_FILE])
+    model.eval()
+    encoded = encode(rows.table, train_config)
+    return model(encoded.categorical, encoded.numeric).numpy().astype(np.float64)
 
 
 def score_models(

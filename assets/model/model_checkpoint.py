@@ -17,6 +17,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from assets.guard.records import GUARD_ASSET
 from assets.model.environment_gate import environment_gate
 from assets.model.records import read_candidate, resolve_production, same_shape, write_candidate
 from assets.model.training_dataset import ASSET as DATASET_ASSET
@@ -396,6 +397,9 @@ def _outcome(invocation: dg.PipesClientCompletedInvocation) -> dict:
         # backfill daemon launches a self-dependent asset's partitions oldest first, one run
         # at a time under multi_run(1)), which init_from previous_day needs.
         dg.AssetDep(ASSET, partition_mapping=PREVIOUS_DAY),
+        # The next-day guard judges yesterday's promotion first: a day never warm-starts from,
+        # or is evaluated against, a production model the day's own data has just rejected.
+        GUARD_ASSET,
     ],
     pool="gpu",
     # Each retry re-launches the trainer under the same fingerprint, so it resumes.

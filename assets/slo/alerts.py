@@ -15,14 +15,23 @@ from resources.storage.object_store import ObjectStore, PreconditionFailed
 ALERTS_PREFIX = "slo/alerts"
 
 
-def marker_key(day: str, check: str) -> str:
-    return f"{ALERTS_PREFIX}/{day}/{check}.json"
+def marker_key(day: str, check: str, prefix: str = ALERTS_PREFIX) -> str:
+    return f"{prefix}/{day}/{check}.json"
 
 
-def alert_once(store: ObjectStore, notifier: Notifier, day: str, check: str, alert: Alert) -> bool:
-    """Send `alert` unless this day's breach of `check` was already announced. True: sent."""
+def alert_once(
+    store: ObjectStore,
+    notifier: Notifier,
+    day: str,
+    check: str,
+    alert: Alert,
+    *,
+    prefix: str = ALERTS_PREFIX,
+) -> bool:
+    """Send `alert` unless this day's breach of `check` was already announced (markers under
+    `prefix`: each alerting capability has its own). True: sent."""
     try:
-        store.put_if_absent(marker_key(day, check), json.dumps(asdict(alert)).encode())  # type: ignore[attr-defined]
+        store.put_if_absent(marker_key(day, check, prefix), json.dumps(asdict(alert)).encode())  # type: ignore[attr-defined]
     except PreconditionFailed:
         return False
     notifier.send(alert)
