@@ -247,7 +247,7 @@ def _act(
             + "; ".join(verdict["findings"])
         )
         result = roll_back(
-            models, expected=judged, to_version=replaced, why=why, run_id=context.run_id
+            models, expected=judged, to_version=replaced, why=why, run_id=context.run.run_id
         )
         if not result.rolled_back:
             context.log.warning(
@@ -257,7 +257,7 @@ def _act(
             )
             return f"not rolled back: production moved to {result.observed} after the judgement"
         done = {"from": judged, "to": replaced, "sequence": result.sequence, "why": why}
-        record_rollback(store, partition, {**done, "run_id": context.run_id})
+        record_rollback(store, partition, {**done, "run_id": context.run.run_id})
         state = models.read_alias(PRODUCTION)
         if state is not None:  # production_model's page names the restored version
             context.log_event(
@@ -290,7 +290,7 @@ def _act(
             threshold=f"{difference['confidence']:.0%} paired-bootstrap interval beyond "
             f"max_log_loss_increase {verdict['config']['max_log_loss_increase']} / "
             f"max_auc_drop {verdict['config']['max_auc_drop']}",
-            run_id=context.run_id,
+            run_id=context.run.run_id,
         ),
         prefix=ALERTS_PREFIX,
     )
@@ -320,7 +320,7 @@ def model_next_day_guard(
     store = storage.open_store()
     models = registry.open_registry()
     try:
-        fresh = compute_verdict(store, models, partition, config, context.run_id)
+        fresh = compute_verdict(store, models, partition, config, context.run.run_id)
     except PartitionNotPublished as err:
         raise dg.Failure(
             f"{GUARD_ASSET} {partition}: the day's approved examples are not readable: {err}",
