@@ -688,10 +688,12 @@ class ModelRegistry:
                 try:  # before the commit point: a failure here moves nothing
                     self._write_history(state.move, read_first=True)
                 except Exception as err:
+                    record_key = self.history_key(alias, state.move.sequence)
                     raise MoveFailed(
-                        f"alias {alias!r}: nothing moved ({observed!r} -> {to_version!r}): the "
-                        f"history record of move {state.move.sequence} could not be completed "
-                        f"first ({type(err).__name__}: {err})"
+                        f"alias {alias!r} ({self.store.uri(key)}): nothing moved ({observed!r} "
+                        f"-> {to_version!r}): the history record of move {state.move.sequence} "
+                        f"({self.store.uri(record_key)}) is missing and could not be written "
+                        f"first ({type(err).__name__}: {err}). Re-run the same call."
                     ) from err
             try:
                 if state is None:
