@@ -8,8 +8,10 @@ metadata names the production version.
   candidate is re-scored against the new production on the same held-out rows with the same
   checks, and only if it still passes is there one more compare-and-swap, against that new
   version; otherwise it is refused. Never a blind retry.
-- `rollback_model_job` (launchpad): moves an alias to a named version or "previous", by CAS,
-  recording why.
+- `rollback_model_job` (launchpad): moves an alias back ("previous": the version that served
+  before the current one was promoted, skipping versions rolled back; the version left is
+  marked so that no daily promotion brings it back) or to a named version, by CAS, recording
+  why.
 - `production_model`: which version serves; every promotion and rollback records a
   materialization of it, so its page always names the current production version.
 """
@@ -45,6 +47,7 @@ from resources.registry.registry import (
     MoveResult,
     PromotionConflict,
     RegistryError,
+    RolledBackVersion,
     environment_fingerprint,
     promote,
 )
@@ -293,6 +296,8 @@ def _redecide(
             allow_retries=False,
             metadata={"candidate": candidate_version, "observed_production": str(again.observed)},
         ) from again
+    except RolledBackVersion as err:
+        raise dg.Failure(f"{moved}. {err}", allow_retries=False) from err
     return result, {
         "re_decided_against": observed or "none",
         "re_decision_report": dg.MetadataValue.path(store.uri(key)),
@@ -351,6 +356,14 @@ def model_promotion(
             context, store, models, report, (key, sha256), record.version, err
         )
         why = extra["why"]
+    except RolledBackVersion as err:
+        raise dg.Failure(
+            f"{PROMOTION_ASSET} {partition}: {err} Production stays {expected!r}.",
+            allow_retries=False,
+        ) from err
+    if result.history_pending:
+        # Committed: production serves the candidate; only its history record is late.
+        context.log.warning(result.history_pending)
     _record_production(context, models)
     return dg.MaterializeResult(
         metadata={
@@ -363,6 +376,7 @@ def model_promotion(
             "why": why,
             "evaluation_report": dg.MetadataValue.path(store.uri(key)),
             "evaluation_report_sha256": sha256,
+            "history_record": result.history_pending or "written",
         }
     )
 
@@ -391,12 +405,20 @@ def production_model(
 class RollbackConfig(dg.Config):
     """Which version the alias should name again, and why (recorded in its history)."""
 
-    to_version: str = Field(description='A registered version id, or "previous".')
+    to_version: str = Field(
+        description='"previous": the version that served before the current one was promoted '
+        "(skipping versions rolled back; the current one is marked rolled back), or a "
+        "registered version id."
+    )
     why: str = Field(description="The reason, recorded in the alias history.")
     alias: str = Field(default=PRODUCTION, description="The alias to move.")
     expected_current: str | None = Field(
         default=None,
         description="The version you saw in the UI; refused if the alias names another by now.",
+    )
+    reinstate: str | None = Field(
+        default=None,
+        description="To move to a version that was rolled back, name it here as well.",
     )
 
 
@@ -414,28 +436,36 @@ def move_model_alias(
         )
     expected = config.expected_current or state.version
     try:
-        target = (
-            models.previous_version(config.alias)
-            if config.to_version == "previous"
-            else config.to_version
-        )
-        result = models.move_alias(
-            config.alias, target, expected=expected, why=config.why, run_id=context.run_id
-        )
+        if config.to_version == "previous":
+            result = models.rollback(
+                config.alias, expected=expected, why=config.why, run_id=context.run_id
+            )
+        else:
+            result = models.move_alias(
+                config.alias,
+                config.to_version,
+                expected=expected,
+                why=config.why,
+                run_id=context.run_id,
+                reinstate=config.reinstate,
+            )
     except (RegistryError, ValueError) as err:
         raise dg.Failure(f"rollback of {config.alias!r}: {err}", allow_retries=False) from err
     context.log.info(
         f"alias {config.alias!r}: {result.move.from_version} -> {result.move.to_version} "
-        f"(move {result.move.sequence}{'' if result.moved else ', already there'})"
+        f"({result.move.kind} {result.move.sequence}{'' if result.moved else ', already there'})"
     )
+    if result.history_pending:
+        context.log.warning(result.history_pending)
     if config.alias == PRODUCTION:
         _record_production(context, models)
 
 
 @dg.job(
     name="rollback_model_job",
-    description="Moves the production alias (or another) back to a named version or "
-    '"previous", by compare-and-swap, recording why in its history.',
+    description="Moves the production alias (or another) back to the version that served before "
+    'the current one ("previous", marking the current one rolled back) or to a named version, by '
+    "compare-and-swap, recording why in its history.",
 )
 def rollback_model_job() -> None:
     move_model_alias()

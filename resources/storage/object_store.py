@@ -12,6 +12,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,14 +45,17 @@ def validate_object_key(key: str) -> str:
 
 class PreconditionFailed(RuntimeError):
     """A conditional write was refused: the object exists (create-only) or its version is not
-    the expected one (compare-and-swap). Nothing was written; re-read and re-decide."""
+    the expected one (compare-and-swap). This request wrote nothing, yet an earlier attempt of
+    the same write (a client retry after a lost response) may have: re-read and re-decide."""
 
-    def __init__(self, message: str, *, key: str, concurrent: bool = False):
+    def __init__(self, message: str, *, key: str):
         super().__init__(message)
         self.key = key
-        # True for S3's 409 ConditionalRequestConflict: another conditional write to the key
-        # was in flight, so the outcome of the race is unknown until the key is re-read.
-        self.concurrent = concurrent
+
+
+class ConditionalWriteConflict(PreconditionFailed):
+    """S3's 409 ConditionalRequestConflict: another conditional write to the key was in flight,
+    this one was not applied and may be sent again (the key may still be absent or unchanged)."""
 
 
 @dataclass(frozen=True)
@@ -115,11 +119,52 @@ def _stored(key: str, uri: str, data: bytes) -> StoredObject:
     return StoredObject(key=key, uri=uri, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
-class LocalObjectStore:
-    """A directory on local disk; atomic writes by temp file + fsync + rename in the same dir."""
+# A temp file untouched for this long belongs to a writer that died (a live writer fsyncs and
+# renames within seconds of its last write); the store removes such files when it opens.
+STALE_TEMP_AFTER_S = 3600.0
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]+\.tmp$")
+_swept_roots: set[Path] = set()  # roots already swept by this process
 
-    def __init__(self, root: str | os.PathLike[str]):
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename or link in `directory` durable: without it a power loss can undo a rename
+    that readers already saw (the directory entry lives in the directory's own blocks)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temp_files(root: Path, older_than_s: float = STALE_TEMP_AFTER_S) -> list[Path]:
+    """Delete the store's own temp files (`.<name>.<random>.tmp`) that no write touched for
+    `older_than_s`: what a killed writer leaves behind. Returns what was removed."""
+    removed: list[Path] = []
+    cutoff = time.time() - older_than_s
+    for directory, _, names in os.walk(root):
+        for name in names:
+            if not _TEMP_NAME.match(name):
+                continue
+            path = Path(directory, name)
+            with contextlib.suppress(FileNotFoundError):  # its writer finished meanwhile
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path)
+    return removed
+
+
+class LocalObjectStore:
+    """A directory on local disk; atomic writes by temp file + fsync + rename in the same dir,
+    then an fsync of the directory so the rename survives a power loss."""
+
+    def __init__(
+        self, root: str | os.PathLike[str], stale_temp_after_s: float = STALE_TEMP_AFTER_S
+    ):
         self.root = Path(root).resolve()
+        # Once per process and root: opening a store is frequent, the sweep walks the tree.
+        if self.root not in _swept_roots and self.root.is_dir():
+            remove_stale_temp_files(self.root, stale_temp_after_s)
+            _swept_roots.add(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_object_key(key).split("/"))
@@ -146,6 +191,7 @@ class LocalObjectStore:
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
+        _fsync_directory(path.parent)
 
     def put_bytes(self, key: str, data: bytes) -> StoredObject:
         self._replace(self._path(key), data)
@@ -191,6 +237,7 @@ class LocalObjectStore:
             ) from err
         finally:
             Path(tmp_name).unlink(missing_ok=True)
+        _fsync_directory(path.parent)  # the new name and the temp file's removal
         return _stored(key, self.uri(key), data)
 
     def read_with_version(self, key: str) -> VersionedBytes:
@@ -300,13 +347,18 @@ class S3ObjectStore:
                     f"{error.get('Message', code)}",
                     key=key,
                 ) from err
-            if code in ("ConditionalRequestConflict", "NoSuchKey") or status in (404, 409):
-                # 409: a concurrent conditional write; 404: IfMatch on a deleted object.
-                raise PreconditionFailed(
-                    f"{self.uri(key)}: precondition {condition} not applied ({status} {code}); "
-                    "re-read the object and decide again",
+            if code == "ConditionalRequestConflict" or status == 409:
+                raise ConditionalWriteConflict(
+                    f"{self.uri(key)}: precondition {condition} not applied ({status} {code}): "
+                    "a concurrent conditional write was in flight; re-read the object and decide "
+                    "again",
                     key=key,
-                    concurrent=status == 409,
+                ) from err
+            if code == "NoSuchKey" or status == 404:  # IfMatch on a deleted object
+                raise PreconditionFailed(
+                    f"{self.uri(key)}: precondition {condition} not applied ({status} {code}): "
+                    "the object does not exist",
+                    key=key,
                 ) from err
             raise
         return _stored(key, self.uri(key), data)

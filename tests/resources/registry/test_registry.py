@@ -90,12 +90,14 @@ def test_version_records_are_immutable(registry):
 def test_rollback_to_previous_moves_back_and_is_recorded(registry):
     promote(registry, "v1", None, "first", "run-1")
     promote(registry, "v2", "v1", "second", "run-2")
-    assert registry.previous_version(PRODUCTION) == "v1"
-    registry.move_alias(PRODUCTION, "v1", expected="v2", why="v2 misbehaves", run_id="rb")
+    assert registry.rollback_target(PRODUCTION) == "v1"
+    result = registry.rollback(PRODUCTION, expected="v2", why="v2 misbehaves", run_id="rb")
+    assert result.moved and (result.move.from_version, result.move.to_version) == ("v2", "v1")
     assert registry.resolve(PRODUCTION).version == "v1"
     last = registry.history(PRODUCTION)[-1]
-    assert (last.sequence, last.from_version, last.to_version, last.why) == (
+    assert (last.sequence, last.kind, last.from_version, last.to_version, last.why) == (
         3,
+        "rollback",
         "v2",
         "v1",
         "v2 misbehaves",
