@@ -40,7 +40,7 @@ from assets.publishing.gate_reports import PartitionNotPublished
 from assets.registry.promotion import PRODUCTION_ASSET, alias_metadata
 from assets.slo.alerts import alert_once
 from resources.notifier import Alert, Notifier
-from resources.registry.registry import PRODUCTION, ModelRegistry, ModelVersion
+from resources.registry.registry import PRODUCTION, ROLLBACK, ModelRegistry, ModelVersion
 from resources.registry.resource import ModelRegistryResource
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
@@ -85,7 +85,7 @@ def judged_pair(
         return None, None, None, "no production version yet: nothing to judge"
     production = models.get_version(state.version)
     replaced = None
-    if state.move.from_version is not None:
+    if state.move.from_version is not None and state.move.kind != ROLLBACK:
         earlier = models.get_version(state.move.from_version)
         replaced = earlier if earlier.day < production.day else None
     sequence = state.move.sequence
@@ -251,12 +251,12 @@ def _act(
         )
         if not result.rolled_back:
             context.log.warning(
-                f"{GUARD_ASSET} {partition}: {judged!r} regressed, but production names "
-                f"{result.observed!r} now, not the judged version: a newer move stands, "
-                "nothing rolled back"
+                f"{GUARD_ASSET} {partition}: {judged!r} regressed, but nothing was rolled "
+                f"back: {result.detail} (a newer move stands)"
             )
-            return f"not rolled back: production moved to {result.observed} after the judgement"
-        done = {"from": judged, "to": replaced, "sequence": result.sequence, "why": why}
+            return f"not rolled back: {result.detail}"
+        sequence = models.read_alias(PRODUCTION).move.sequence
+        done = {"from": judged, "to": replaced, "sequence": sequence, "why": why}
         record_rollback(store, partition, {**done, "run_id": context.run.run_id})
         state = models.read_alias(PRODUCTION)
         if state is not None:  # production_model's page names the restored version

@@ -1,12 +1,8 @@
 """The next-day guard in the daily loop, in-process with real training: a first model is only
 recorded; a good promotion stays; a damaged candidate that passed its own (relaxed) evaluation
 is rolled back the next day, marked and alerted once, and a re-run does neither again; a
-newer promotion made after the judgement is never overwritten.
-
-The damaged candidate is a barely trained model (learning rate 1e-6, 10 steps) whose
-evaluation runs with every check relaxed, standing in for an evaluation that is optimistic
-about its own window (for example held-out rows leaked into training); it is promoted by the
-real `model_promotion`, compare-and-swap included."""
+newer promotion made after the judgement is never overwritten (tests/support/guard.py says
+what the damaged candidate is)."""
 
 import dataclasses
 import datetime as dt
@@ -15,70 +11,30 @@ import logging
 import dagster as dg
 import pytest
 
-from assets.features.assets import feature_assets
 from assets.guard.asset import compute_verdict, model_next_day_guard
 from assets.guard.decision import GuardConfig
 from assets.guard.records import ALERTS_PREFIX, claim_verdict, read_verdict
-from assets.guard.rollback import demoted_key
-from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.training_dataset import training_dataset
 from assets.partitions import partition_range_tags
-from assets.registry.promotion import model_promotion, production_model
 from assets.slo.alerts import marker_key
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from resources.registry.registry import PRODUCTION
 from resources.storage.object_store import LocalObjectStore
 from resources.warehouse.backends import SqliteBackend
 from scripts.synthetic_events import seed_warehouse
+from tests.support.guard import DAMAGED, GOOD, LAX, PIPELINE, materialize
+from tests.support.guard import train_and_promote as _train
 
 pytestmark = pytest.mark.slow  # trains real models in trainer subprocesses
 
-PIPELINE = [daily_events, *feature_assets]
-TRAINING = [training_dataset, model_checkpoint, model_evaluation, model_promotion]
-ALL = [*PIPELINE, training_dataset, model_next_day_guard, *TRAINING[1:], production_model]
 FIRST_DAY, LAST_DAY = dt.date(2026, 10, 29), dt.date(2026, 11, 8)
-GOOD = {"total_steps": 150, "checkpoint_every_steps": 50, "init_from": "production"}
-DAMAGED = {**GOOD, "lr": 1e-6, "init_from": "none", "total_steps": 10, "warmup_steps": 0}
-LAX = {
-    "min_auc": 0.0,
-    "baseline_margin": -1.0,
-    "max_auc_drop": 1.0,
-    "max_log_loss_increase": 1.0,
-    "max_segment_auc_drop": 1.0,
-}
-
-
-def _materialize(resources, partition, selection, ops=None):
-    return dg.materialize(
-        ALL,
-        selection=[asset.key for asset in selection],
-        partition_key=partition,
-        resources=resources,
-        run_config={"ops": ops or {}},
-        raise_on_error=False,
-    )
-
-
-def _train(resources, partition, training, evaluation=None):
-    result = _materialize(
-        resources,
-        partition,
-        TRAINING,
-        {
-            "model_checkpoint": {"config": training},
-            "model_evaluation": {"config": evaluation or {"min_auc": 0.55}},
-        },
-    )
-    assert result.success, partition
-    return resources["registry"].open_registry().resolve(PRODUCTION)
 
 
 def _guard(resources, partition):
     """The guard run for `partition` (its approved window first) and its metadata."""
-    assert _materialize(resources, partition, [training_dataset]).success
-    result = _materialize(resources, partition, [model_next_day_guard])
+    assert materialize(resources, partition, [training_dataset]).success
+    result = materialize(resources, partition, [model_next_day_guard])
     assert result.success, partition
     [event] = [
         e for e in result.get_asset_materialization_events() if e.asset_key.path[-1] == GUARD_KEY
@@ -139,7 +95,8 @@ def test_guard_keeps_good_promotions_and_rolls_back_a_bad_one(loop, caplog):
         (bad.version, good.version),
     ]  # the re-run moved nothing
     assert "is worse than" in moves[-1].why and "interval" in moves[-1].why
-    assert store.exists(demoted_key(registry, bad.version))
+    assert bad.version in registry.read_alias(PRODUCTION).rolled_back
+    assert moves[-1].kind == "rollback"
     alerts = [r.getMessage() for r in caplog.records if "next_day_regression" in r.getMessage()]
     assert len(alerts) == 1
     for named in (bad.version, good.version, "log_loss", "99% interval", "max_log_loss_increase"):
@@ -153,7 +110,7 @@ def test_a_newer_promotion_after_the_judgement_is_never_overwritten(loop, caplog
     # 11-07's damaged candidate is promoted; the guard of 11-08 judges it and claims its verdict
     # (a run that decided and had not acted yet) ...
     bad = _train(resources, "2026-11-07", DAMAGED, LAX)
-    assert _materialize(resources, "2026-11-08", [training_dataset]).success
+    assert materialize(resources, "2026-11-08", [training_dataset]).success
     verdict = compute_verdict(store, registry, "2026-11-08", GuardConfig(), "run-deciding")
     assert verdict["regressed"] is True
     claim_verdict(store, verdict)
@@ -167,7 +124,7 @@ def test_a_newer_promotion_after_the_judgement_is_never_overwritten(loop, caplog
     with caplog.at_level(logging.ERROR, logger="ml_template.alerts"):
         acted = _guard(resources, "2026-11-08")
     assert acted["regressed"] is True and acted["rolled_back"] is False
-    assert acted["outcome"].startswith("not rolled back: production moved to newer-by-hand")
+    assert acted["outcome"] == "not rolled back: production moved to newer-by-hand"
     assert registry.read_alias(PRODUCTION).move.sequence == sequence
     assert registry.resolve(PRODUCTION).version == newer.version
     assert read_verdict(store, "2026-11-08")["run_id"] == "run-deciding"
