@@ -2,10 +2,10 @@
 
 Per daily run (features; training, evaluation and promotion): schedule-to-start and its queue
 part, duration, outcome and cost; per day: end-to-end time from "data complete" to "model
-promoted" (or to the verdict that stopped it), the success ratio over the trailing days and the
-production model's age. `pipeline_slo` records them as numeric metadata per day (the UI plots
-them) with asset checks as the SLO verdicts; `scripts/slo_exporter.py` serves the same numbers
-to Prometheus.
+promoted" (or to the verdict that stopped it), the success ratio over the trailing days, the
+production model's age and the time from a bad promotion to its rollback. `pipeline_slo`
+records them as numeric metadata per day (the UI plots them) with asset checks as the SLO
+verdicts; `scripts/slo_exporter.py` serves the same numbers to Prometheus.
 
 Modules, one job each:
   asset           `pipeline_slo`: the day's numbers as metadata, the verdicts as its checks
@@ -15,6 +15,7 @@ Modules, one job each:
   measures        the SLO numbers as pure functions of the run chains
   report          one day's SLO numbers from the instance and the registry
   production_age  how old the production model was when the day's pipeline ended
+  rollback_time   how long the day before's model served before it was rolled back
   cost            a run's seconds times the resources it held, at the configured prices
   verdicts        the day's SLO verdicts: number, threshold, run
   metrics         the metadata keys and the Prometheus metrics they become

@@ -64,6 +64,8 @@ def _metadata(report: DayReport, results: list[Verdict], rates: dict) -> dict:
         "success_window": f"{report.success.succeeded}/{report.success.finished} finished "
         "daily runs succeeded",
         "production_version": (production.version if production else None) or "none",
+        "rolled_back_version": report.rollback.version if report.rollback else "none",
+        "rolled_back_by_run": report.rollback.run_id if report.rollback else "none",
         "as_of": _iso(report.as_of),
         "prices": dg.MetadataValue.json(rates),
         "runs": dg.MetadataValue.json(_runs(report)),

@@ -72,4 +72,10 @@ METRICS: tuple[SloMetric, ...] = (
         "ml_pipeline_production_model_age_days",
         "Days between the day and the data day of the model production served at its end.",
     ),
+    SloMetric(
+        "bad_promotion_to_rollback_seconds",
+        "ml_pipeline_bad_promotion_to_rollback_seconds",
+        "Seconds the day before's model served from its promotion to its rollback (the "
+        "next-day guard's, or a person's); absent when it was not rolled back.",
+    ),
 )

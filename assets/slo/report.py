@@ -15,6 +15,7 @@ from assets.slo.config import SloConfig
 from assets.slo.cost import Trainer, chain_cost, trainers
 from assets.slo.metrics import STAGES
 from assets.slo.production_age import ProductionAt, production_at
+from assets.slo.rollback_time import Rollback, rollback_of_previous_day
 from assets.slo.runs import TRAINING_JOB, Chain, daily_chains
 from resources.pricing import Rates
 from resources.registry.registry import ModelRegistry, RegistryError
@@ -48,6 +49,7 @@ class DayReport:
     trainers: dict[str, Trainer]
     production: ProductionAt | None
     production_error: str | None
+    rollback: Rollback | None = None  # the day before's model, rolled back (the guard's)
 
     @property
     def success(self) -> measures.SuccessRatio:
@@ -71,6 +73,9 @@ class DayReport:
         values["cost_usd"] = float(self.cost_usd)
         age = self.production.age_days(self.day) if self.production else None
         values["production_model_age_days"] = num(age)
+        values["bad_promotion_to_rollback_seconds"] = num(
+            self.rollback.seconds if self.rollback else None
+        )
         return values
 
 
@@ -122,9 +127,10 @@ def compute_day(
     stages = {stage: _stage(chains, stage, found, rates, now) for stage in STAGES}
     ends = [c.last.ended_at for c in chains if c.finished and c.last.ended_at is not None]
     as_of = max(ends) if chains and all(c.finished for c in chains) and ends else now
-    production, error = None, None
+    production, error, rollback = None, None, None
     try:
         production = production_at(registry, as_of)
+        rollback = rollback_of_previous_day(registry, day)
     except RegistryError as err:
         error = str(err)
     waits = [
@@ -150,4 +156,5 @@ def compute_day(
         trainers=found,
         production=production,
         production_error=error,
+        rollback=rollback,
     )

@@ -104,6 +104,9 @@ def test_the_numbers_are_what_the_run_records_say(world):
     assert metadata["success_ratio"] == pytest.approx(5 / 6)
     assert metadata["production_model_age_days"] == 3
     assert metadata["production_version"] == "old-model"
+    # Nothing promoted for the day before was rolled back.
+    assert math.isnan(metadata["bad_promotion_to_rollback_seconds"])
+    assert metadata["rolled_back_version"] == "none"
     assert [row["run_id"] for row in metadata["runs"]] == [
         features.dagster_run.run_id,
         training.dagster_run.run_id,
