@@ -1,7 +1,11 @@
 """The daily loop through the real dagster-daemon and dagster-webserver: the daily features
 run of the newest day (the schedule's tick, as the UI's "Test schedule" launches it) succeeds,
 the training sensor requests `daily_training_job` for that day at daily priority, and the day
-ends trained and evaluated without anyone launching anything else."""
+ends guarded, trained and evaluated without anyone launching anything else.
+
+The day before, a damaged candidate that passed its own (relaxed) evaluation was promoted over
+a good model (tests/support/guard.py): the newest day's run judges it on the newest day's rows
+and rolls production back to the good model before it trains from production."""
 
 import datetime as dt
 import time
@@ -10,15 +14,19 @@ import dagster as dg
 import pytest
 
 from assets.features.assets import feature_assets
+from assets.guard.records import ALERTS_PREFIX, read_verdict
 from assets.model.records import read_evaluation
 from assets.partitions import day_bounds, partition_range_tags, training_partitions
+from assets.slo.alerts import marker_key
 from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
+from resources.registry.registry import PRODUCTION
 from resources.storage.object_store import LocalObjectStore
 from resources.warehouse.backends import SqliteBackend
 from scripts.dagster_processes import LOCATION, REPOSITORY, DagsterProcesses, embedded_home
 from scripts.synthetic_events import seed_warehouse
 from sensors.schedules import DAILY_RUN_PRIORITY
+from tests.support.guard import DAMAGED, GOOD, LAX, train_and_promote
 
 pytestmark = pytest.mark.slow
 
@@ -45,18 +53,24 @@ def _wait_for_run(instance, job: str, timeout: float) -> dg.DagsterRun:
 
 def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
     newest = dt.date.fromisoformat(training_partitions.get_last_partition_key())
-    first = newest - dt.timedelta(days=6)
+    # A full window for the good model of newest - 2 (newest - 8 .. newest - 2).
+    first = newest - dt.timedelta(days=8)
     root = tmp_path / "local"
     root.mkdir()
     # Thirty days on record: the window, and a month for the feature backfill below.
     month = [newest - dt.timedelta(days=n) for n in range(29, -1, -1)]
     seed_warehouse(SqliteBackend(str(root / "warehouse.sqlite")), month[0], newest)
     resources = build_resources("local", local_root=root)
-    # The six earlier days of the window were approved on their own days.
+    # The earlier days were approved on their own days.
     earlier = partition_range_tags(first.isoformat(), (newest - dt.timedelta(1)).isoformat())
     assert dg.materialize(
         [daily_events, *feature_assets], resources=resources, tags=earlier
     ).success
+    # A good model of newest - 2, then a damaged one of newest - 1 promoted over it.
+    good = train_and_promote(resources, (newest - dt.timedelta(2)).isoformat(), GOOD)
+    bad = train_and_promote(resources, (newest - dt.timedelta(1)).isoformat(), DAMAGED, LAX)
+    registry = resources["registry"].open_registry()
+    assert registry.history(PRODUCTION)[-1].from_version == good.version
 
     home = embedded_home(tmp_path / "dagster_home")
     env = {"LOCAL_DATA_DIR": str(root), "DAGSTER_DEPLOYMENT": "local"}
@@ -99,8 +113,25 @@ def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
             time.sleep(45)  # longer than the training sensor's 30 s interval
             training_runs = instance.get_runs(filters=dg.RunsFilter(job_name="daily_training_job"))
             assert [run.run_id for run in training_runs] == [training_run.run_id]
-    verdict = read_evaluation(LocalObjectStore(root / "object-store"), newest.isoformat())
+    store = LocalObjectStore(root / "object-store")
+    verdict = read_evaluation(store, newest.isoformat())
     assert verdict is not None and verdict["partition"] == newest.isoformat()
+    # The guard of the newest day rolled the damaged model back, in the daily run, before the
+    # day trained: the day's model started from, and was judged against, the good model.
+    guard = read_verdict(store, newest.isoformat())
+    assert guard["regressed"] is True and guard["run_id"] == training_run.run_id
+    assert (guard["production"]["version"], guard["replaced"]["version"]) == (
+        bad.version,
+        good.version,
+    )
+    rollbacks = [m for m in registry.history(PRODUCTION) if m.kind == "rollback"]
+    assert [(m.from_version, m.to_version, m.run_id) for m in rollbacks] == [
+        (bad.version, good.version, training_run.run_id)
+    ]
+    assert bad.version in registry.read_alias(PRODUCTION).rolled_back
+    assert registry.resolve(PRODUCTION).version != bad.version
+    assert store.exists(marker_key(newest.isoformat(), "next_day_regression", ALERTS_PREFIX))
+    assert verdict["production"]["version"] == good.version
     print(
         f"request -> evaluation end: {evaluated - requested:.1f} s; features run end -> training"
         f" run start: {training_start - features_end:.1f} s; candidate AUC "

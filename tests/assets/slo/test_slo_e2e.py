@@ -404,7 +404,11 @@ def test_three_days_of_slos_from_the_real_daemon(tmp_path, monkeypatch):
                 terminate_and_wait(exporter)
         for metric in METRICS:
             value = reported[days[2]][metric.key]
-            assert served[(metric.name, tuple(sorted(metric.labels)))] == pytest.approx(value)
+            series = (metric.name, tuple(sorted(metric.labels)))
+            if math.isnan(value):  # a number the day does not have (no rollback) is left out
+                assert series not in served, metric.key
+                continue
+            assert served[series] == pytest.approx(value)
 
         # Materialized again (in process, same instance): the same numbers, no new alert.
         for name, value in env.items():
