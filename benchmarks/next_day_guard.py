@@ -1,30 +1,33 @@
 """How often the next-day guard takes back a good promotion, and the smallest regression it
 catches at the day's sample size, on the example's synthetic days.
 
-Seeds the synthetic warehouse (2,000 impressions a day, seed 7), approves every day's events
-and features through Dagster, then runs the daily loop in date order as the daily training
-job does (training_dataset -> model_checkpoint -> model_evaluation, warm start from
-production), one in-process run per day. Each day D whose candidate passed its evaluation is
-"promoted" over the previous passing model, and the guard's own scoring and decision
+Seeds the synthetic warehouse (2,000 impressions a day, seed 7) and approves every day's events
+and features through Dagster. Then the daily loop trains `--models` days in date order as the
+daily training job does (training_dataset -> model_checkpoint -> model_evaluation, warm start
+from production), one in-process run per day; each candidate that passed its evaluation is
+"promoted" over the previous passing one. With the guard's own scoring and decision
 (training.evaluate's unseen rows and checkpoint logits, training.paired_bootstrap,
-assets.guard.decision with the asset's default config) judge it on every example of D+1:
+assets.guard.decision at the asset's default config):
 
-- false rollbacks: good days (D's own model promoted) the guard would have rolled back; the
-  acceptance bar is 0 over at least 30 consecutive days;
-- power: D's model damaged on purpose, its logits multiplied by a temperature t > 1
-  (over-confident: same ranking, worse log loss) or shifted by a bias b (miscalibrated), at
-  several strengths; for each strength, the share of days rolled back and the median true
-  log-loss increase on D+1's rows. The smallest strength detected on >= 90 % of the days is
-  the smallest regression the guard catches at this sample size.
+- false rollbacks: each good promotion (a passing model over the one before it) is judged on
+  each of the `--days-per-pair` days after its own, every example of the day, as the guard of
+  that day would; none may roll back (the acceptance bar: 0 over at least 30 judged days);
+- power: on the same days, the promoted model against a damaged copy of itself promoted over
+  it, its logits multiplied by a temperature t > 1 (over-confident: same ranking, worse log
+  loss) or shifted by a bias b (miscalibrated), at several strengths. For each strength: the
+  share of days rolled back, and the median log-loss increase of the copy over the original
+  on the day's rows. The smallest strength caught on >= 90 % of the days gives the smallest
+  regression the guard catches at this sample size.
 
-    python -m benchmarks.next_day_guard --judged-days 30
+    python -m benchmarks.next_day_guard --models 4 --days-per-pair 10
 
-The last line is `ratio=<smallest log-loss increase detected with >= 90 % power / the good
-models' median log loss on the same rows>` (the relative regression it catches; temperature).
+The last line is `ratio=<smallest log-loss increase caught with >= 90 % power (temperature) /
+the promoted models' median log loss on the same rows>` (the relative regression it catches).
 """
 
 import argparse
 import datetime as dt
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +40,7 @@ from assets.guard.decision import GuardConfig, decide
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.records import read_candidate, read_evaluation
-from assets.model.training_dataset import training_dataset
+from assets.model.training_dataset import manifest_key, training_dataset
 from assets.partitions import TRAINING_WINDOW_DAYS, partition_range_tags
 from benchmarks.features import QUIET_CONSOLE
 from benchmarks.model_quality import PIPELINE
@@ -92,7 +95,10 @@ def _smallest(name: str, strengths, detected: dict, increases: dict) -> float | 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--judged-days", type=int, default=30, help="good days judged (>= 1)")
+    parser.add_argument("--models", type=int, default=4, help="daily models trained (>= 2)")
+    parser.add_argument(
+        "--days-per-pair", type=int, default=10, help="days each promotion is judged on"
+    )
     parser.add_argument("--impressions", type=int, default=2000, help="impressions a day")
     parser.add_argument("--steps", type=int, default=None, help="total_steps (default: asset's)")
     parser.add_argument(
@@ -100,15 +106,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     config = GuardConfig()
-    # Day index 6 is the first trainable day; the first judged model is the second trained one.
-    trained = args.judged_days + 1
-    last = FIRST_DAY + dt.timedelta(days=TRAINING_WINDOW_DAYS - 1 + trained)
+    first_model = FIRST_DAY + dt.timedelta(days=TRAINING_WINDOW_DAYS - 1)
+    model_days = [first_model + dt.timedelta(days=n) for n in range(args.models)]
+    last = model_days[-1] + dt.timedelta(days=args.days_per_pair)
     training_config: dict = {"init_from": "production"}
     if args.steps is not None:
         training_config |= {"total_steps": args.steps, "warmup_steps": min(20, args.steps)}
     ops: dict = {"model_checkpoint": {"config": training_config}}
     if args.min_auc is not None:
         ops["model_evaluation"] = {"config": {"min_auc": args.min_auc}}
+    started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         seed_warehouse(
@@ -123,35 +130,47 @@ def main(argv: list[str] | None = None) -> None:
         assert dg.materialize(
             PIPELINE, resources=resources, tags=tags, run_config=QUIET_CONSOLE
         ).success
-        passing: list[dict] = []  # the promoted models, oldest first
-        false_rollbacks, judged, production_losses = 0, 0, []
-        detected: dict = {s: [] for s in (*TEMPERATURES, *BIASES)}
-        increases: dict = {s: [] for s in (*TEMPERATURES, *BIASES)}
-        print("day         rows  production_ll replaced_ll ll_diff  interval            verdict")
-        started = time.monotonic()
-        for index in range(TRAINING_WINDOW_DAYS - 1, TRAINING_WINDOW_DAYS - 1 + trained + 1):
-            day = FIRST_DAY + dt.timedelta(days=index)
-            partition = day.isoformat()
-            selection = TRAINING if index < TRAINING_WINDOW_DAYS - 1 + trained else TRAINING[:1]
-            result = dg.materialize(
+
+        def run(partition: str, selection: list, run_ops: dict):
+            return dg.materialize(
                 [*PIPELINE, *TRAINING],
                 selection=[asset.key for asset in selection],
                 partition_key=partition,
                 resources=resources,
-                run_config={
-                    **QUIET_CONSOLE,
-                    "ops": ops if selection == TRAINING else {},
-                },
+                run_config={**QUIET_CONSOLE, "ops": run_ops},
                 raise_on_error=False,
             )
-            # A candidate failing its evaluation is not promoted (the loop goes on without it).
-            assert result.success or selection != TRAINING[:1], partition
-            # Yesterday's promotion (and the model it replaced) judged on this day's rows.
-            if (
-                len(passing) >= 2
-                and passing[-1]["partition"] == (day - dt.timedelta(1)).isoformat()
-            ):
-                production, replaced = passing[-1], passing[-2]
+
+        passing: list[dict] = []  # the promoted models, oldest first
+        for day in model_days:
+            partition = day.isoformat()
+            result = run(partition, TRAINING, ops)  # a failed evaluation: not promoted
+            candidate, verdict = read_candidate(store, partition), read_evaluation(store, partition)
+            passed = bool(verdict and verdict["passed"] and candidate["run_id"] == result.run_id)
+            print(f"model {partition}: evaluation {'passed' if passed else 'failed'}", flush=True)
+            if passed:
+                passing.append(candidate)
+        judged_days = sorted(
+            {
+                dt.date.fromisoformat(p["partition"]) + dt.timedelta(days=n)
+                for p in passing[1:]
+                for n in range(1, args.days_per_pair + 1)
+            }
+        )
+        for day in judged_days:
+            if not store.exists(manifest_key(day.isoformat())):  # the day's verified window
+                assert run(day.isoformat(), TRAINING[:1], {}).success, day
+        false_rollbacks, judged, production_losses = 0, 0, []
+        detected: dict = {s: [] for s in (*TEMPERATURES, *BIASES)}
+        increases: dict = {s: [] for s in (*TEMPERATURES, *BIASES)}
+        print(
+            "promoted    replaced    judged_on   rows  production_ll replaced_ll ll_diff  "
+            "interval            verdict"
+        )
+        for replaced, production in itertools.pairwise(passing):
+            promoted_on = dt.date.fromisoformat(production["partition"])
+            for n in range(1, args.days_per_pair + 1):
+                partition = (promoted_on + dt.timedelta(days=n)).isoformat()
                 rows = unseen_rows(store, day_input_keys(store, partition))
                 labels = rows.labels
                 ours, theirs = _logits(store, production, rows), _logits(store, replaced, rows)
@@ -166,31 +185,25 @@ def main(argv: list[str] | None = None) -> None:
                 production_losses.append(base)
                 loss = difference.log_loss
                 print(
-                    f"{partition}  {len(labels)}  {base:.4f}        {log_loss(labels, theirs):.4f}"
-                    f"      {loss.estimate:+.4f} [{loss.lower:+.4f}, {loss.upper:+.4f}]  "
+                    f"{production['partition']}  {replaced['partition']}  {partition}  "
+                    f"{len(labels)}  {base:.4f}        {log_loss(labels, theirs):.4f}      "
+                    f"{loss.estimate:+.4f} [{loss.lower:+.4f}, {loss.upper:+.4f}]  "
                     f"{'ROLLBACK' if decision.regressed else 'stays'}",
                     flush=True,
                 )
                 for strength in TEMPERATURES:
                     damaged = ours * strength
-                    detected[strength].append(_regressed(labels, damaged, theirs, config))
+                    detected[strength].append(_regressed(labels, damaged, ours, config))
                     increases[strength].append(log_loss(labels, damaged) - base)
                 for strength in BIASES:
                     damaged = ours + strength
-                    detected[strength].append(_regressed(labels, damaged, theirs, config))
+                    detected[strength].append(_regressed(labels, damaged, ours, config))
                     increases[strength].append(log_loss(labels, damaged) - base)
-            if index < TRAINING_WINDOW_DAYS - 1 + trained:
-                candidate, verdict = (
-                    read_candidate(store, partition),
-                    read_evaluation(store, partition),
-                )
-                if verdict and verdict["passed"] and candidate["run_id"] == result.run_id:
-                    passing.append(candidate)
-        seconds = time.monotonic() - started
+    seconds = time.monotonic() - started
     rate = false_rollbacks / max(judged, 1)
     print(
-        f"judged_days={judged} false_rollbacks={false_rollbacks} false_rollback_rate={rate:.3f} "
-        f"seconds={seconds:.0f}"
+        f"judged_days={judged} promotions={max(len(passing) - 1, 0)} "
+        f"false_rollbacks={false_rollbacks} false_rollback_rate={rate:.3f} seconds={seconds:.0f}"
     )
     print(
         f"guard: confidence {config.confidence}, {config.resamples} resamples, tolerances "
@@ -201,7 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     median_loss = float(np.median(production_losses)) if production_losses else float("nan")
     print(
         f"smallest_detected_log_loss_increase temperature={by_temperature} bias={by_bias} "
-        f"(>= {POWER:.0%} of days; good models' median log loss {median_loss:.4f})"
+        f"(>= {POWER:.0%} of days; promoted models' median log loss {median_loss:.4f})"
     )
     ratio = (by_temperature / median_loss) if by_temperature is not None else float("nan")
     print(f"ratio={ratio:.4f}")

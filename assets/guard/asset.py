@@ -28,6 +28,7 @@ from assets.guard.records import (
     GUARD_ASSET,
     claim_verdict,
     read_rollback,
+    read_verdict,
     record_rollback,
 )
 from assets.guard.rollback import roll_back
@@ -52,6 +53,10 @@ def _num(value: float | None) -> dg.MetadataValue:
     """A float metadata value (plotted per partition); NaN where the metric is undefined."""
     valid = value is not None and math.isfinite(float(value))
     return dg.MetadataValue.float(float(value) if valid else float("nan"))
+
+
+def _signed(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:+.4f}"
 
 
 def _slug(value: str) -> str:
@@ -255,10 +260,10 @@ def _act(
                 f"back: {result.detail} (a newer move stands)"
             )
             return f"not rolled back: {result.detail}"
-        sequence = models.read_alias(PRODUCTION).move.sequence
+        state = models.read_alias(PRODUCTION)
+        sequence = state.move.sequence if state is not None else None
         done = {"from": judged, "to": replaced, "sequence": sequence, "why": why}
         record_rollback(store, partition, {**done, "run_id": context.run.run_id})
-        state = models.read_alias(PRODUCTION)
         if state is not None:  # production_model's page names the restored version
             context.log_event(
                 dg.AssetMaterialization(
@@ -285,8 +290,8 @@ def _act(
             "marked rolled back, so no automatic promotion brings it back. Inspect its "
             "training run and data before reinstating it.",
             gate="next_day_regression",
-            observed=f"log loss {difference['log_loss']['estimate']:+.4f}, AUC "
-            f"{(difference['auc']['estimate'] or 0.0):+.4f} (production minus replaced)",
+            observed=f"log loss {_signed(difference['log_loss']['estimate'])}, AUC "
+            f"{_signed(difference['auc']['estimate'])} (production minus replaced)",
             threshold=f"{difference['confidence']:.0%} paired-bootstrap interval beyond "
             f"max_log_loss_increase {verdict['config']['max_log_loss_increase']} / "
             f"max_auc_drop {verdict['config']['max_auc_drop']}",
@@ -319,14 +324,17 @@ def model_next_day_guard(
     partition = context.partition_key
     store = storage.open_store()
     models = registry.open_registry()
-    try:
-        fresh = compute_verdict(store, models, partition, config, context.run.run_id)
-    except PartitionNotPublished as err:
-        raise dg.Failure(
-            f"{GUARD_ASSET} {partition}: the day's approved examples are not readable: {err}",
-            allow_retries=False,
-        ) from err
-    verdict, decided_now = claim_verdict(store, fresh)
+    verdict, decided_now = read_verdict(store, partition), False
+    if verdict is None:
+        try:
+            fresh = compute_verdict(store, models, partition, config, context.run.run_id)
+        except PartitionNotPublished as err:
+            raise dg.Failure(
+                f"{GUARD_ASSET} {partition}: the day's approved examples are not readable: "
+                f"{err}. Re-materialize {DATASET_ASSET} for {partition}, then this asset.",
+                allow_retries=False,
+            ) from err
+        verdict, decided_now = claim_verdict(store, fresh)
     if not decided_now:
         context.log.info(
             f"{GUARD_ASSET} {partition}: decided already by run {verdict['run_id']}; that "

@@ -82,11 +82,11 @@ def test_imports_benchmark_prints_its_ratio_last_and_no_production_client():
 
 def test_next_day_guard_benchmark_prints_its_ratio_last():
     lines = _run(
-        "benchmarks.next_day_guard", "--judged-days", "1", "--impressions", "300", "--steps",
-        "20", "--min-auc", "0",
+        "benchmarks.next_day_guard", "--models", "2", "--days-per-pair", "1",
+        "--impressions", "300", "--steps", "20", "--min-auc", "0",
     )  # fmt: skip
     # Tiny models may fail their evaluation, leaving nothing judged: the ratio is then nan.
     assert re.fullmatch(r"ratio=(\d+\.\d+|nan)", lines[-1])
     summary = next(line for line in lines if line.startswith("judged_days="))
-    assert re.match(r"judged_days=[01] false_rollbacks=[01] ", summary)
+    assert re.match(r"judged_days=[01] promotions=[01] false_rollbacks=[01] ", summary)
     assert any(line.startswith("smallest_detected_log_loss_increase ") for line in lines)

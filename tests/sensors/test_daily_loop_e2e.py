@@ -48,7 +48,10 @@ def _wait_for_run(instance, job: str, timeout: float) -> dg.DagsterRun:
         if runs and runs[0].is_finished:
             return runs[0]
         time.sleep(1)
-    raise TimeoutError(f"no finished {job} run after {timeout}s")
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job))
+    raise TimeoutError(
+        f"no finished {job} run after {timeout}s (runs: {[(r.run_id, r.status) for r in runs]})"
+    )
 
 
 def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
@@ -89,7 +92,8 @@ def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
             "daily_features_schedule", "daily_features_job", tick.timestamp()
         )
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            training_run = _wait_for_run(instance, "daily_training_job", timeout=480)
+            # Generous: the guard and a 400-step training on a shared 2-core machine.
+            training_run = _wait_for_run(instance, "daily_training_job", timeout=900)
             evaluated = time.monotonic()
             features_run = instance.get_run_by_id(features_run_id)
             assert features_run.status == dg.DagsterRunStatus.SUCCESS
