@@ -11,7 +11,11 @@ assets.guard.decision at the asset's default config):
 
 - false rollbacks: each good promotion (a passing model over the one before it) is judged on
   each of the `--days-per-pair` days after its own, every example of the day, as the guard of
-  that day would; none may roll back (the acceptance bar: 0 over at least 30 judged days);
+  that day would; none may roll back (the acceptance bar: 0 over at least 30 judged days).
+  In a young chain each day's model is clearly better than the one before, the easy case, so
+  the hard one is measured too: the last day's model retrained with another seed (same
+  data, same parent, equal quality) promoted over the original and judged on the same days
+  (`twin` rows; a false rollback there counts the same);
 - power: on the same days, the promoted model against a damaged copy of itself promoted over
   it, its logits multiplied by a temperature t > 1 (over-confident: same ranking, worse log
   loss) or shifted by a bias b (miscalibrated), at several strengths. For each strength: the
@@ -150,10 +154,19 @@ def main(argv: list[str] | None = None) -> None:
             print(f"model {partition}: evaluation {'passed' if passed else 'failed'}", flush=True)
             if passed:
                 passing.append(candidate)
+        pairs = list(itertools.pairwise(passing))
+        if passing:
+            # The hard good day: an equal-quality twin of the last model (another seed).
+            twin_ops = {"model_checkpoint": {"config": {**training_config, "seed": 1}}}
+            original = passing[-1]
+            result = run(original["partition"], TRAINING[:2], twin_ops)
+            twin = read_candidate(store, original["partition"])
+            if result.success and twin["manifest_sha256"] != original["manifest_sha256"]:
+                pairs.append((original, {**twin, "twin": True}))
         judged_days = sorted(
             {
                 dt.date.fromisoformat(p["partition"]) + dt.timedelta(days=n)
-                for p in passing[1:]
+                for _, p in pairs
                 for n in range(1, args.days_per_pair + 1)
             }
         )
@@ -165,9 +178,9 @@ def main(argv: list[str] | None = None) -> None:
         increases: dict = {s: [] for s in (*TEMPERATURES, *BIASES)}
         print(
             "promoted    replaced    judged_on   rows  production_ll replaced_ll ll_diff  "
-            "interval            verdict"
+            "interval            verdict   (* the equal-quality twin)"
         )
-        for replaced, production in itertools.pairwise(passing):
+        for replaced, production in pairs:
             promoted_on = dt.date.fromisoformat(production["partition"])
             for n in range(1, args.days_per_pair + 1):
                 partition = (promoted_on + dt.timedelta(days=n)).isoformat()
@@ -185,7 +198,8 @@ def main(argv: list[str] | None = None) -> None:
                 production_losses.append(base)
                 loss = difference.log_loss
                 print(
-                    f"{production['partition']}  {replaced['partition']}  {partition}  "
+                    f"{production['partition']}{'*' if production.get('twin') else ' '} "
+                    f"{replaced['partition']}  {partition}  "
                     f"{len(labels)}  {base:.4f}        {log_loss(labels, theirs):.4f}      "
                     f"{loss.estimate:+.4f} [{loss.lower:+.4f}, {loss.upper:+.4f}]  "
                     f"{'ROLLBACK' if decision.regressed else 'stays'}",
@@ -202,7 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     seconds = time.monotonic() - started
     rate = false_rollbacks / max(judged, 1)
     print(
-        f"judged_days={judged} promotions={max(len(passing) - 1, 0)} "
+        f"judged_days={judged} promotions={len(pairs)} "
         f"false_rollbacks={false_rollbacks} false_rollback_rate={rate:.3f} seconds={seconds:.0f}"
     )
     print(

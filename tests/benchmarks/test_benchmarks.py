@@ -88,5 +88,5 @@ def test_next_day_guard_benchmark_prints_its_ratio_last():
     # Tiny models may fail their evaluation, leaving nothing judged: the ratio is then nan.
     assert re.fullmatch(r"ratio=(\d+\.\d+|nan)", lines[-1])
     summary = next(line for line in lines if line.startswith("judged_days="))
-    assert re.match(r"judged_days=[01] promotions=[01] false_rollbacks=[01] ", summary)
+    assert re.match(r"judged_days=\d+ promotions=\d+ false_rollbacks=\d+ ", summary)
     assert any(line.startswith("smallest_detected_log_loss_increase ") for line in lines)
