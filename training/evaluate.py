@@ -6,6 +6,10 @@ Per model: AUC, log loss, calibration (mean predicted CTR against the observed C
 expected calibration error over equal-width bins) and AUC per segment (device, country). Once
 per window: the constant-CTR baseline, which predicts the training split's positive rate for
 every held-out row.
+
+For a later day (the next-day guard): every example of that day, which no model of an earlier
+day trained on (`unseen_rows`), and each model's logits on them (`checkpoint_logits`), so two
+models can be compared row by row.
 """
 
 from __future__ import annotations
