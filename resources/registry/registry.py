@@ -557,7 +557,8 @@ class ModelRegistry:
             raise ValueError(
                 f"alias {alias!r}: reinstate={reinstate!r} must name the target {to_version!r}"
             )
-        self.get_version(to_version)  # no pointer may name a version without a record
+        # No pointer may name a version without a record.
+        self._retry(lambda: self.get_version(to_version), fatal=(UnknownVersion,))
 
         def target(state: AliasState | None) -> str:
             if state is not None and to_version in state.rolled_back and reinstate is None:
@@ -687,6 +688,8 @@ class ModelRegistry:
             if state is not None:
                 try:  # before the commit point: a failure here moves nothing
                     self._write_history(state.move, read_first=True)
+                except RegistryInconsistent:
+                    raise
                 except Exception as err:
                     record_key = self.history_key(alias, state.move.sequence)
                     raise MoveFailed(

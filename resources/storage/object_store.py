@@ -169,9 +169,19 @@ class LocalObjectStore:
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*validate_object_key(key).split("/"))
 
+    def _make_directory(self, directory: Path) -> None:
+        """mkdir -p, with each new directory's entry made durable in its parent."""
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for created in reversed(missing):
+            created.mkdir(exist_ok=True)
+            _fsync_directory(created.parent)
+
     def _write_temp(self, path: Path, data: bytes) -> str:
         """A complete, fsynced temp file next to `path` (hidden from list_keys)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._make_directory(path.parent)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as tmp:

@@ -96,3 +96,25 @@ def test_rollback_through_the_production_factory_on_s3(s3_endpoint, s3_bucket, m
     assert result.success
     assert registry.resolve(PRODUCTION).version == "v1"
     assert registry.history(PRODUCTION)[-1].why == "bad deploy"
+
+
+def test_rolling_back_twice_goes_further_back_and_a_rolled_back_version_needs_naming(resources):
+    registry = resources["registry"].open_registry()
+    registry.move_alias(PRODUCTION, "v3", expected="v2", why="third", run_id="r3")
+
+    assert _rollback(resources, to_version="previous", why="v3 drops conversions").success
+    assert registry.resolve(PRODUCTION).version == "v2"
+    assert _rollback(resources, to_version="previous", why="v2 as well").success
+    assert registry.resolve(PRODUCTION).version == "v1"
+    assert [(m.kind, m.to_version) for m in registry.history(PRODUCTION)[-2:]] == [
+        ("rollback", "v2"),
+        ("rollback", "v1"),
+    ]
+
+    refused = _rollback(resources, to_version="v3", why="try v3 again")
+    assert not refused.success
+    failure = refused.get_step_failure_events()[0].event_specific_data.error.message
+    assert "'v3' was rolled back" in failure and "reinstate='v3'" in failure
+    assert registry.resolve(PRODUCTION).version == "v1"
+    assert _rollback(resources, to_version="v3", why="v3 fixed", reinstate="v3").success
+    assert registry.resolve(PRODUCTION).version == "v3"

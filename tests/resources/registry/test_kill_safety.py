@@ -1,5 +1,5 @@
-"""A real subprocess SIGKILLed at each step of a promotion leaves a registry that reads
-consistently, names either the old or the new version, and accepts the next promotion."""
+"""A real subprocess SIGKILLed at each step of a promotion or a rollback leaves a registry that
+reads consistently, names either the old or the new version, and accepts the next move."""
 
 import dataclasses
 import json
@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from benchmarks.promotion_race import StoreSpec
-from resources.registry.registry import PRODUCTION, ModelRegistry, promote
+from resources.registry.registry import PRODUCTION, ModelRegistry, RolledBackVersion, promote
 from tests.support.environment import REPO_ROOT
 from tests.support.registry import record
 
@@ -75,5 +75,57 @@ def test_sigkill_at_each_step_leaves_a_consistent_registry(spec, kill_at):
     promote(registry, "v3", production, "next candidate", "run-3")
     moves = registry.history(PRODUCTION)
     assert [m.sequence for m in moves] == list(range(1, len(expected_moves) + 2))
+    assert len(registry.store.list_keys(history_prefix)) == len(moves)
+    assert registry.verify(PRODUCTION) == []
+
+
+ROLLBACK_OUTCOMES = {  # kill point -> production after the kill (the rollback moves v2 -> v1)
+    "inside_pointer_cas": "v2",
+    "pointer": "v1",
+    "history": "v1",
+}
+ROLLBACK_CASES = [("local", kill_at) for kill_at in ROLLBACK_OUTCOMES] + [
+    ("s3", kill_at) for kill_at in ROLLBACK_OUTCOMES if kill_at != "inside_pointer_cas"
+]
+
+
+@pytest.mark.parametrize(("spec", "kill_at"), ROLLBACK_CASES, indirect=["spec"])
+def test_sigkill_during_a_rollback_leaves_it_whole_or_undone(spec, kill_at):
+    registry = ModelRegistry(spec.open(), "ctr")
+    for version in ("v1", "v2", "v3"):
+        registry.register(record(version))
+    promote(registry, "v1", None, "first model", "run-1")
+    promote(registry, "v2", "v1", "second model", "run-2")
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tests.resources.registry.promote_and_die",
+            json.dumps(dataclasses.asdict(spec)),
+            kill_at,
+            "rollback",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, (done.returncode, done.stdout, done.stderr)
+
+    production = ROLLBACK_OUTCOMES[kill_at]
+    assert registry.verify(PRODUCTION) == []
+    assert registry.resolve(PRODUCTION).version == production
+    state = registry.read_alias(PRODUCTION)
+    # The mark is part of the swap: present exactly when the rollback committed.
+    assert ("v2" in state.rolled_back) == (production == "v1")
+    if production == "v1":
+        with pytest.raises(RolledBackVersion):
+            promote(registry, "v2", "v1", "the daily run again", "run-2b")
+    # The next move goes through with no gap, and every record is stored.
+    promote(registry, "v3", production, "next candidate", "run-3")
+    moves = registry.history(PRODUCTION)
+    assert [m.sequence for m in moves] == list(range(1, len(moves) + 1))
+    history_prefix = f"{registry.prefix}/history/{PRODUCTION}"
     assert len(registry.store.list_keys(history_prefix)) == len(moves)
     assert registry.verify(PRODUCTION) == []

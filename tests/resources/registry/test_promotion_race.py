@@ -28,11 +28,19 @@ def _check(result: dict) -> None:
         assert move.from_version == (history[round_index - 1].to_version if round_index else None)
     assert result["lost_updates"] == 0
     assert result["dangling"] == 0
+    assert result["committed_reported_failed"] == 0
     assert result["problems"] == []
 
 
 def test_race_on_the_local_backend(tmp_path):
     _check(run_race(StoreSpec("local", root=str(tmp_path)), RACERS, ROUNDS))
+
+
+def test_race_with_injected_409s_on_the_local_backend(tmp_path):
+    """A 409 answered before or after a racer's write landed never turns a committed
+    promotion into a reported failure, nor a lost one into a reported success."""
+    spec = StoreSpec("local", root=str(tmp_path), inject_409=0.3)
+    _check(run_race(spec, RACERS, ROUNDS))
 
 
 def test_race_on_s3(s3_endpoint, s3_bucket):
@@ -49,5 +57,8 @@ def test_benchmark_prints_the_acceptance_line_last():
     )
     assert done.returncode == 0, done.stderr
     last = done.stdout.strip().splitlines()[-1]
-    assert last.startswith("rounds=4 winners=4 lost_updates=0 dangling=0 p50_promote_ms=")
+    assert "inject_409=0.2" in done.stdout  # 409s are injected by default
+    assert last.startswith(
+        "rounds=4 winners=4 lost_updates=0 dangling=0 committed_reported_failed=0 p50_promote_ms="
+    )
     assert "p99_promote_ms=" in last

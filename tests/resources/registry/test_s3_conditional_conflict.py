@@ -3,7 +3,8 @@ on loopback (moto's ThreadedMotoServer): the registry re-reads the pointer and r
 the alias still names the expected version it swaps again (one move, no gap); if a concurrent
 writer moved it, the move is refused with the conflict and the other writer's move stands.
 
-moto never answers 409 by itself (it serializes requests), so a thin wrapper around the real
+moto never answers 409 by itself (nor does it make its check and write atomic: see
+docs/registry.md), so a thin wrapper around the real
 boto3 client answers the first conditional PUT of the pointer (`IfMatch`) with exactly the
 ClientError botocore raises for S3's 409, optionally after letting a competing writer move
 the alias first (what a real 409 means: another conditional write to the key was in flight).

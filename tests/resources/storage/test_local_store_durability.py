@@ -1,5 +1,6 @@
-"""The local store makes its renames and links durable (the directory is fsynced after them)
-and removes the temp files that killed writers leave behind, once they are old."""
+"""The local store makes its renames, links and new directories durable (the directory is
+fsynced after them) and removes the temp files that killed writers leave behind, once they are
+old."""
 
 import os
 import stat
@@ -47,6 +48,10 @@ def test_the_directory_is_fsynced_after_every_rename_and_link(tmp_path, monkeypa
             assert ("fsync-dir", directory) in calls[index + 1 :], (call, path, calls)
     assert sum(1 for call, _ in calls if call in ("rename", "link")) == 3
     assert sum(1 for call in calls if call == ("fsync-dir", directory)) >= 3
+    # The directories created on the way are durable in their parents too.
+    for created in ("registry", "registry/m", "registry/m/aliases"):
+        parent = str((tmp_path / created).parent)
+        assert ("fsync-dir", parent) in calls, (created, calls)
 
 
 def test_stale_temp_files_are_removed_when_the_store_opens(tmp_path, monkeypatch):
