@@ -104,9 +104,13 @@ def _yields(instance, preempted: list[dg.DagsterRun], daily: str) -> list[float]
     return ended
 
 
-def run_scenario(workdir: Path, *, preemption: bool, hold_seconds: float) -> Outcome:
+def run_scenario(
+    workdir: Path, *, preemption: bool, hold_seconds: float, backfill_day_count: int = 2
+) -> Outcome:
+    """The scenario over the `backfill_day_count` days before the newest (the benchmark's two
+    show the backfill's second day waiting behind the daily run too; one is enough to preempt)."""
     newest = dt.date.fromisoformat(training_partitions.get_last_partition_key())
-    backfill_days = [newest - dt.timedelta(days=2), newest - dt.timedelta(days=1)]
+    backfill_days = [newest - dt.timedelta(days=n) for n in range(backfill_day_count, 0, -1)]
     root = workdir / "local"
     # Eight days before the oldest backfill day: its 7-day window and the history before it.
     resources = approve_days(root, backfill_days[0] - dt.timedelta(days=8), newest, backfill_days)
