@@ -63,8 +63,8 @@ CPU_USD_PER_SECOND = 2 * 0.36 / 3600  # the trainer reports device cpu: no GPU i
 # breaches by construction, not by the machine being slow.
 LIMIT_SECONDS = SloConfig().max_training_schedule_to_start_seconds
 HOLD_SECONDS = 66
-# After the slot is given back, the coordinator pass under way may have read the pool just
-# before; the next one takes the run.
+# After the slot is given back, the coordinator pass under way (its log line already written)
+# may take the run, or may have read the pool just before; then the next one takes it.
 MAX_COORDINATOR_PASSES = 2
 # Every number below is computed twice from the same run records and events (here, from each
 # run's own event log; in the asset, from the instance's run-status index): measured
@@ -395,7 +395,7 @@ def test_three_days_of_slos_from_the_real_daemon(tmp_path, monkeypatch):
         assert wait >= HOLD_SECONDS
         assert enqueued < released < dequeued
         passes = dagster.coordinator_iterations(after=released, until=dequeued)
-        assert 1 <= passes <= MAX_COORDINATOR_PASSES, dagster.logs()
+        assert passes <= MAX_COORDINATOR_PASSES, dagster.logs()
 
         # Exactly the expected alerts, each once.
         d1_training = _finished(instance, "daily_training_job", days[0]).run_id
