@@ -104,11 +104,11 @@ def test_a_killed_training_run_frees_its_slot_and_its_retry_resumes(tmp_path):
             for entry in dagster.daemon_log()
             if entry.get("event", "").startswith("Freed") and f"for run {run_id}" in entry["event"]
         ]
-        [retry_step] = [
+        retry_step = min(
             entry.timestamp
             for entry in instance.all_logs(retried.run_id, of_type=dg.DagsterEventType.STEP_START)
             if entry.dagster_event.step_key == ASSET
-        ]
+        )
         assert failure.timestamp <= freed["at"] <= retry_step, (
             freed,
             failure.timestamp,
