@@ -6,12 +6,15 @@ mutation, each of its runs training long enough to hold the GPU for about a minu
 first holds the GPU, the daily training run of the newest day is launched (as the daily
 sensor requests it). The scenario runs twice, with preemption (the default policy) and with it
 switched off (`GPU_MAX_PREEMPTIONS=0`), and prints for each the seconds from the daily run's
-request, and from its training step's first wait for the pool, until that step holds the GPU.
+request, and from its training step's first wait for the pool, until that step holds the GPU;
+how long the daily run waited in the run queue; and, with preemption, the seconds from the daily
+run's request until the preempted backfill step ended and gave the GPU back.
 
     python -m benchmarks.daily_vs_backfill [--hold-seconds 60] [--only on|off]
 
-Last line: `daily_gpu_wait_s=… steps_lost=… preemptions=… backfill_complete=true|false`, the
-preemption run's figures (the off run's wait is printed above it for comparison).
+Last line: `daily_dequeue_s=… daily_gpu_wait_s=… preempt_s=… steps_lost=… preemptions=…
+backfill_complete=true|false`, the preemption run's figures (the off run's wait is printed
+above it for comparison).
 """
 
 from __future__ import annotations
@@ -51,6 +54,13 @@ class Outcome:
     steps_per_day: int
     request_to_gpu_s: float
     wait_to_gpu_s: float
+    # RUN_ENQUEUED to RUN_STARTING of the daily run (the run coordinator taking it).
+    daily_dequeue_s: float
+    # The daily run's request to the end of the preempted backfill step (None: no preemption).
+    request_to_yield_s: float | None
+    # Each backfill step preempted for the daily run ended before the daily run's training step
+    # started (event order; True when nothing was preempted).
+    yielded_before_daily_step: bool
     checkpoint_interval: int
     steps_lost: int
     preemptions: int
@@ -67,9 +77,40 @@ def _holders(instance) -> set[str]:
     }
 
 
-def run_scenario(workdir: Path, *, preemption: bool, hold_seconds: float) -> Outcome:
+def _event_times(instance, run_id: str, event_type: dg.DagsterEventType) -> list[float]:
+    return [
+        entry.timestamp
+        for entry in instance.all_logs(run_id, of_type=event_type)
+        if entry.dagster_event.step_key in (None, ASSET)
+    ]
+
+
+def _yields(instance, preempted: list[dg.DagsterRun], daily: str) -> list[float]:
+    """When each backfill step preempted for `daily` ended (its retry requested, its GPU slot
+    handed back)."""
+    ended = []
+    for run in preempted:
+        entries = instance.all_logs(run.run_id)
+        for index, entry in enumerate(entries):
+            if f"preempted for daily run {daily} at step" in (entry.user_message or ""):
+                ended.extend(
+                    later.timestamp
+                    for later in entries[index:]
+                    if later.dagster_event
+                    and later.dagster_event.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY
+                    and later.dagster_event.step_key == ASSET
+                )
+                break
+    return ended
+
+
+def run_scenario(
+    workdir: Path, *, preemption: bool, hold_seconds: float, backfill_day_count: int = 2
+) -> Outcome:
+    """The scenario over the `backfill_day_count` days before the newest (the benchmark's two
+    show the backfill's second day waiting behind the daily run too; one is enough to preempt)."""
     newest = dt.date.fromisoformat(training_partitions.get_last_partition_key())
-    backfill_days = [newest - dt.timedelta(days=2), newest - dt.timedelta(days=1)]
+    backfill_days = [newest - dt.timedelta(days=n) for n in range(backfill_day_count, 0, -1)]
     root = workdir / "local"
     # Eight days before the oldest backfill day: its 7-day window and the history before it.
     resources = approve_days(root, backfill_days[0] - dt.timedelta(days=8), newest, backfill_days)
@@ -140,6 +181,10 @@ def run_scenario(workdir: Path, *, preemption: bool, hold_seconds: float) -> Out
             for match in [STEPS_LOST.search(entry.user_message or "")]
             if match
         ]
+        [enqueued] = _event_times(instance, daily, dg.DagsterEventType.RUN_ENQUEUED)
+        [dequeued] = _event_times(instance, daily, dg.DagsterEventType.RUN_STARTING)
+        daily_step_start = min(_event_times(instance, daily, dg.DagsterEventType.STEP_START))
+        yields = _yields(instance, preempted, daily)
         materialized = instance.get_materialized_partitions(dg.AssetKey(ASSET))
         complete = status == "COMPLETED_SUCCESS" and all(
             day.isoformat() in materialized for day in backfill_days
@@ -166,6 +211,10 @@ def run_scenario(workdir: Path, *, preemption: bool, hold_seconds: float) -> Out
         steps_per_day=steps,
         request_to_gpu_s=on_gpu - requested,
         wait_to_gpu_s=on_gpu - first_wait,
+        daily_dequeue_s=dequeued - enqueued,
+        request_to_yield_s=min(yields) - requested if yields else None,
+        yielded_before_daily_step=len(yields) == len(lost)
+        and all(ended < daily_step_start for ended in yields),
         checkpoint_interval=interval,
         steps_lost=max(lost, default=0),
         preemptions=len(lost),
@@ -175,12 +224,19 @@ def run_scenario(workdir: Path, *, preemption: bool, hold_seconds: float) -> Out
     )
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
 def describe(outcome: Outcome) -> str:
     return (
         f"preemption {'on ' if outcome.preemption else 'off'} ({outcome.steps_per_day} steps a "
-        f"backfill day, a checkpoint every {outcome.checkpoint_interval}): daily request -> "
-        f"its training step on the GPU {outcome.request_to_gpu_s:.1f} s (of which waiting for "
-        f"the pool {outcome.wait_to_gpu_s:.1f} s); preemptions {outcome.preemptions}, steps lost "
+        f"backfill day, a checkpoint every {outcome.checkpoint_interval}): daily run in the run "
+        f"queue {outcome.daily_dequeue_s:.1f} s; daily request -> its training step on the GPU "
+        f"{outcome.request_to_gpu_s:.1f} s (of which waiting for the pool "
+        f"{outcome.wait_to_gpu_s:.1f} s); daily request -> the backfill step yielded "
+        f"{_seconds(outcome.request_to_yield_s)}, before the daily step started "
+        f"{outcome.yielded_before_daily_step}; preemptions {outcome.preemptions}, steps lost "
         f"{outcome.steps_lost}; backfill complete {outcome.backfill_complete}; daily run "
         f"succeeded {outcome.daily_succeeded}; preempted days equal to an uninterrupted run "
         f"{outcome.preempted_days_equal}"
@@ -205,7 +261,9 @@ def main() -> None:
         print(describe(outcomes[mode]), flush=True)
     last = outcomes.get("on") or outcomes["off"]
     print(
-        f"daily_gpu_wait_s={last.request_to_gpu_s:.1f} steps_lost={last.steps_lost} "
+        f"daily_dequeue_s={last.daily_dequeue_s:.1f} daily_gpu_wait_s={last.request_to_gpu_s:.1f} "
+        f"preempt_s={_seconds(last.request_to_yield_s).removesuffix(' s')} "
+        f"steps_lost={last.steps_lost} "
         f"preemptions={last.preemptions} backfill_complete={str(last.backfill_complete).lower()}"
     )
 

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -76,6 +77,14 @@ mutation($params: ExecutionParams!) {
 }
 """
 
+# What the queued run coordinator logs once in each of its iterations while a run is queued:
+# either it sorts the queue and checks the limits, or every run slot is taken. Counting these
+# counts its passes over the queue, whatever the machine's speed.
+COORDINATOR_ITERATION_MARKERS = (
+    "Priority sorting and checking tag concurrency limits for queued runs.",
+    "runs are currently in progress. Maximum is",
+)
+
 LOCATION = "ml_training_template"
 REPOSITORY = "__repository__"
 
@@ -102,7 +111,9 @@ class DagsterProcesses:
                 "-p",
                 str(self.port),
             ],
-            "daemon": [str(BIN / "dagster-daemon"), "run", *workspace],
+            # JSON lines: each entry's timestamp to the microsecond (the default text format
+            # has whole seconds), so the coordinator's passes can be placed among run events.
+            "daemon": [str(BIN / "dagster-daemon"), "run", *workspace, "--log-format", "json"],
         }
         for name, command in commands.items():
             log = open(self.log_dir / f"{name}.log", "w")
@@ -127,6 +138,31 @@ class DagsterProcesses:
     def logs(self) -> str:
         return "\n".join(
             f"--- {path.name}\n{path.read_text()[-4000:]}" for path in self.log_dir.glob("*.log")
+        )
+
+    def daemon_log(self) -> list[dict]:
+        """The daemon's JSON log entries so far (lines that are not JSON, such as a code
+        server's output, are left out), each with its timestamp as epoch seconds in `at`."""
+        entries = []
+        for line in (self.log_dir / "daemon.log").read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and "timestamp" in entry:
+                stamp = entry["timestamp"].replace("Z", "+00:00")
+                entries.append({**entry, "at": datetime.fromisoformat(stamp).timestamp()})
+        return entries
+
+    def coordinator_iterations(self, after: float, until: float) -> int:
+        """How many passes over the queue the run coordinator began logging in (after, until]
+        (epoch seconds, as run events' timestamps are)."""
+        return sum(
+            1
+            for entry in self.daemon_log()
+            if entry.get("logger") == "dagster.daemon.QueuedRunCoordinatorDaemon"
+            and any(marker in entry.get("event", "") for marker in COORDINATOR_ITERATION_MARKERS)
+            and after < entry["at"] <= until
         )
 
     def _wait_for_webserver(self, timeout: float) -> None:

@@ -1,10 +1,13 @@
 """Backfills launched like the UI never starve the daily run (real daemon and webserver).
 
 A 90-day feature backfill and two overlapping 30-day backfills take the backfill share of the
-queue; then the daily schedule's tick is fired. The daily run must leave the queue within the
-dequeue interval (plus a margin), in-progress backfill runs must never exceed their limits,
-every partition must end materialized, and the overlapping days must hold exactly the bytes
-a single run writes. Runs on the embedded SQLite instance, and on real Postgres storage.
+queue, with backfill runs still waiting behind it; then the daily schedule's tick is fired. The
+daily run must leave the queue ahead of every backfill run that was waiting with it, on one of
+the run coordinator's first two passes after it arrived (counted in the daemon's log, not timed:
+a loaded machine makes each pass slower, not the queue unfair); in-progress backfill runs must
+never exceed their limits, every partition must end materialized, and the overlapping days must
+hold exactly the bytes a single run writes. Runs on the embedded SQLite instance, and on real
+Postgres storage. How many seconds the daily run waits is measured by benchmarks/backfill.py.
 """
 
 import datetime as dt
@@ -37,11 +40,12 @@ pytestmark = pytest.mark.slow
 
 FEATURE_ASSETS = ["daily_events", *(table.name for table in FEATURE_TABLES)]
 IN_PROGRESS = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)
-DEQUEUE_MARGIN_S = 5.0
-# Taking a run off the queue is the queue's job; then the launcher starts a Python process
-# that loads the code location, which on a loaded 2-core machine takes several seconds (seen:
-# up to 24 s while other heavy processes shared the cores).
-PROCESS_START_MARGIN_S = 30.0
+# The pass that was under way when the daily run arrived may have read the queue just before
+# it; the next pass reads it. Two passes, however long each takes on a loaded machine.
+MAX_COORDINATOR_PASSES = 2
+# Both storages are seeded with the same 90 days once per module (the Postgres case uses the
+# newest 15 of them).
+SEEDED_DAYS = 90
 
 
 def _days(count: int) -> list[str]:
@@ -56,13 +60,16 @@ def _local_policy() -> dict:
 
 
 class _QueueSampler(threading.Thread):
-    """Counts in-progress backfill runs, overall and per backfill, every 0.2 s."""
+    """Counts in-progress backfill runs, overall and per backfill, and the queued ones, every
+    0.2 s."""
 
     def __init__(self, home: Path):
         super().__init__(daemon=True)
         self.home = home
+        self.together = 0
         self.max_together = 0
         self.max_each = 0
+        self.queued = 0
         self.samples = 0
         self.stop = threading.Event()
 
@@ -73,8 +80,13 @@ class _QueueSampler(threading.Thread):
                 per_backfill = Counter(
                     run.tags["dagster/backfill"] for run in runs if "dagster/backfill" in run.tags
                 )
-                self.max_together = max(self.max_together, sum(per_backfill.values()))
+                self.together = sum(per_backfill.values())
+                self.max_together = max(self.max_together, self.together)
                 self.max_each = max([self.max_each, *per_backfill.values()])
+                queued = instance.get_runs(
+                    filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED])
+                )
+                self.queued = sum("dagster/backfill" in run.tags for run in queued)
                 self.samples += 1
                 time.sleep(0.2)
 
@@ -94,6 +106,18 @@ def _wait_for_run(instance, run_id: str, timeout: float) -> dg.DagsterRun:
     raise TimeoutError(f"run {run_id} did not finish in {timeout}s")
 
 
+def _waiting_at(instance, runs: list[dg.DagsterRun], moment: float) -> dict[str, float]:
+    """The runs that were in the queue at `moment` (enqueued before it, taken off after it),
+    each with the timestamp it was taken off the queue."""
+    waiting = {}
+    for run in runs:
+        enqueued = _event_time(instance, run.run_id, dg.DagsterEventType.RUN_ENQUEUED)
+        dequeued = _event_time(instance, run.run_id, dg.DagsterEventType.RUN_STARTING)
+        if enqueued is not None and enqueued <= moment and (dequeued is None or dequeued > moment):
+            waiting[run.run_id] = dequeued
+    return waiting
+
+
 def _objects(root: Path, days: list[str]) -> dict[str, bytes]:
     """The approved version of every asset and day, keyed by its (content-addressed) key."""
     store = LocalObjectStore(root / "object-store")
@@ -108,6 +132,20 @@ def _objects(root: Path, days: list[str]) -> dict[str, bytes]:
     return approved
 
 
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> Path:
+    """A warehouse seeded once for the module: both storage cases copy it."""
+    root = tmp_path_factory.mktemp("seeded")
+    days = _days(SEEDED_DAYS)
+    seed_warehouse(
+        SqliteBackend(str(root / "warehouse.sqlite")),
+        dt.date.fromisoformat(days[0]),
+        dt.date.fromisoformat(days[-1]),
+        impressions=150,
+    )
+    return root
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def storage(request):
     """The instance's storage: the embedded SQLite, or a fresh database on the real Postgres."""
@@ -119,22 +157,16 @@ def storage(request):
     return f"{server}/{database}"
 
 
-def test_daily_run_is_never_starved_by_backfills(storage, tmp_path):
+def test_daily_run_is_never_starved_by_backfills(storage, seeded, tmp_path):
     # On Postgres the same policy is exercised at a smaller scale to keep the suite short.
-    days = _days(90 if storage is None else 15)
+    days = _days(SEEDED_DAYS if storage is None else 15)
     overlap = days[-30:] if storage is None else days[-5:]
     policy = _local_policy()
 
     root = tmp_path / "local"
-    root.mkdir()
-    seed_warehouse(
-        SqliteBackend(str(root / "warehouse.sqlite")),
-        dt.date.fromisoformat(days[0]),
-        dt.date.fromisoformat(days[-1]),
-        impressions=150,
-    )
+    shutil.copytree(seeded, root)
     reference = tmp_path / "reference"
-    shutil.copytree(root, reference)
+    shutil.copytree(seeded, reference)
 
     home = embedded_home(tmp_path / "dagster_home")
     if storage:
@@ -151,12 +183,19 @@ def test_daily_run_is_never_starved_by_backfills(storage, tmp_path):
             dagster.launch_asset_backfill(FEATURE_ASSETS, overlap),
         ]
         if storage:
-            backfills.append(dagster.launch_asset_backfill(FEATURE_ASSETS, days[:5]))
+            # One run each: six runs for the four backfill slots, so two wait in the queue.
+            backfills += [
+                dagster.launch_asset_backfill(FEATURE_ASSETS, chunk)
+                for chunk in (days[:5], days[5:10], days[10:15])
+            ]
         sampler.start()
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            # Fire the daily tick once the backfills hold their whole share of the queue.
+            # Fire the daily tick once the backfills hold their whole share of the queue and
+            # more of their runs wait behind it.
             deadline = time.monotonic() + 240
-            while sampler.max_together < policy["together"] and time.monotonic() < deadline:
+            while time.monotonic() < deadline and not (
+                sampler.together == policy["together"] and sampler.queued
+            ):
                 time.sleep(0.2)
             tick = dt.datetime.combine(
                 dt.date.fromisoformat(days[-1]) + dt.timedelta(days=1), dt.time(6), dt.UTC
@@ -169,29 +208,40 @@ def test_daily_run_is_never_starved_by_backfills(storage, tmp_path):
             # The coordinator reports RUN_STARTING when it takes the run off the queue.
             dequeued = _event_time(instance, daily_run_id, dg.DagsterEventType.RUN_STARTING)
             started = _event_time(instance, daily_run_id, dg.DagsterEventType.RUN_START)
+            passes = dagster.coordinator_iterations(after=enqueued, until=dequeued)
             statuses = {b: dagster.wait_for_backfill(b, timeout=600) for b in backfills}
-            backfill_runs = instance.get_runs(
-                filters=dg.RunsFilter(tags={"dagster/backfill": backfills[0]})
-            )
+            all_backfill_runs = [
+                run
+                for backfill in backfills
+                for run in instance.get_runs(
+                    filters=dg.RunsFilter(tags={"dagster/backfill": backfill})
+                )
+            ]
+            waiting = _waiting_at(instance, all_backfill_runs, enqueued)
+            backfill_runs = [
+                r for r in all_backfill_runs if r.tags["dagster/backfill"] == backfills[0]
+            ]
         sampler.stop.set()
         sampler.join(timeout=10)
 
     print(
-        f"[{'postgres' if storage else 'sqlite'}] daily run: dequeued after "
-        f"{dequeued - enqueued:.2f}s, STARTED after {started - enqueued:.2f}s "
-        f"(dequeue interval {policy['dequeue_interval']}s); in-progress backfill runs: max "
-        f"{sampler.max_together} together, {sampler.max_each} per backfill over "
-        f"{sampler.samples} samples; {len(backfill_runs)} runs for {len(days)} days"
+        f"[{'postgres' if storage else 'sqlite'}] daily run: taken off the queue on the "
+        f"coordinator's pass {passes} after it arrived, ahead of the {len(waiting)} backfill "
+        f"runs waiting with it; in-progress backfill runs: max {sampler.max_together} "
+        f"together, {sampler.max_each} per backfill over {sampler.samples} samples; "
+        f"{len(backfill_runs)} runs for {len(days)} days"
     )
     assert daily.status == dg.DagsterRunStatus.SUCCESS
     assert daily.tags["dagster/priority"] == "10"
     assert sampler.max_together == policy["together"], "the backfills never filled their share"
-    assert dequeued - enqueued <= policy["dequeue_interval"] + DEQUEUE_MARGIN_S
-    assert dequeued <= started <= enqueued + policy["dequeue_interval"] + PROCESS_START_MARGIN_S
+    assert waiting, "no backfill run was waiting in the queue when the daily run arrived"
+    # Ahead of every backfill run queued with it: each of those left the queue after it did.
+    assert all(left is not None and left > dequeued for left in waiting.values()), waiting
+    assert 1 <= passes <= MAX_COORDINATOR_PASSES, dagster.logs()
+    assert enqueued <= dequeued <= started
     assert sampler.max_each <= policy["each"]
     assert set(statuses.values()) == {"COMPLETED_SUCCESS"}
     assert len(backfill_runs) == -(-len(days) // 30)  # 30 partitions per run
-
     published = _objects(root, days)
     assert len(published) == len(days) * len(FEATURE_ASSETS)
 

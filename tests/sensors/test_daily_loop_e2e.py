@@ -30,6 +30,14 @@ from tests.support.guard import DAMAGED, GOOD, LAX, train_and_promote
 
 pytestmark = pytest.mark.slow
 
+SENSOR_TICKS = """
+query($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    ... on Sensor { sensorState { ticks(limit: 5) { timestamp status } } }
+  }
+}
+"""
+
 START_SENSOR = """
 mutation($selector: SensorSelector!) {
   startSensor(sensorSelector: $selector) {
@@ -52,6 +60,23 @@ def _wait_for_run(instance, job: str, timeout: float) -> dg.DagsterRun:
     raise TimeoutError(
         f"no finished {job} run after {timeout}s (runs: {[(r.run_id, r.status) for r in runs]})"
     )
+
+
+def _tick_after(dagster, selector: dict, moment: float, timeout: float) -> dict:
+    """The sensor's first finished tick that began after `moment` (its evaluation saw every
+    run event written before then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = dagster.graphql(SENSOR_TICKS, {"selector": selector})["sensorOrError"]
+        finished = [
+            tick
+            for tick in state["sensorState"]["ticks"]
+            if tick["timestamp"] > moment and tick["status"] != "STARTED"
+        ]
+        if finished:
+            return min(finished, key=lambda tick: tick["timestamp"])
+        time.sleep(1)
+    raise TimeoutError(f"no tick of {selector['sensorName']} after {moment} in {timeout}s")
 
 
 def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
@@ -114,9 +139,16 @@ def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
                 [day.isoformat() for day in month],
             )
             assert dagster.wait_for_backfill(backfill, timeout=600) == "COMPLETED_SUCCESS"
-            time.sleep(45)  # longer than the training sensor's 30 s interval
+            backfill_ended = max(
+                record.end_time
+                for record in instance.get_run_records(
+                    filters=dg.RunsFilter(tags={"dagster/backfill": backfill})
+                )
+            )
+            # A whole tick of the sensor after the last backfill run ended: it has seen them all.
+            tick = _tick_after(dagster, selector, backfill_ended, timeout=300)
             training_runs = instance.get_runs(filters=dg.RunsFilter(job_name="daily_training_job"))
-            assert [run.run_id for run in training_runs] == [training_run.run_id]
+            assert [run.run_id for run in training_runs] == [training_run.run_id], tick
     store = LocalObjectStore(root / "object-store")
     verdict = read_evaluation(store, newest.isoformat())
     assert verdict is not None and verdict["partition"] == newest.isoformat()

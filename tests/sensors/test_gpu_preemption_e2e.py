@@ -1,9 +1,11 @@
 """The daily training run takes the GPU from a training backfill, through the real
 dagster-daemon and dagster-webserver (`gpu` pool of 1): the backfill is launched with the UI's
-mutation, each run holding the GPU for about a minute; the daily run of the newest day is
-requested while the first holds it. The backfill run is preempted (it checkpoints and stops),
-the daily step gets the GPU, and the backfill still completes, the preempted day with the
-weights of an uninterrupted run."""
+mutation (one day: one run is all a preemption needs), holding the GPU for about a minute; the
+daily run of the newest day is requested while it holds it. The backfill run is preempted (it
+checkpoints and stops), the daily step gets the GPU, and the backfill still completes, the
+preempted day with the weights of an uninterrupted run. The order is asserted from the runs'
+events (the backfill step ended before the daily step started); the seconds it took are printed
+here and by benchmarks/daily_vs_backfill.py, not asserted."""
 
 import pytest
 
@@ -13,10 +15,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_the_daily_run_preempts_backfill_training_and_the_backfill_still_completes(tmp_path):
-    outcome = run_scenario(tmp_path, preemption=True, hold_seconds=60)
+    outcome = run_scenario(tmp_path, preemption=True, hold_seconds=60, backfill_day_count=1)
     print(describe(outcome))
     assert outcome.daily_succeeded
     assert outcome.preemptions == 1
+    assert outcome.yielded_before_daily_step, "the daily step started before the backfill yielded"
     # The trainer saves at the step boundary it stops at: nothing is recomputed.
     assert outcome.steps_lost <= outcome.checkpoint_interval
     assert outcome.backfill_complete

@@ -15,9 +15,14 @@ The days: D1 = newest - 2, D2 = newest - 1, D3 = newest (yesterday).
   a run needing the GPU waits in the queue); the watermark moves to the end of D3; the
   completeness sensor is evaluated for D3 as the UI's "Preview tick" + "Launch" does; the real
   training trigger requests D3's training, which waits in the queue until the test gives the
-  slot back, 66 s after the request.
+  slot back, 66 s after the request: past the configured 60 s whatever the machine's speed.
 - Expected alerts: D1's `evaluation_failed`, D1's training `run_failed` (not retried),
   D3's `training_schedule_to_start` and D3's `success_ratio` (0.5, 0.75, 0.83 on three days).
+  D1's and D2's training runs are not held: whether they start within the configured 60 s
+  depends on how loaded the machine is, so their verdict (and a breach alert, if late) is
+  expected from their measured schedule-to-start against the configured limit; no duration is
+  asserted against a constant. How D3's run leaves the queue once the slot is back is asserted
+  in order and in run-coordinator passes, not in seconds.
 """
 
 import datetime as dt
@@ -36,6 +41,7 @@ import yaml
 
 from assets.features.assets import feature_assets
 from assets.partitions import day_bounds, partition_range_tags, training_partitions
+from assets.slo.config import SloConfig
 from assets.slo.metrics import METRICS
 from assets.slo.tags import REQUESTED_AT_TAG
 from assets.sources.daily_events import daily_events
@@ -52,7 +58,14 @@ pytestmark = pytest.mark.slow
 
 PRICES = {"CPU_HOUR_PRICE_USD": "0.36", "GPU_HOUR_PRICE_USD": "3.6", "RUN_CPUS": "2"}
 CPU_USD_PER_SECOND = 2 * 0.36 / 3600  # the trainer reports device cpu: no GPU is priced
+# The configured limit on training schedule-to-start (SloConfig's default, which the sensors'
+# runs use), and how long D3's run is held past its request: longer than the limit, so D3
+# breaches by construction, not by the machine being slow.
+LIMIT_SECONDS = SloConfig().max_training_schedule_to_start_seconds
 HOLD_SECONDS = 66
+# After the slot is given back, the coordinator pass under way (its log line already written)
+# may take the run, or may have read the pool just before; then the next one takes it.
+MAX_COORDINATOR_PASSES = 2
 # Every number below is computed twice from the same run records and events (here, from each
 # run's own event log; in the asset, from the instance's run-status index): measured
 # differences were below 1e-6 s (and USD), so 1 ms leaves room for rounding only.
@@ -358,10 +371,16 @@ def test_three_days_of_slos_from_the_real_daemon(tmp_path, monkeypatch):
         ]
         assert math.isnan(reported[days[0]]["production_model_age_days"])
         assert [reported[d]["production_model_age_days"] for d in days[1:]] == [0, 0]
+        # D1 and D2 were not held: on a loaded machine either may start after the limit, and the
+        # asset must then say so; D3 was held past the limit.
+        late = {
+            d for d in days[:2] if reported[d]["training_schedule_to_start_seconds"] > LIMIT_SECONDS
+        }
+        on_time = {d: "failed" if d in late else "passed" for d in days[:2]}
         assert [reported[d]["verdicts"] for d in days] == [
-            {"training_schedule_to_start": "passed", "success_ratio": "passed",
+            {"training_schedule_to_start": on_time[days[0]], "success_ratio": "passed",
              "production_model_age": "warn"},
-            {"training_schedule_to_start": "passed", "success_ratio": "passed",
+            {"training_schedule_to_start": on_time[days[1]], "success_ratio": "passed",
              "production_model_age": "passed"},
             {"training_schedule_to_start": "failed", "success_ratio": "failed",
              "production_model_age": "passed"},
@@ -369,25 +388,45 @@ def test_three_days_of_slos_from_the_real_daemon(tmp_path, monkeypatch):
         wait = reported[days[2]]["training_schedule_to_start_seconds"]
         queued = reported[days[2]]["training_queue_wait_seconds"]
         enqueued = _event_time(instance, held.run_id, dg.DagsterEventType.RUN_ENQUEUED)
-        # Held until `released`; the queue's 2 s dequeue interval and the launch come on top.
-        assert HOLD_SECONDS <= wait <= HOLD_SECONDS + 30
-        assert released - enqueued - 0.5 <= queued <= released - enqueued + 15
+        dequeued = _event_time(instance, held.run_id, dg.DagsterEventType.RUN_STARTING)
+        # Held until `released`: it waited at least that long, and left the queue only after
+        # the slot came back, on one of the coordinator's next passes.
+        assert HOLD_SECONDS > LIMIT_SECONDS
+        assert wait >= HOLD_SECONDS
+        assert enqueued < released < dequeued
+        passes = dagster.coordinator_iterations(after=released, until=dequeued)
+        assert passes <= MAX_COORDINATOR_PASSES, dagster.logs()
 
         # Exactly the expected alerts, each once.
         d1_training = _finished(instance, "daily_training_job", days[0]).run_id
         alerts = sorted(
             (a["kind"], a["partition"], a["gate"], a["run_id"]) for a in webhook.received
         )
-        assert alerts == sorted(
+        expected_alerts = sorted(
             [
                 ("evaluation_failed", days[0], "", d1_training),
                 ("run_failed", days[0], "", d1_training),
                 ("slo_breach", days[2], "training_schedule_to_start", held.run_id),
                 ("slo_breach", days[2], "success_ratio", d1_training),
+                *(
+                    (
+                        "slo_breach",
+                        day,
+                        "training_schedule_to_start",
+                        _finished(instance, "daily_training_job", day).run_id,
+                    )
+                    for day in late
+                ),
             ]
-        ), webhook.received
-        late = next(a for a in webhook.received if a["gate"] == "training_schedule_to_start")
-        assert held.run_id in late["text"] and f"{wait:.1f} s after its request" in late["text"]
+        )
+        assert alerts == expected_alerts, webhook.received
+        [held_alert] = [
+            a
+            for a in webhook.received
+            if a["gate"] == "training_schedule_to_start" and a["partition"] == days[2]
+        ]
+        assert held.run_id in held_alert["text"]
+        assert f"{wait:.1f} s after its request" in held_alert["text"]
 
         # The exporter serves the newest day's numbers.
         port = free_port()
@@ -421,13 +460,14 @@ def test_three_days_of_slos_from_the_real_daemon(tmp_path, monkeypatch):
                 assert (math.isnan(before) and math.isnan(after)) or after == pytest.approx(
                     before, abs=1e-9
                 ), (day, metric.key)
-        assert len(webhook.received) == 4, webhook.received
+        assert len(webhook.received) == len(expected_alerts), webhook.received
     finally:
         instance.dispose()
         webhook.close()
     print(
         f"daily loop {loop_seconds:.0f} s; D3 training schedule-to-start {wait:.1f} s "
-        f"(queue {queued:.1f} s, held {HOLD_SECONDS} s); end-to-end "
+        f"(queue {queued:.1f} s, held {HOLD_SECONDS} s, taken on the coordinator's pass "
+        f"{passes} after the release); late without a hold: {sorted(late) or 'none'}; end-to-end "
         + ", ".join(f"{d} {reported[d]['end_to_end_seconds']:.1f} s" for d in days)
         + "; schedule-to-start features/training "
         + ", ".join(
