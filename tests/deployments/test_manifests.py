@@ -33,7 +33,7 @@ def _training_pod(launcher: K8sTrainerLauncher):
         pod_name="dagster-pipes-trainer",
         image=launcher.image,
         command=launcher.command(),
-        # What PipesK8sClient injects: the Pipes bootstrap variables.
+        # What the Pipes session injects: its bootstrap variables.
         env_vars={"DAGSTER_PIPES_CONTEXT": "e30=", "DAGSTER_PIPES_MESSAGES": "e30="},
         base_pod_meta=None,
         base_pod_spec=launcher.pod_spec(),
