@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field, field_validator, model_validator
 
+from assets.model.model_checkpoint import PREEMPTED_RETRY_WAIT_S
 from resources.trainer.admission import Admission, PreemptedWhileQueued
 from resources.trainer.gpu_inventory import GpuInventory, PodShape, shape_for
 from resources.trainer.launcher import (
@@ -180,7 +181,9 @@ def yield_queued_slot(context, store, why: str) -> dg.RetryRequested:
     so nothing is lost; the retry frees the gpu slot now and queues again."""
     clear_request(store, context.run_id)
     context.log.warning(why)
-    return dg.RetryRequested(max_retries=context.retry_number + 1, seconds_to_wait=2.0)
+    return dg.RetryRequested(
+        max_retries=context.retry_number + 1, seconds_to_wait=PREEMPTED_RETRY_WAIT_S
+    )
 
 
 def record_eviction(context, job_name: str) -> int:
