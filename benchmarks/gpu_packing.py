@@ -2,8 +2,9 @@
 that pack, as a discrete-event simulation (pure Python, seeded, deterministic).
 
 The seeds' scenario: 8-GPU nodes whose free GPUs start scattered (other tenants' 1- and 3-GPU
-pods, placed by the default scheduler's spreading), a 90-day reprocessing backfill of 2-GPU
-training runs submitted beside the morning's daily 2-GPU runs, and multi-node training jobs.
+pods on every node, leaving 1-3 GPUs free each, for 4-16 hours), a 90-day reprocessing backfill
+of 2-GPU training runs submitted beside the morning's daily 2-GPU runs, and multi-node training
+jobs. The tenants' pods are the same under both policies: no admission policy moves them.
 Each simulated day is one draw of that mix; `--days` draws are simulated and pooled.
 
 Two policies, same jobs:
@@ -50,6 +51,7 @@ from dataclasses import dataclass, field
 CPU_SAMPLES_PER_S = 68_744
 DAY_S = 24 * 3600
 DAILY_PRIORITY, OTHER_PRIORITY = 1000, 100
+KINDS = ("daily", "backfill", "multinode")
 # GPUs of the other tenants' pods on one 8-GPU node at the start of a day.
 TENANT_PATTERNS = ((3, 3, 1), (3, 1, 1, 1), (3, 3), (1, 3, 1), (3, 1, 3))
 
@@ -119,7 +121,7 @@ def day_mix(a: Assumptions, rng: random.Random, packing: bool) -> tuple[list[Job
     for node in range(a.nodes):
         for size in rng.choice(TENANT_PATTERNS):
             tenant = Job(f"tenant-{len(tenants)}", "tenant", 0.0, 1, size, 0.0, 0)
-            tenant.work_s = rng.uniform(1, 6) * 3600
+            tenant.work_s = rng.uniform(4, 16) * 3600
             tenant.placed = [node]
             tenants.append(tenant)
     jobs = [
@@ -149,7 +151,11 @@ class Totals:
     pool_gpu_s: float = 0.0
     idle_while_queued_gpu_s: float = 0.0
     waiting_with_fitting_placement_s: float = 0.0
-    waiting_with_enough_idle_gpus_s: float = 0.0
+    # Per kind of job: it waited while enough GPUs for its shape were idle, but scattered
+    # (or held by a half-placed job).
+    waiting_with_enough_idle_gpus_s: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(KINDS, 0.0)
+    )
     daily_waits: list[float] = field(default_factory=list)
     preemptions: int = 0
     half_placed_gpu_s: float = 0.0
@@ -369,8 +375,12 @@ def _account(cluster: Cluster, start: float, end: float, total_gpus: int, totals
             for j in cluster.waiting
         ):
             totals.waiting_with_fitting_placement_s += dt
-        if any(j.gpus - len(j.placed) * j.gpus_per_pod <= free for j in cluster.waiting):
-            totals.waiting_with_enough_idle_gpus_s += dt
+        for kind in KINDS:
+            if any(
+                j.kind == kind and j.gpus - len(j.placed) * j.gpus_per_pod <= free
+                for j in cluster.waiting
+            ):
+                totals.waiting_with_enough_idle_gpus_s[kind] += dt
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -394,7 +404,10 @@ def report(name: str, totals: Totals) -> list[str]:
         f"{name}_idle_while_queued_gpu_h={totals.idle_while_queued_gpu_s / 3600:.2f}",
         f"{name}_half_placed_idle_gpu_h={totals.half_placed_gpu_s / 3600:.2f}",
         f"{name}_waiting_with_fitting_placement_s={totals.waiting_with_fitting_placement_s:.1f}",
-        f"{name}_waiting_with_enough_idle_gpus_s={totals.waiting_with_enough_idle_gpus_s:.1f}",
+        *(
+            f"{name}_{kind}_waiting_with_enough_idle_gpus_s={seconds:.1f}"
+            for kind, seconds in totals.waiting_with_enough_idle_gpus_s.items()
+        ),
         f"{name}_preemptions={totals.preemptions}",
     ]
 
