@@ -6,4 +6,5 @@ imports            what a process pays to load the code location
 daily_vs_backfill  the daily training run's wait for the GPU behind a training backfill
 model_quality      the daily model's AUC against the generator's optimum, day by day
 promotion_race     N processes racing to promote: winners, lost updates, latency
+gpu_packing        simulated GPU pool: today's scheduler against Kueue, quotas and packing shapes
 """
