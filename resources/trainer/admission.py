@@ -25,6 +25,17 @@ QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 # Set by the Job controller on each pod of an Indexed Job (Kubernetes >= 1.21).
 COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
+# A pod waiting for one of these will not start by itself (dagster-k8s's pod client gives up on
+# the same ones): fail the attempt now rather than at the Job's deadline.
+FATAL_WAITING_REASONS = frozenset(
+    {
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CrashLoopBackOff",
+        "RunContainerError",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,8 @@ class AdmissionWatch:
                     self.log.info(
                         f"trainer Job {self.namespace}/{self.name} {phase.value}: waiting for "
                         f"Kueue to admit it (queue {self.admission.queue}, priority "
-                        f"{self.admission.priority_class}); it holds no GPU until then."
+                        f"{self.admission.priority_class}); it holds no GPU until then. "
+                        f"`kubectl get workloads -n {self.namespace}` shows its place and why."
                     )
                     said_waiting = True
                 deadline = self.clock() + timeout_s
@@ -153,6 +165,14 @@ class AdmissionWatch:
     def _pod_zero(self) -> str | None:
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=self.pod_selector)
         for pod in pods.items:
+            for status in pod.status.container_statuses or []:
+                waiting = status.state.waiting if status.state else None
+                if waiting is not None and waiting.reason in FATAL_WAITING_REASONS:
+                    raise RuntimeError(
+                        f"trainer Job {self.namespace}/{self.name}: pod {pod.metadata.name} cannot "
+                        f"start: {waiting.reason}: {waiting.message} (check TRAINER_IMAGE and the "
+                        "image pull secret)"
+                    )
             index = (pod.metadata.annotations or {}).get(COMPLETION_INDEX)
             if index == "0" and pod.status.phase in ("Running", "Succeeded", "Failed"):
                 return pod.metadata.name

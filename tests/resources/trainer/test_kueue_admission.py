@@ -15,6 +15,9 @@ import kubernetes
 import pytest
 from dagster_pipes import PIPES_PROTOCOL_VERSION, PIPES_PROTOCOL_VERSION_FIELD, decode_param
 from kubernetes.client import (
+    V1ContainerState,
+    V1ContainerStateWaiting,
+    V1ContainerStatus,
     V1Job,
     V1JobCondition,
     V1JobStatus,
@@ -112,6 +115,17 @@ class ScriptedCluster:
 
     def list_namespaced_pod(self, namespace, label_selector):
         name = label_selector.split("=", 1)[1]
+        if self.state.get(name) == "image-pull-backoff":
+            waiting = V1ContainerStateWaiting(reason="ImagePullBackOff", message="not found")
+            status = V1ContainerStatus(
+                name="trainer", image=IMAGE, image_id="", ready=False, restart_count=0,
+                state=V1ContainerState(waiting=waiting),
+            )  # fmt: skip
+            pod = V1Pod(
+                metadata=V1ObjectMeta(name=f"{name}-0-abcde", annotations={COMPLETION_INDEX: "0"}),
+                status=V1PodStatus(phase="Pending", container_statuses=[status]),
+            )
+            return V1PodList(items=[pod])
         if self.state.get(name) not in ("running", "complete"):
             return V1PodList(items=[])
         self.pods_started.append(name)
@@ -248,6 +262,24 @@ def test_a_job_evicted_by_kueue_resumes_from_its_checkpoint_as_a_preemption(clus
     assert instance.get_run_by_id(result.run_id).tags[PREEMPTIONS_TAG] == "1"
     assert any("evicted by Kueue" in m and "resumes from it" in m for m in messages)
     assert any("retry resumes from the last checkpoint" in m for m in messages)
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_attempt_at_once(cluster, tmp_path):
+    fake = cluster(Attempt(["queued", "image-pull-backoff"], COMPLETED))
+
+    @dg.asset
+    def trains(context: dg.AssetExecutionContext, trainer: K8sTrainerLauncher):
+        trainer.launch(context, [], env={}, store_args=["--store-root", str(tmp_path)])
+        return dg.MaterializeResult()
+
+    launcher = K8sTrainerLauncher(image=IMAGE, inventory=INVENTORY)
+    result = dg.materialize([trains], resources={"trainer": launcher}, raise_on_error=False)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    message = failure.event_specific_data.error.to_string()
+    assert "cannot start: ImagePullBackOff: not found" in message
+    # The Job goes with the failed attempt.
+    assert fake.deleted == [fake.created[0]["metadata"]["name"]]
 
 
 def test_job_phases_from_the_jobs_own_status():
