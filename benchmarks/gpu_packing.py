@@ -4,7 +4,9 @@ that pack, as a discrete-event simulation (pure Python, seeded, deterministic).
 The seeds' scenario: 8-GPU nodes whose free GPUs start scattered (other tenants' 1- and 3-GPU
 pods on every node, leaving 1-3 GPUs free each, for 4-16 hours), a 90-day reprocessing backfill
 of 2-GPU training runs submitted beside the morning's daily 2-GPU runs, and multi-node training
-jobs. The tenants' pods are the same under both policies: no admission policy moves them.
+jobs. The tenants' pods are the same under both policies: no admission policy moves them. As
+in the seeds, the backfill is another namespace's (or deployment's): the daily deployment's
+`gpu` pool and preemption sensor never see it; only the cluster does.
 Each simulated day is one draw of that mix; `--days` draws are simulated and pooled.
 
 Two policies, same jobs:
