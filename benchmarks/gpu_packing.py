@@ -19,7 +19,9 @@ Two policies, same jobs:
 - policy: what deployments/k8s/kueue/ and the trainer's shape check give. Jobs wait suspended
   (holding nothing) in Kueue's queue, ordered by priority (daily above the rest), admitted whole
   when the quota and a placement for all their pods are free (BestEffortFIFO: a job that fits is
-  not held behind one that does not). The backfill's namespace has a quota (`--backfill-quota`
+  not held behind one that does not). Kueue itself checks quota only: the placement check stands
+  for its `waitForPodsReady` requeueing (docs/gpu-capacity.md), exact with topology-aware
+  scheduling. The backfill's namespace has a quota (`--backfill-quota`
   GPUs). Shapes pack: the multi-node job takes 2 whole nodes (2 x 8, the same GPU-hours of
   work); pods are bin-packed (MostAllocated). A daily run that cannot be placed evicts the
   newest lower-priority Job (Kueue's preemption): its pods get SIGTERM, checkpoint and release
