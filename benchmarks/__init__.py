@@ -7,4 +7,5 @@ daily_vs_backfill  the daily training run's wait for the GPU behind a training b
 model_quality      the daily model's AUC against the generator's optimum, day by day
 promotion_race     N processes racing to promote: winners, lost updates, latency
 next_day_guard     the next-day guard: false rollbacks of good days, the smallest regression caught
+gpu_packing        simulated GPU pool: today's scheduler against Kueue, quotas and packing shapes
 """

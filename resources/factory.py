@@ -57,6 +57,29 @@ def _env_vars_that_are_set(settings: dict[str, str]) -> dict[str, dg.EnvVar]:
     return {field: dg.EnvVar(name) for field, name in settings.items() if name in os.environ}
 
 
+# The training nodes, per flavor: baked into the image with the code, GPU_INVENTORY_FILE overrides.
+DEFAULT_GPU_INVENTORY = PROJECT_ROOT / "deployments" / "k8s" / "gpu-inventory.yaml"
+
+
+def trainer_shape_settings() -> dict[str, Any]:
+    """The trainer's shape and the inventory it must pack, read when the definitions load so a
+    shape that cannot pack fails the code location with the shapes that would (not a run later).
+    TRAINER_GPUS: GPUs per attempt; TRAINER_GPU_FLAVOR: the node flavor (default: the first)."""
+    from resources.trainer.gpu_inventory import load_inventory
+
+    settings: dict[str, Any] = {
+        "inventory": load_inventory(os.environ.get("GPU_INVENTORY_FILE") or DEFAULT_GPU_INVENTORY)
+    }
+    if "TRAINER_GPUS" in os.environ:
+        value = os.environ["TRAINER_GPUS"]
+        if not value.strip().isdigit():
+            raise ValueError(f"TRAINER_GPUS={value!r} is not a whole number of GPUs")
+        settings["gpus"] = int(value)
+    if "TRAINER_GPU_FLAVOR" in os.environ:
+        settings["gpu_flavor"] = os.environ["TRAINER_GPU_FLAVOR"]
+    return settings
+
+
 def gpu_policy() -> GpuPolicy:
     """`GPU_MAX_PREEMPTIONS` (optional) overrides how often a backfill run may yield its GPU."""
     if "GPU_MAX_PREEMPTIONS" in os.environ:
@@ -139,6 +162,7 @@ def build_resources(
             "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
             "trainer": K8sTrainerLauncher(
                 image=dg.EnvVar("TRAINER_IMAGE"),
+                **trainer_shape_settings(),
                 **_env_vars_that_are_set(_OPTIONAL_TRAINER_SETTINGS | _OPTIONAL_BUILD_SETTINGS),
             ),
             "gpu_policy": gpu_policy(),

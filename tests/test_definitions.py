@@ -86,7 +86,10 @@ def test_only_production_imports_the_kubernetes_and_aws_clients(deployment):
     )
     assert done.returncode == 0, done.stderr
     loaded = done.stdout.strip().splitlines()[-1]
-    expected = "[]" if deployment == "local" else str(sorted(PRODUCTION_ONLY))
+    # dagster-k8s's Pipes pieces are imported when a trainer Job is launched, not at load.
+    expected = (
+        "[]" if deployment == "local" else str(sorted(set(PRODUCTION_ONLY) - {"dagster_k8s"}))
+    )
     assert loaded == expected, f"{deployment} loaded {loaded}"
 
 

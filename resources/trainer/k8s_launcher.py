@@ -1,4 +1,4 @@
-"""The trainer as a GPU pod (or an Indexed Job of pods) on Kubernetes, through dagster-k8s.
+"""The trainer as a Kubernetes Job (one pod, or an Indexed Job of whole nodes) admitted by Kueue.
 
 Kept apart from resources/trainer/launcher.py so that only the production resources import
 dagster-k8s and the Kubernetes client (about 0.6 s per process that loads the definitions).
@@ -7,39 +7,58 @@ dagster-k8s and the Kubernetes client (about 0.6 s per process that loads the de
 from typing import Any
 
 import dagster as dg
-from dagster_k8s import PipesK8sClient
 from pydantic import Field, field_validator, model_validator
 
+from assets.model.model_checkpoint import PREEMPTED_RETRY_WAIT_S
+from resources.trainer.admission import Admission, PreemptedWhileQueued
+from resources.trainer.gpu_inventory import GpuInventory, PodShape, shape_for
 from resources.trainer.launcher import (
     BRIDGE_MODULE,
     TrainerLauncher,
     require_digest_pinned,
     trainer_command,
 )
-from resources.trainer.multinode import MultiNodeJob, launch_multinode, rendezvous_command
+from resources.trainer.multinode import MultiNodeJob, launch_job, rendezvous_command
+from resources.trainer.preemption import PREEMPTIONS_TAG, clear_request, read_request
+from sensors.schedules import is_daily_run
+from training.store_args import store_from_args
 
 
 class K8sTrainerLauncher(TrainerLauncher):
-    """A pod per attempt, shaped to the cluster's GPU nodes.
+    """A Job per attempt, shaped to the cluster's GPU nodes and queued in Kueue.
 
-    The pod never restarts itself (restartPolicy Never) and has a hard deadline: Dagster's
-    RetryPolicy is the only retry, and each retry resumes from the last checkpoint.
+    Its pods never restart themselves (restartPolicy Never, backoffLimit 0) and have a hard
+    deadline: Dagster's RetryPolicy is the only retry, and each retry resumes from the last
+    checkpoint. Waiting for Kueue's admission holds no GPU (resources/trainer/admission.py).
     """
 
     image: str = Field(description="Project image, pinned by digest (repo@sha256:...).")
     namespace: str = "dagster"
-    gpus: int = Field(default=1, description="GPUs per pod; >1 runs torchrun with one per GPU.")
-    nodes: int = Field(
+    gpus: int = Field(
         default=1,
-        description="Pods per attempt. >1: an Indexed Job of this many pods x gpus, joined by "
-        "torchrun's c10d rendezvous through a headless Service; any pod lost fails the attempt "
-        "and Dagster's retry relaunches all of them from the last checkpoint.",
+        description="GPUs of one attempt: the trainer's one shape. A divisor of the flavor's GPUs "
+        "per node runs one pod of that many GPUs; a multiple of it runs an Indexed Job of whole "
+        "nodes joined by torchrun's c10d rendezvous. Pods, GPUs per pod and nproc-per-node all "
+        "derive from it; any other count is refused with the shapes that pack.",
     )
-    node_gpus: int = Field(
-        default=8,
-        description="GPUs of one node of the training pool. Pods ask for a divisor of it, so "
-        "they pack the nodes (2-GPU pods: 4 per 8-GPU node; 3-GPU pods would strand 2 GPUs "
-        "on every node), and a job across nodes takes whole nodes.",
+    gpu_flavor: str | None = Field(
+        default=None, description="Node flavor of the inventory to train on (default: the first)."
+    )
+    inventory: GpuInventory = Field(
+        description="The training nodes per flavor (deployments/k8s/gpu-inventory.yaml)."
+    )
+    kueue_queue: str | None = Field(
+        default="ml-training",
+        description="Kueue LocalQueue of the trainer namespace (deployments/k8s/kueue/). Jobs are "
+        "created suspended with its label and Kueue admits them whole; None: no Kueue, Jobs "
+        "start at once on the default scheduler.",
+    )
+    daily_priority_class: str = Field(
+        default="ml-training-daily", description="Kueue WorkloadPriorityClass of daily runs."
+    )
+    backfill_priority_class: str = Field(
+        default="ml-training-backfill",
+        description="Kueue WorkloadPriorityClass of every other run (backfills, reruns).",
     )
     cpu: str = "4"
     memory: str = "16Gi"
@@ -77,28 +96,27 @@ class K8sTrainerLauncher(TrainerLauncher):
 
     @model_validator(mode="after")
     def _shape_packs_the_nodes(self) -> "K8sTrainerLauncher":
-        gpus, node_gpus, nodes = self.gpus, self.node_gpus, self.nodes
-        if min(gpus, node_gpus, nodes) < 1:
-            raise ValueError(
-                f"K8sTrainerLauncher: gpus={gpus}, node_gpus={node_gpus} and nodes={nodes} "
-                "must all be at least 1"
-            )
-        if node_gpus % gpus:
-            raise ValueError(
-                f"K8sTrainerLauncher: gpus={gpus} per pod does not divide node_gpus={node_gpus}: "
-                f"every node would keep {node_gpus % gpus} GPUs that no pod of this shape fits, "
-                f"and jobs queue with GPUs idle. Use a divisor of {node_gpus}."
-            )
-        if nodes > 1 and gpus != node_gpus:
-            raise ValueError(
-                f"K8sTrainerLauncher: nodes={nodes} with gpus={gpus} of {node_gpus} per node: a "
-                "job across nodes takes whole nodes (gpus = node_gpus); a smaller one fits on "
-                "one node with nodes=1, where its all-reduce never crosses the network."
-            )
+        # Refused when the resource is built (definitions load, or a run's resource config),
+        # before any Job exists.
+        self.shape()
         return self
 
+    def shape(self) -> PodShape:
+        return shape_for(self.inventory, self.gpu_flavor, self.gpus)
+
+    def admission(self, run: dg.DagsterRun) -> Admission:
+        """The run's queue and priority: daily runs above everything else."""
+        daily = is_daily_run(run)
+        priority = self.daily_priority_class if daily else self.backfill_priority_class
+        return Admission(self.kueue_queue, priority if self.kueue_queue else None)
+
     def pod_spec(self) -> dict[str, Any]:
-        limits = {"nvidia.com/gpu": str(self.gpus), "cpu": self.cpu, "memory": self.memory}
+        shape = self.shape()
+        limits = {
+            "nvidia.com/gpu": str(shape.gpus_per_pod),
+            "cpu": self.cpu,
+            "memory": self.memory,
+        }
         container: dict[str, Any] = {
             "name": "trainer",
             "resources": {"requests": dict(limits), "limits": limits},
@@ -109,7 +127,8 @@ class K8sTrainerLauncher(TrainerLauncher):
             "restartPolicy": "Never",
             "activeDeadlineSeconds": self.active_deadline_seconds,
             "terminationGracePeriodSeconds": self.termination_grace_period_seconds,
-            "nodeSelector": dict(self.node_selector),
+            # The flavor's labels: Kueue admits the Job onto that flavor's quota only.
+            "nodeSelector": {**self.node_selector, **shape.flavor.node_labels},
             "tolerations": [dict(t) for t in self.tolerations],
             "containers": [container],
         }
@@ -121,40 +140,62 @@ class K8sTrainerLauncher(TrainerLauncher):
         return ["python", "-m", BRIDGE_MODULE]
 
     def launch(self, context, trainer_args, env, store_args):
-        if self.nodes > 1:
-            return self._launch_across_nodes(context, trainer_args, env, store_args)
-        return PipesK8sClient().run(
-            context=context,
-            image=self.image,
-            command=self.command(),
-            namespace=self.namespace,
-            env=dict(env),
-            base_pod_spec=self.pod_spec(),
-            extras={
-                "trainer_command": trainer_command("python", trainer_args, self.gpus),
-                "store_args": list(store_args),
-            },
-        )
-
-    def _launch_across_nodes(self, context, trainer_args, env, store_args):
+        shape = self.shape()
         job = MultiNodeJob.for_attempt(
-            context.run_id, context.retry_number, self.namespace, self.nodes
+            context.run_id, context.retry_number, self.namespace, shape.pods
         )
-        command = rendezvous_command(
-            "python",
-            trainer_args,
-            nodes=self.nodes,
-            procs_per_node=self.gpus,
-            endpoint=job.endpoint,
-            rdzv_id=job.name,
-        )
-        return launch_multinode(
-            context,
-            job=job,
-            image=self.image,
-            command=self.command(),
-            pod_spec=self.pod_spec(),
-            env=dict(env),
-            extras={"trainer_command": command, "store_args": list(store_args)},
-            active_deadline_seconds=self.active_deadline_seconds,
-        )
+        if shape.pods > 1:
+            command = rendezvous_command(
+                "python",
+                trainer_args,
+                nodes=shape.pods,
+                procs_per_node=shape.gpus_per_pod,
+                endpoint=job.endpoint,
+                rdzv_id=job.name,
+            )
+        else:
+            command = trainer_command("python", trainer_args, shape.gpus_per_pod)
+        store = store_from_args(list(store_args))
+        try:
+            invocation, evicted = launch_job(
+                context,
+                job=job,
+                image=self.image,
+                command=self.command(),
+                pod_spec=self.pod_spec(),
+                env=dict(env),
+                extras={"trainer_command": command, "store_args": list(store_args)},
+                active_deadline_seconds=self.active_deadline_seconds,
+                admission=self.admission(context.run),
+                preemption_requested=lambda: read_request(store, context.run_id) is not None,
+            )
+        except PreemptedWhileQueued as err:
+            raise yield_queued_slot(context, store, str(err)) from err
+        if evicted:
+            record_eviction(context, job.name)
+        return invocation
+
+
+def yield_queued_slot(context, store, why: str) -> dg.RetryRequested:
+    """The preemption sensor's request, answered for a Job Kueue had not admitted: nothing ran,
+    so nothing is lost; the retry frees the gpu slot now and queues again."""
+    clear_request(store, context.run_id)
+    context.log.warning(why)
+    return dg.RetryRequested(
+        max_retries=context.retry_number + 1, seconds_to_wait=PREEMPTED_RETRY_WAIT_S
+    )
+
+
+def record_eviction(context, job_name: str) -> int:
+    """Kueue evicted the running Job (its pods got SIGTERM and checkpointed): count it as a
+    preemption of the run, so the step's retry, which resumes from that checkpoint, does not
+    use up the retries meant for crashes. Returns the run's preemption count."""
+    run = context.instance.get_run_by_id(context.run_id)
+    count = int(run.tags.get(PREEMPTIONS_TAG, "0")) + 1
+    context.instance.add_run_tags(context.run_id, {PREEMPTIONS_TAG: str(count)})
+    context.log.warning(
+        f"trainer Job {job_name} was evicted by Kueue (a higher-priority Job needed the quota, "
+        "or the cohort reclaimed borrowed GPUs): the trainer saved a checkpoint on SIGTERM and "
+        f"the step's retry resumes from it (preemption {count} of this run)."
+    )
+    return count

@@ -2,9 +2,10 @@
 
 Both launch the same command, `python -m resources.trainer.pipes_bridge`, through Dagster
 Pipes: that bridge starts the pure-torch trainer (under torchrun when a pod has several GPUs)
-and relays its progress into the run's logs. With `nodes > 1` the Kubernetes launcher runs N
-such pods as one Indexed Job joined by torchrun's c10d rendezvous (resources/trainer/
-multinode.py). The Kubernetes launcher lives in resources/trainer/k8s_launcher.py, imported only
+and relays its progress into the run's logs. On Kubernetes every attempt is an Indexed Job
+queued in Kueue: one such pod, or, for a shape of whole nodes, one per node joined by torchrun's
+c10d rendezvous (resources/trainer/multinode.py, admission.py, gpu_inventory.py). The Kubernetes
+launcher lives in resources/trainer/k8s_launcher.py, imported only
 when the production resources are built, so a laptop never loads the Kubernetes client.
 """
 

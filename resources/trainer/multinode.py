@@ -1,4 +1,7 @@
-"""Training across nodes: N pods x G GPUs, one torchrun agent per pod, joined by c10d.
+"""The trainer's Job: N pods x G GPUs, one torchrun agent per pod, joined by c10d.
+
+One pod (N = 1) is the same Job without the Service and the rendezvous: every attempt is a
+Job, so Kueue admits every shape the same way (resources/trainer/admission.py).
 
 The shape is Kubernetes' own for this, with no operator to install: an Indexed Job of N pods
 (completions = parallelism = N, `backoffLimit: 0`) and a headless Service whose name is the
@@ -22,8 +25,7 @@ log is the Pipes channel; the other pods run the same bridge, whose messages nob
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +42,12 @@ from kubernetes.client import (
     V1ServiceSpec,
 )
 
+from resources.trainer.admission import Admission, AdmissionWatch
+
 # torchrun's default c10d port; the Service publishes it, pod 0's agent listens on it.
 RDZV_PORT = 29400
 # Our label on the Job's pods: the Service selects them by it, and the launcher finds pod 0.
 JOB_LABEL = "ml-template/trainer-job"
-# Set by the Job controller on each pod of an Indexed Job (Kubernetes >= 1.21).
-COMPLETION_INDEX = "batch.kubernetes.io/job-completion-index"
 # A finished Job (and, through its owner reference, the Service) is removed after this long
 # even if the run worker that created it died before cleaning up.
 TTL_AFTER_FINISHED_S = 3600
@@ -129,26 +131,37 @@ def headless_service(job: MultiNodeJob, owner: V1Job | None = None) -> V1Service
     )
 
 
-def indexed_job(job: MultiNodeJob, pod: V1Pod, active_deadline_seconds: int) -> V1Job:
-    """The Job running `pod` (built by dagster-k8s's `build_pod_body`, as for one node) on
-    `job.nodes` pods at once, each reachable through the headless Service."""
+def indexed_job(
+    job: MultiNodeJob, pod: V1Pod, active_deadline_seconds: int, admission: Admission
+) -> V1Job:
+    """The Job running `pod` (built by dagster-k8s's `build_pod_body`) on `job.nodes` pods at
+    once, each reachable through the headless Service when there are several. Created suspended
+    with Kueue's queue and priority labels on the Job itself (what Kueue reads), so all its
+    pods are admitted together or not at all."""
     spec = copy.deepcopy(pod.spec)
-    spec.subdomain = job.name
+    if job.nodes > 1:
+        spec.subdomain = job.name
     spec.restart_policy = "Never"
-    labels = {**((pod.metadata.labels if pod.metadata else None) or {}), **job.labels}
+    pod_labels = {**((pod.metadata.labels if pod.metadata else None) or {}), **job.labels}
     return V1Job(
         api_version="batch/v1",
         kind="Job",
-        metadata=V1ObjectMeta(name=job.name, namespace=job.namespace, labels=labels),
+        metadata=V1ObjectMeta(
+            name=job.name, namespace=job.namespace, labels={**pod_labels, **admission.labels}
+        ),
         spec=V1JobSpec(
             completion_mode="Indexed",
             completions=job.nodes,
             parallelism=job.nodes,
+            # Kueue unsuspends it on admission; without Kueue it starts at once.
+            suspend=admission.suspend,
             # Any pod failing fails the Job: Dagster alone retries, the whole group at once.
             backoff_limit=0,
+            # Kubernetes stops and resets this clock while the Job is suspended: time spent
+            # waiting for admission is not counted.
             active_deadline_seconds=active_deadline_seconds,
             ttl_seconds_after_finished=TTL_AFTER_FINISHED_S,
-            template=V1PodTemplateSpec(metadata=V1ObjectMeta(labels=labels), spec=spec),
+            template=V1PodTemplateSpec(metadata=V1ObjectMeta(labels=pod_labels), spec=spec),
         ),
     )
 
@@ -169,34 +182,7 @@ def _load_cluster_config() -> None:
         kubernetes.config.load_kube_config()
 
 
-def _job_failed(batch: Any, job: MultiNodeJob) -> str | None:
-    status = batch.read_namespaced_job_status(job.name, job.namespace).status
-    for condition in (status.conditions or []) if status else []:
-        if condition.type == "Failed" and condition.status == "True":
-            return f"{condition.reason}: {condition.message}"
-    return None
-
-
-def _wait_for_first_pod(core: Any, batch: Any, job: MultiNodeJob, timeout_s: float) -> str:
-    """The name of pod 0 once it runs (or already ended), so its log can be followed."""
-    deadline = time.monotonic() + timeout_s
-    selector = f"{JOB_LABEL}={job.name}"
-    while time.monotonic() < deadline:
-        for pod in core.list_namespaced_pod(job.namespace, label_selector=selector).items:
-            index = (pod.metadata.annotations or {}).get(COMPLETION_INDEX)
-            if index == "0" and pod.status.phase in ("Running", "Succeeded", "Failed"):
-                return pod.metadata.name
-        failed = _job_failed(batch, job)
-        if failed:
-            raise RuntimeError(f"trainer Job {job.namespace}/{job.name} failed to start: {failed}")
-        time.sleep(POLL_S)
-    raise RuntimeError(
-        f"trainer Job {job.namespace}/{job.name}: pod 0 did not start within {timeout_s:.0f}s "
-        "(GPU capacity? `kubectl describe job` names the reason)"
-    )
-
-
-def launch_multinode(
+def launch_job(
     context,
     *,
     job: MultiNodeJob,
@@ -206,9 +192,13 @@ def launch_multinode(
     env: Mapping[str, str],
     extras: Mapping[str, Any],
     active_deadline_seconds: int,
-):
-    """Create the Job and its Service, relay pod 0's Pipes messages until it ends, delete
-    both. Returns the Pipes invocation, as `PipesK8sClient.run` does for one pod."""
+    admission: Admission,
+    preemption_requested: Callable[[], bool],
+) -> tuple[Any, bool]:
+    """Create the Job (and, across nodes, its Service), wait for Kueue's admission, relay pod
+    0's Pipes messages until it ends, delete both. Returns the Pipes invocation, as
+    `PipesK8sClient.run` does for one pod, and whether Kueue evicted the Job while it ran.
+    Raises PreemptedWhileQueued when asked to yield before admission."""
     import dagster as dg  # the manifests above are Dagster-free; this is the Pipes session
     from dagster_k8s import PipesK8sPodLogsMessageReader
     from dagster_k8s.pipes import build_pod_body
@@ -216,6 +206,17 @@ def launch_multinode(
     _load_cluster_config()
     core, batch = kubernetes.client.CoreV1Api(), kubernetes.client.BatchV1Api()
     reader = PipesK8sPodLogsMessageReader()
+    watch = AdmissionWatch(
+        batch=batch,
+        core=core,
+        name=job.name,
+        namespace=job.namespace,
+        pod_selector=f"{JOB_LABEL}={job.name}",
+        admission=admission,
+        preemption_requested=preemption_requested,
+        log=context.log,
+        poll_s=POLL_S,
+    )
     with dg.open_pipes_session(
         context=context,
         context_injector=dg.PipesEnvContextInjector(),
@@ -228,22 +229,24 @@ def launch_multinode(
             command=list(command),
             env_vars={**session.get_bootstrap_env_vars(), **env},
             base_pod_meta=None,
-            base_pod_spec=with_rendezvous_port(pod_spec),
+            base_pod_spec=with_rendezvous_port(pod_spec) if job.nodes > 1 else dict(pod_spec),
         )
         created = batch.create_namespaced_job(
-            job.namespace, indexed_job(job, pod, active_deadline_seconds)
+            job.namespace, indexed_job(job, pod, active_deadline_seconds, admission)
         )
         try:
-            core.create_namespaced_service(job.namespace, headless_service(job, owner=created))
-            first = _wait_for_first_pod(core, batch, job, timeout_s=active_deadline_seconds)
+            if job.nodes > 1:
+                core.create_namespaced_service(job.namespace, headless_service(job, owner=created))
+            first = watch.first_pod(timeout_s=active_deadline_seconds)
             context.log.info(
-                f"trainer Job {job.namespace}/{job.name}: {job.nodes} pods, rendezvous at "
-                f"{job.endpoint}; following {first}"
+                f"trainer Job {job.namespace}/{job.name}: {job.nodes} pod(s), following {first}"
+                + (f", rendezvous at {job.endpoint}" if job.nodes > 1 else "")
             )
             reader.consume_pod_logs(
                 context=context, core_api=core, pod_name=first, namespace=job.namespace
             )
+            evicted = watch.evicted()
         finally:
             # Background propagation: the pods and the owned Service go with the Job.
             batch.delete_namespaced_job(job.name, job.namespace, propagation_policy="Background")
-    return dg.PipesClientCompletedInvocation(session)
+    return dg.PipesClientCompletedInvocation(session), evicted

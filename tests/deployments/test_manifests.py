@@ -19,12 +19,13 @@ from dagster_k8s.pipes import build_pod_body
 from assets.model.model_checkpoint import model_checkpoint
 from resources.trainer.k8s_launcher import K8sTrainerLauncher
 from tests.support.environment import REPO_ROOT
+from tests.support.gpu_inventory import INVENTORY
 from tests.support.kubernetes_schema import KUBERNETES_VERSION, manifest, validated
 
 IMAGE = "registry.example/ml-template@sha256:" + "b" * 64
 DAGSTER_HOME = "/opt/dagster/dagster_home"
-# The README's node inventory: 8-GPU nodes (K8sTrainerLauncher.node_gpus).
-NODE_GPUS = 8
+# The deployment's first flavor (deployments/k8s/gpu-inventory.yaml): 8-GPU nodes.
+NODE_GPUS = INVENTORY.flavors[0].gpus_per_node
 
 
 def _training_pod(launcher: K8sTrainerLauncher):
@@ -32,7 +33,7 @@ def _training_pod(launcher: K8sTrainerLauncher):
         pod_name="dagster-pipes-trainer",
         image=launcher.image,
         command=launcher.command(),
-        # What PipesK8sClient injects: the Pipes bootstrap variables.
+        # What the Pipes session injects: its bootstrap variables.
         env_vars={"DAGSTER_PIPES_CONTEXT": "e30=", "DAGSTER_PIPES_MESSAGES": "e30="},
         base_pod_meta=None,
         base_pod_spec=launcher.pod_spec(),
@@ -42,7 +43,7 @@ def _training_pod(launcher: K8sTrainerLauncher):
 @pytest.mark.parametrize("gpus", [1, 2, 4, 8])
 def test_training_pods_that_pack_the_nodes_pass_kubernetes_schema(gpus):
     launcher = K8sTrainerLauncher(
-        image=IMAGE, gpus=gpus, node_gpus=NODE_GPUS, service_account_name="trainer",
+        image=IMAGE, gpus=gpus, inventory=INVENTORY, service_account_name="trainer",
         env_secret="trainer-env",
     )  # fmt: skip
     pod = validated(_training_pod(launcher))
@@ -54,21 +55,9 @@ def test_training_pods_that_pack_the_nodes_pass_kubernetes_schema(gpus):
     assert NODE_GPUS % gpus == 0 and NODE_GPUS // gpus * gpus == NODE_GPUS
 
 
-@pytest.mark.parametrize("gpus", [3, 5, 6, 7])
-def test_pod_shapes_that_strand_gpus_are_refused(gpus):
-    with pytest.raises(ValueError, match=rf"gpus={gpus} per pod does not divide node_gpus=8"):
-        K8sTrainerLauncher(image=IMAGE, gpus=gpus, node_gpus=NODE_GPUS)
-
-
-def test_a_job_across_nodes_takes_whole_nodes():
-    with pytest.raises(ValueError, match="takes whole nodes"):
-        K8sTrainerLauncher(image=IMAGE, gpus=4, nodes=2, node_gpus=NODE_GPUS)
-    assert K8sTrainerLauncher(image=IMAGE, gpus=8, nodes=2, node_gpus=NODE_GPUS).nodes == 2
-
-
 def test_the_schema_check_is_real():
     # A misspelt field and a wrong type, each refused by the schema itself.
-    pod = manifest(_training_pod(K8sTrainerLauncher(image=IMAGE)))
+    pod = manifest(_training_pod(K8sTrainerLauncher(image=IMAGE, inventory=INVENTORY)))
     misspelt = json.loads(json.dumps(pod))
     misspelt["spec"]["activeDeadlineSecond"] = 60
     with pytest.raises(kubernetes_validate.ValidationError, match="activeDeadlineSecond"):

@@ -7,6 +7,7 @@ import re
 from dagster_k8s.pipes import build_pod_body
 from kubernetes.client import V1ObjectMeta
 
+from resources.trainer.admission import Admission
 from resources.trainer.k8s_launcher import K8sTrainerLauncher
 from resources.trainer.multinode import (
     JOB_LABEL,
@@ -17,6 +18,7 @@ from resources.trainer.multinode import (
     rendezvous_command,
     with_rendezvous_port,
 )
+from tests.support.gpu_inventory import INVENTORY
 from tests.support.kubernetes_schema import validated
 
 IMAGE = "registry.example/ml-template@sha256:" + "c" * 64
@@ -25,8 +27,11 @@ RUN_ID = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
-def _manifests(nodes=2, gpus=8, retry=0):
-    launcher = K8sTrainerLauncher(image=IMAGE, gpus=gpus, nodes=nodes, env_secret="trainer-env")
+def _manifests(nodes=2, retry=0):
+    launcher = K8sTrainerLauncher(
+        image=IMAGE, gpus=8 * nodes, inventory=INVENTORY, env_secret="trainer-env"
+    )
+    assert launcher.shape().pods == nodes
     job = MultiNodeJob.for_attempt(RUN_ID, retry, launcher.namespace, nodes)
     pod = build_pod_body(
         pod_name=job.name,
@@ -36,7 +41,8 @@ def _manifests(nodes=2, gpus=8, retry=0):
         base_pod_meta=None,
         base_pod_spec=with_rendezvous_port(launcher.pod_spec()),
     )
-    created = indexed_job(job, pod, launcher.active_deadline_seconds)
+    admission = Admission("ml-training", "ml-training-backfill")
+    created = indexed_job(job, pod, launcher.active_deadline_seconds, admission)
     # What the API server returns from the create: the Job with its uid, which the Service
     # names as its owner.
     created.metadata = V1ObjectMeta(**{**created.metadata.to_dict(), "uid": "7d3c-uid"})
@@ -99,6 +105,6 @@ def test_every_pod_runs_torchrun_against_pod_zeros_rendezvous():
 
 
 def test_a_single_node_launcher_keeps_the_one_pod_shape():
-    launcher = K8sTrainerLauncher(image=IMAGE, gpus=2)
-    assert launcher.nodes == 1
+    launcher = K8sTrainerLauncher(image=IMAGE, gpus=2, inventory=INVENTORY)
+    assert launcher.shape().pods == 1
     assert "ports" not in launcher.pod_spec()["containers"][0]

@@ -8,6 +8,7 @@ import pytest
 from resources.factory import build_resources
 from resources.trainer.k8s_launcher import K8sTrainerLauncher
 from resources.trainer.launcher import TrainerLauncher
+from tests.support.gpu_inventory import INVENTORY
 
 PINNED = "registry.example/ml-template@sha256:" + "d" * 64
 
@@ -49,9 +50,11 @@ def test_prod_accepts_a_trainer_image_pinned_by_digest(monkeypatch):
     [event] = result.get_asset_materialization_events()
     assert event.materialization.metadata["image"].value == PINNED
     # A tag beside the digest is fine: the digest decides what is pulled.
-    assert K8sTrainerLauncher(image="repo/x:v1@sha256:" + "e" * 64).image.startswith("repo/x:v1")
+    assert K8sTrainerLauncher(
+        image="repo/x:v1@sha256:" + "e" * 64, inventory=INVENTORY
+    ).image.startswith("repo/x:v1")
 
 
 def test_a_launcher_built_in_code_is_checked_at_once():
     with pytest.raises(ValueError, match="'repo/x:latest', which is not pinned by digest"):
-        K8sTrainerLauncher(image="repo/x:latest")
+        K8sTrainerLauncher(image="repo/x:latest", inventory=INVENTORY)

@@ -15,6 +15,7 @@ from resources.factory import build_resources
 from resources.trainer.k8s_launcher import K8sTrainerLauncher
 from resources.trainer.launcher import trainer_command
 from resources.trainer.pipes_bridge import describe_progress
+from tests.support.gpu_inventory import INVENTORY
 
 IMAGE = "registry.example/ml-template@sha256:" + "a" * 64
 
@@ -34,6 +35,7 @@ def test_gpu_pod_spec_field_by_field():
     launcher = K8sTrainerLauncher(
         image=IMAGE,
         gpus=2,
+        inventory=INVENTORY,
         service_account_name="trainer",
         env_secret="trainer-s3",
         active_deadline_seconds=7200,
@@ -44,7 +46,11 @@ def test_gpu_pod_spec_field_by_field():
     assert spec.active_deadline_seconds == 7200
     # SIGTERM (preemption, drain) to SIGKILL: time to finish a step and write a checkpoint.
     assert spec.termination_grace_period_seconds == 120
-    assert spec.node_selector == {"nvidia.com/gpu.present": "true"}
+    # GPU nodes, of the flavor the shape was validated against (Kueue's ResourceFlavor labels).
+    assert spec.node_selector == {
+        "nvidia.com/gpu.present": "true",
+        "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB",
+    }
     [toleration] = spec.tolerations
     assert (toleration.key, toleration.operator, toleration.effect) == (
         "nvidia.com/gpu",
@@ -75,6 +81,8 @@ def test_prod_factory_builds_the_k8s_launcher_from_env_vars(monkeypatch):
     assert isinstance(launcher, K8sTrainerLauncher)
     assert launcher.image == dg.EnvVar("TRAINER_IMAGE")
     assert launcher.namespace == "dagster"
+    # The deployment's inventory, read by the factory; the shape was validated against it.
+    assert launcher.inventory == INVENTORY
 
 
 def test_the_training_steps_job_never_retries_inside_kubernetes():
