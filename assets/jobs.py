@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.quality.deadline import daily_partitions_landed
+from resources.registry.promotion_identity import PROMOTION_RUN_TAGS
 
 daily_features_job = dg.define_asset_job(
     "daily_features_job",
@@ -26,6 +27,8 @@ daily_training_job = dg.define_asset_job(
     description="Builds the day's approved training window, trains the day's model (warm start "
     "from production), evaluates it against the production model and, if it passes, promotes "
     "it by compare-and-swap.",
+    # Its last step promotes: only its runs (and the rollback job's) get the promotion identity.
+    tags=PROMOTION_RUN_TAGS,
 )
 
 pipeline_slo_job = dg.define_asset_job(

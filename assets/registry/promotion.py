@@ -37,6 +37,7 @@ from assets.model.training_dataset import manifest_key as dataset_manifest_key
 from assets.partitions import training_partitions
 from assets.publishing.gate_reports import PartitionNotPublished
 from resources.paths import PROJECT_ROOT
+from resources.registry.promotion_identity import PROMOTION_RUN_TAGS
 from resources.registry.registry import (
     PRODUCTION,
     AliasState,
@@ -436,6 +437,7 @@ def move_model_alias(
     name="rollback_model_job",
     description="Moves the production alias (or another) back to a named version or "
     '"previous", by compare-and-swap, recording why in its history.',
+    tags=PROMOTION_RUN_TAGS,
 )
 def rollback_model_job() -> None:
     move_model_alias()
