@@ -24,6 +24,7 @@ from tests.support.environment import POSTGRES_DSN, postgres_unavailable_reason
 GRANTS = Path(__file__).resolve().parents[2] / "deployments" / "postgres" / "readonly_role.sql"
 DAY = dt.date(2026, 11, 2)
 REFUSED = (errors.InsufficientPrivilege, errors.ReadOnlySqlTransaction)
+pytestmark = pytest.mark.postgres
 
 
 def _dsn(database: str, user: str = "postgres") -> str:
