@@ -9,6 +9,7 @@ a policy that grants a write its component never made fails the test (no unused 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,7 +25,6 @@ from pathlib import Path
 import boto3
 import dagster as dg
 import pytest
-import torch
 from botocore.exceptions import ClientError
 
 from assets.model.records import report_key
@@ -41,19 +41,26 @@ from assets.publishing.keys import partition_object_key
 from assets.slo.alerts import marker_key
 from resources.factory import build_resources
 from resources.registry.registry import DEFAULT_MODEL, PRODUCTION, ModelRegistry, promote
+from resources.registry.serving import load_alias
 from resources.storage.object_store import PreconditionFailed, S3ObjectStore, open_s3_store
 from resources.trainer.preemption import clear_request, pending_requests, request_preemption
 from tests.support.environment import free_port
 from tests.support.registry import record
-from training.checkpoint import CheckpointManager
+from training.checkpoint import MANIFEST_NAME, CheckpointManager
+from training.config import TrainConfig
+from training.loop import MODEL_FILE
+from training.model import build_model
 from training.progress import Heartbeat
 
 POLICIES = Path(__file__).resolve().parents[2] / "deployments" / "iam"
 IDENTITIES = ("code-server", "run-worker", "trainer", "promotion", "serving-reader", "slo-exporter")
+# A moto server process and a pipeline's worth of S3 calls: about 15 s on the shared cores.
+pytestmark = pytest.mark.slow
 REGION = "us-east-1"
 PREFIX = "ml/ctr"
 DAY = "2025-01-10"
 CHECKPOINT_PREFIX = f"checkpoints/model_checkpoint/{DAY}/fp-abc"
+STEP_KEY = f"{CHECKPOINT_PREFIX}/step-000015"
 
 
 @dataclass
@@ -172,8 +179,6 @@ def _gate_report(asset: str, object_key: str, passed: bool = True) -> GateReport
 def _publish(store: S3ObjectStore, asset: str, layer: str, data: bytes) -> str:
     """What write-audit-publish writes for one approved partition: the version, the audit
     report and the approval pointer (create-only, then compare-and-swap)."""
-    import hashlib
-
     key = version_key(asset, DAY, daily_partitions, layer, hashlib.sha256(data).hexdigest())
     store.put_bytes(key, data)
     report = _gate_report(asset, key)
@@ -199,7 +204,7 @@ def _run_worker_job(iam: LoopbackIam) -> dict[str, str]:
         store.put_bytes(
             partition_object_key(asset, DAY, daily_partitions, layer=layer, suffix="json"), b"{}"
         )
-    candidate = {"checkpoint_key": f"{CHECKPOINT_PREFIX}/step-000010"}
+    candidate = {"checkpoint_key": STEP_KEY}
     store.put_if_absent(report_key(candidate, "e" * 64), b"{}")
     store.put_if_absent(marker_key(DAY, "freshness"), b"{}")
     request_preemption(iam.store("code-server"), "run-a", "run-b", "daily run waits")
@@ -208,19 +213,24 @@ def _run_worker_job(iam: LoopbackIam) -> dict[str, str]:
     return {"feature": new_feature, "source": source}
 
 
-def _trainer_job(iam: LoopbackIam, inputs: dict[str, str]) -> None:
+def _trainer_job(iam: LoopbackIam) -> str:
+    """Reads its manifest and inputs, saves resumable checkpoints (pruning the oldest) and its
+    heartbeat; returns the sha256 of the last step's manifest (what the registry approves)."""
     store = iam.store("trainer")
     manifest = json.loads(store.get_bytes(manifest_key(DAY)))
     assert [store.get_bytes(i["object_key"]) for i in manifest["inputs"]]
+    model = build_model(TrainConfig())
     with CheckpointManager(store, CHECKPOINT_PREFIX, keep_last=2) as checkpoints:
         for step in (5, 10, 15):
-            checkpoints.save(step, {"model.pt": {"w": torch.zeros(2)}}, fingerprint="fp-abc")
+            checkpoints.save(step, {MODEL_FILE: model.state_dict()}, fingerprint="fp-abc")
     Heartbeat(store, CHECKPOINT_PREFIX).write(15, "fp-abc")
     assert store.list_keys(f"{CHECKPOINT_PREFIX}/step-000005") == []
-    assert store.exists(f"{CHECKPOINT_PREFIX}/step-000015/manifest.json")
+    return hashlib.sha256(store.get_bytes(f"{STEP_KEY}/{MANIFEST_NAME}")).hexdigest()
 
 
-def _promotion_job(iam: LoopbackIam, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
+def _promotion_job(
+    iam: LoopbackIam, monkeypatch: pytest.MonkeyPatch, manifest_sha256: str
+) -> ModelRegistry:
     """Through resources/factory.py's production wiring: the registry's client is built from
     the PROMOTION_* credentials, while `storage` keeps the run worker's."""
     promotion, worker = iam.credentials["promotion"], iam.credentials["run-worker"]
@@ -246,7 +256,14 @@ def _promotion_job(iam: LoopbackIam, monkeypatch: pytest.MonkeyPatch) -> ModelRe
     iam.record_writes("promotion", models.store)
     iam.record_writes("run-worker", worker_store)
     for version in ("v1", "v2"):
-        models.register(record(version, checkpoint_key=f"{CHECKPOINT_PREFIX}/step-000015"))
+        models.register(
+            record(
+                version,
+                checkpoint_key=STEP_KEY,
+                manifest_sha256=manifest_sha256,
+                config=TrainConfig().to_dict(),
+            )
+        )
     promote(models, "v1", None, "first model", "run-1")
     promote(models, "v2", "v1", "daily evaluation passed", "run-2")
     assert models.resolve(PRODUCTION).version == "v2"
@@ -261,8 +278,8 @@ def jobs_done(iam: LoopbackIam) -> dict:
     """Every component's job, in pipeline order, each with its own credentials only."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         inputs = _run_worker_job(iam)
-        _trainer_job(iam, inputs)
-        models = _promotion_job(iam, monkeypatch)
+        manifest_sha256 = _trainer_job(iam)
+        models = _promotion_job(iam, monkeypatch, manifest_sha256)
     return {**inputs, "models": models}
 
 
@@ -270,10 +287,10 @@ def test_each_component_does_its_job_with_only_its_own_credentials(
     iam: LoopbackIam, jobs_done: dict
 ) -> None:
     serving = ModelRegistry(iam.store("serving-reader"), DEFAULT_MODEL)
-    production = serving.resolve(PRODUCTION)
-    assert production.version == "v2"
     assert serving.verify(PRODUCTION) == []
-    assert serving.store.exists(f"{production.checkpoint_key}/manifest.json")
+    # The serving path end to end: alias, version record, checkpoint hashes, weights.
+    served = load_alias(serving, PRODUCTION)
+    assert served.version.version == "v2" and served.version.checkpoint_key == STEP_KEY
     code_server = iam.store("code-server")
     request_preemption(code_server, "run-c", "run-d", "daily run waits")
     assert pending_requests(code_server) == {"run-c"}
