@@ -5,6 +5,7 @@
   publishing    write-audit-publish: object keys, parquet bytes, gate reports, verified reads
   model         the daily model: training window, training asset, evaluation, its records
   registry      the model registry in Dagster: promotion, rollback, the production version
+  slo           the pipeline's SLOs per day from run records, their verdicts and alerts
 plus the shared modules:
   partitions    the daily partitions, day bounds, the training window, the backfill batch size
   jobs          the asset jobs (daily features, deadline checks, daily training)

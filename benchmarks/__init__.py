@@ -1,1 +1,9 @@
-"""Benchmarks: each prints its figures as ratios against a baseline run in the same process."""
+"""Benchmarks: each prints its figures as ratios against a baseline run in the same command.
+features           per-partition cost of the feature assets against the same functions in a loop
+backfill           a year of feature partitions through the real daemon, against one process
+training           orchestration, checkpointing and resume cost of the training asset
+imports            what a process pays to load the code location
+daily_vs_backfill  the daily training run's wait for the GPU behind a training backfill
+model_quality      the daily model's AUC against the generator's optimum, day by day
+promotion_race     N processes racing to promote: winners, lost updates, latency
+"""

@@ -7,6 +7,8 @@ plus the shared modules:
   notifier      alerts: logged always, POSTed to a webhook when configured
   factory       the environment switch and the one factory that builds every resource
   paths         where the project lives on disk
+  pricing       what compute costs: USD per CPU-hour and GPU-hour for the SLOs' cost
+  environment   the environment drift gate: the interpreter against requirements.lock
 
 Kept import-light: `resources.storage.object_store` must stay importable without Dagster (the
 trainer uses it), so these packages import nothing eagerly."""

@@ -1,3 +1,10 @@
-"""Commands run by the Makefile, benchmarks and tests: set-up (`prepare_local`), the demo, the
-synthetic event generator that fills the embedded warehouse, and the real Dagster processes
-(webserver + daemon) driven through GraphQL."""
+"""Commands run by the Makefile, benchmarks and tests:
+prepare_local       the embedded defaults: DAGSTER_HOME, a seeded warehouse, an object store
+demo                three days of features through the embedded instance, headless
+synthetic_events    the deterministic event generator that fills the embedded warehouse
+dagster_processes   the real webserver and daemon as subprocesses, driven through GraphQL
+training_scenarios  approved days, a whole training run killed, an uninterrupted reference
+slo_exporter        the SLO numbers in Prometheus' text format
+install_lock        installs a lock exactly, with the CPU torch from wherever it is
+gpu_lock            writes the GPU trainer image's lock from the CPU lock
+"""

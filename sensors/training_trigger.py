@@ -50,8 +50,8 @@ def training_request(run: dg.DagsterRun, newest: str | None) -> dg.RunRequest | 
         },
         # The daily model starts from the model production serves (it passed its evaluation),
         # not from whatever D-1 trained: a rejected candidate never seeds tomorrow
-        # (model_checkpoint's own default is init_from none; see README, "The model and warm
-        # start").
+        # (model_checkpoint's own default is init_from none; see docs/training.md, warm
+        # start).
         run_config={"ops": {"model_checkpoint": {"config": {"init_from": "production"}}}},
     )
 

@@ -14,6 +14,7 @@ Modules, one job each:
   loop          train(): resume, train, save on interval/time/SIGTERM, evaluate
   evaluate      score a verified checkpoint on a window's held-out rows
   cli           `python -m training ...` (alone or under torchrun)
+  store_args    where the object store is, as command-line arguments (CLI and Pipes bridge)
 
 Nothing is imported eagerly here, so `import training` stays cheap.
 """

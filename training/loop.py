@@ -74,7 +74,7 @@ def _precision(device: torch.device) -> _Precision:
 def _configure_determinism(device: torch.device) -> None:
     # On CPU every op we use has a deterministic kernel, so any non-deterministic one is a bug
     # and should fail loudly. On CUDA a few kernels have none; there we only warn, because
-    # bit-exact GPU resumes are not promised (see README), only on CPU.
+    # bit-exact GPU resumes are not promised (see docs/training.md), only on CPU.
     torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
     torch.backends.cudnn.benchmark = False
 

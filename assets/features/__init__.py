@@ -1,1 +1,5 @@
-"""Daily feature tables: pure computations (`logic`) and the Dagster assets that publish them."""
+"""Daily feature tables, from the approved events snapshot:
+logic         pure feature computations: one day of events in, one feature table out
+grouped       per-group counts, distinct counts, modes and pandas-exact sums, vectorized
+assets        the Dagster feature assets: compute, gate, publish
+"""

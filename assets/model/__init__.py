@@ -1,2 +1,7 @@
-"""The daily model: the gate-approved training window, the resumable training asset, its
-evaluation against production, and the candidate/evaluation records they keep in storage."""
+"""The daily model:
+training_dataset  the gate-approved training window of a day, with the hash of every input
+model_checkpoint  the daily training asset: fingerprint, launch, resume, lineage metadata
+environment_gate  training refused (or the drift recorded) on an environment unlike the lock
+evaluation        the day's candidate against production on the same held-out rows; checks
+records           the candidate and evaluation records the model assets leave in storage
+"""

@@ -1,2 +1,6 @@
-"""Write-audit-publish: deterministic object keys and parquet bytes, gate reports next to the
-data, and the verified reads every downstream step goes through."""
+"""Write-audit-publish:
+keys                 deterministic object keys, built only from validated partition keys
+parquet              Arrow to parquet bytes with fixed writer settings (equal tables, equal bytes)
+gate_reports         versioned objects, audit reports, the approval pointer, verified reads
+write_audit_publish  gate each partition, record the verdicts, publish only what passes
+"""

@@ -363,7 +363,7 @@ def publish_gated_partitions(
     for partition, metadata in published.items():
         context.add_asset_metadata(metadata, partition_key=partition)
     # One line per run, not per partition: each partition's materialization already carries its
-    # rows and object, and every log line is one more event-log write (README: Benchmarks).
+    # rows and object, and every log line is one more event-log write (docs/benchmarks.md).
     if published:
         rows = sum(metadata["dagster/row_count"] for metadata in published.values())
         context.log.info(

@@ -1,4 +1,4 @@
-"""The SLO thresholds: run config of `pipeline_slo`, with the defaults the issue set."""
+"""The SLO thresholds: run config of `pipeline_slo`, with defaults sized for a daily model."""
 
 import dagster as dg
 from pydantic import Field

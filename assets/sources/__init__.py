@@ -1,1 +1,3 @@
-"""Source assets: the day's upstream events read once from the warehouse, gated and snapshotted."""
+"""Source assets:
+daily_events  the day's upstream events read once from the warehouse, gated and snapshotted
+"""

@@ -1,2 +1,5 @@
-"""Object storage: a Dagster-free store (local directory or S3; shared with `training/`) and the
-Dagster resources that open it."""
+"""Object storage:
+object_store  the Dagster-free store (local directory or S3; shared with `training/`)
+resource      the interface assets depend on, and the local-directory resource
+s3_resource   the S3 resource through dagster-aws (imported only by production)
+"""

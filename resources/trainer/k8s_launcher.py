@@ -71,7 +71,7 @@ class K8sTrainerLauncher(TrainerLauncher):
     termination_grace_period_seconds: int = Field(
         default=120,
         description="Time between SIGTERM (preemption, node drain, spot reclaim) and SIGKILL: "
-        "covers finishing the current step and one checkpoint write (README: checkpoint timing).",
+        "covers finishing the current step and one checkpoint write (docs/gpu.md).",
     )
     service_account_name: str | None = Field(
         default=TRAINER_SERVICE_ACCOUNT,

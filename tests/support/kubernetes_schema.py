@@ -7,7 +7,7 @@ from typing import Any
 import kubernetes_validate
 from kubernetes.client import ApiClient
 
-# The oldest Kubernetes the manifests are promised to work on (README: Reproducible and
+# The oldest Kubernetes the manifests are promised to work on (docs/deployment.md: Reproducible and
 # deployable). What they use is older: Indexed Jobs are GA since 1.24, the completion-index
 # annotation since 1.21.
 KUBERNETES_VERSION = "1.30"

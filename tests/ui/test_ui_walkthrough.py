@@ -298,7 +298,7 @@ def _read_the_days_gate_results(page, expect, base, run_id, screenshot) -> None:
 
 def _the_deadline_check_judged_the_day(page, expect, base, dagster, run_id, screenshot) -> None:
     """The UI added daily_partition_landed to the run; its evaluation in that run is about the
-    day materialized, and passed (issue 13, item 3: it used to fail about another day)."""
+    day materialized, and passed (an unscoped check once judged a day the run did not touch)."""
     selection = dagster.graphql(RUN_CHECK_SELECTION, {"runId": run_id})["runOrError"]
     assert selection["__typename"] == "Run", selection
     assert {"name": DEADLINE_CHECK, "assetKey": {"path": [ASSET]}} in selection[
