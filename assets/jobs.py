@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.quality.deadline import daily_partitions_landed
+from resources.registry.promotion_identity import PROMOTION_RUN_TAGS
 
 daily_features_job = dg.define_asset_job(
     "daily_features_job",
@@ -31,6 +32,8 @@ daily_training_job = dg.define_asset_job(
     "day's unseen examples (rolling it back if it is worse than the version it replaced), "
     "trains the day's model (warm start from production), evaluates it against the production "
     "model and, if it passes, promotes it by compare-and-swap.",
+    # Its last step promotes: only its runs (and the rollback job's) get the promotion identity.
+    tags=PROMOTION_RUN_TAGS,
 )
 
 pipeline_slo_job = dg.define_asset_job(

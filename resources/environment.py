@@ -23,7 +23,11 @@ from typing import Any
 from resources.paths import PROJECT_ROOT
 from resources.registry.registry import environment_fingerprint
 
-LOCK_PATH = PROJECT_ROOT / "requirements.lock"
+RUNTIME_LOCK_PATH = PROJECT_ROOT / "requirements.lock"
+DEV_LOCK_PATH = PROJECT_ROOT / "requirements-dev.lock"
+# The lock this environment was installed from: an image carries the runtime lock only, a
+# development checkout installs the development lock (the same pins plus the tools).
+LOCK_PATH = DEV_LOCK_PATH if DEV_LOCK_PATH.is_file() else RUNTIME_LOCK_PATH
 # The installer itself: `make lock` writes `pip freeze --all --exclude pip`, so pip is the one
 # distribution a locked environment holds without a pin.
 UNPINNED_TOOLS = frozenset({"pip"})

@@ -20,7 +20,7 @@ from resources.notifier import Notifier
 from resources.paths import PROJECT_ROOT
 from resources.pricing import ComputePrices
 from resources.registry.resource import ModelRegistryResource
-from resources.storage.resource import LocalObjectStorage
+from resources.storage.resource import LocalObjectStorage, ObjectStorage
 from resources.trainer.gpu_policy import GpuPolicy
 from resources.trainer.launcher import LocalTrainerLauncher
 from resources.warehouse.resource import Warehouse
@@ -33,6 +33,15 @@ _OPTIONAL_S3_SETTINGS = {
     "aws_access_key_id": "AWS_ACCESS_KEY_ID",
     "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
     "aws_session_token": "AWS_SESSION_TOKEN",
+}
+
+# The promotion identity (deployments/iam/promotion.json): the only credentials that may write
+# the registry's versions, alias pointers and history. Present only where a promotion or
+# rollback runs; elsewhere the registry reads with the pod's own identity, which cannot write it.
+_PROMOTION_S3_SETTINGS = {
+    "aws_access_key_id": "PROMOTION_AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "PROMOTION_AWS_SECRET_ACCESS_KEY",
+    "aws_session_token": "PROMOTION_AWS_SESSION_TOKEN",
 }
 
 _OPTIONAL_NOTIFIER_SETTINGS = {"webhook_url": "ALERT_WEBHOOK_URL"}
@@ -78,6 +87,25 @@ def trainer_shape_settings() -> dict[str, Any]:
     if "TRAINER_GPU_FLAVOR" in os.environ:
         settings["gpu_flavor"] = os.environ["TRAINER_GPU_FLAVOR"]
     return settings
+
+
+def promotion_storage(storage: ObjectStorage) -> ObjectStorage:
+    """The store the registry writes through: built from the promotion identity's own
+    credentials when `PROMOTION_AWS_ACCESS_KEY_ID` is set, else the pipeline's `storage`."""
+    if "PROMOTION_AWS_ACCESS_KEY_ID" not in os.environ:
+        return storage
+    from dagster_aws.s3 import S3Resource
+
+    from resources.storage.s3_resource import S3ObjectStorage
+
+    return S3ObjectStorage(
+        s3=S3Resource(
+            region_name=dg.EnvVar("AWS_REGION"),
+            **_env_vars_that_are_set({"endpoint_url": "S3_ENDPOINT_URL"} | _PROMOTION_S3_SETTINGS),
+        ),
+        bucket=dg.EnvVar("OBJECT_STORE_BUCKET"),
+        prefix=dg.EnvVar("OBJECT_STORE_PREFIX"),
+    )
 
 
 def gpu_policy() -> GpuPolicy:
@@ -153,7 +181,7 @@ def build_resources(
         )
         return {
             "storage": s3_storage,
-            "registry": ModelRegistryResource(storage=s3_storage),
+            "registry": ModelRegistryResource(storage=promotion_storage(s3_storage)),
             "warehouse": Warehouse(
                 backend="postgres",
                 postgres_dsn=dg.EnvVar("WAREHOUSE_DSN"),

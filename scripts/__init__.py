@@ -7,4 +7,5 @@ training_scenarios  approved days, a whole training run killed, an uninterrupted
 slo_exporter        the SLO numbers in Prometheus' text format
 install_lock        installs a lock exactly, with the CPU torch from wherever it is
 gpu_lock            writes the GPU trainer image's lock from the CPU lock
+split_lock          splits one resolution into the runtime lock and the development lock
 """

@@ -39,6 +39,7 @@ from assets.model.training_dataset import manifest_key as dataset_manifest_key
 from assets.partitions import training_partitions
 from assets.publishing.gate_reports import PartitionNotPublished
 from resources.paths import PROJECT_ROOT
+from resources.registry.promotion_identity import PROMOTION_RUN_TAGS
 from resources.registry.registry import (
     PRODUCTION,
     AliasState,
@@ -466,6 +467,7 @@ def move_model_alias(
     description="Moves the production alias (or another) back to the version that served before "
     'the current one ("previous", marking the current one rolled back) or to a named version, by '
     "compare-and-swap, recording why in its history.",
+    tags=PROMOTION_RUN_TAGS,
 )
 def rollback_model_job() -> None:
     move_model_alias()

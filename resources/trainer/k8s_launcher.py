@@ -23,6 +23,21 @@ from resources.trainer.preemption import PREEMPTIONS_TAG, clear_request, read_re
 from sensors.schedules import is_daily_run
 from training.store_args import store_from_args
 
+# The trainer runs the least-reviewed code on the most exposed nodes: its own identity, as the
+# image's non-root user, on a read-only root filesystem (writes go to the store; /tmp is scratch).
+TRAINER_SERVICE_ACCOUNT = "ml-training-trainer"
+TRAINER_POD_SECURITY = {
+    "runAsNonRoot": True,
+    "runAsUser": 10001,
+    "runAsGroup": 10001,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+TRAINER_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "capabilities": {"drop": ["ALL"]},
+}
+
 
 class K8sTrainerLauncher(TrainerLauncher):
     """A Job per attempt, shaped to the cluster's GPU nodes and queued in Kueue.
@@ -78,7 +93,8 @@ class K8sTrainerLauncher(TrainerLauncher):
         "covers finishing the current step and one checkpoint write (docs/gpu.md).",
     )
     service_account_name: str | None = Field(
-        default=None, description="Service account with the bucket's IAM role (IRSA)."
+        default=TRAINER_SERVICE_ACCOUNT,
+        description="Service account with the trainer's IAM role (deployments/iam/trainer.json).",
     )
     env_secret: str | None = Field(
         default=None, description="Secret whose keys become env vars (credentials, endpoint)."
@@ -123,6 +139,8 @@ class K8sTrainerLauncher(TrainerLauncher):
         }
         if self.env_secret:
             container["envFrom"] = [{"secretRef": {"name": self.env_secret}}]
+        container["securityContext"] = dict(TRAINER_CONTAINER_SECURITY)
+        container["volumeMounts"] = [{"name": "tmp", "mountPath": "/tmp"}]
         spec: dict[str, Any] = {
             "restartPolicy": "Never",
             "activeDeadlineSeconds": self.active_deadline_seconds,
@@ -131,6 +149,10 @@ class K8sTrainerLauncher(TrainerLauncher):
             "nodeSelector": {**self.node_selector, **shape.flavor.node_labels},
             "tolerations": [dict(t) for t in self.tolerations],
             "containers": [container],
+            "securityContext": dict(TRAINER_POD_SECURITY),
+            # The trainer never calls the Kubernetes API; IRSA projects its own token.
+            "automountServiceAccountToken": False,
+            "volumes": [{"name": "tmp", "emptyDir": {}}],
         }
         if self.service_account_name:
             spec["serviceAccountName"] = self.service_account_name

@@ -119,10 +119,11 @@ def test_the_makefile_and_the_dockerfile_install_through_the_installer(tmp_path:
     venv.mkdir()
     (venv / ".installed").touch()  # newer than the lock and the installer
     assert not any(INSTALLER in line for line in _make_n(f"VENV={venv}", "venv"))
-    for prerequisite in ("requirements.lock", INSTALLER):
+    for prerequisite in ("requirements.lock", "requirements-dev.lock", INSTALLER):
         recipe = _make_n("-W", prerequisite, f"VENV={venv}", "venv")
         assert recipe[1:] == [
             f"{venv}/bin/python {INSTALLER} requirements.lock",
+            f"{venv}/bin/python {INSTALLER} requirements-dev.lock",
             f"{venv}/bin/python -m pip check",
             f"touch {venv}/.installed",
         ], recipe
