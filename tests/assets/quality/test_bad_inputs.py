@@ -31,6 +31,7 @@ from tests.support.environment import POSTGRES_DSN
 
 BAD_DAY = "2026-11-05"
 HISTORY = ("2026-10-29", "2026-11-05")
+REPLAYED_DAY = "2026-11-02"
 MICROS_PER_HOUR = 3_600_000_000
 PIPELINE = [daily_events, *feature_assets]
 
@@ -107,6 +108,34 @@ CORPUS = {
         [f"UPDATE load_watermarks SET loaded_through = {_micros(18)}"],
         "watermark",
     ),
+    # Well-formed row by row, but no longer the same world: every value stays allowed.
+    "categorical_collapse": (
+        [f"UPDATE events SET device = 'web' WHERE {IN_DAY}"],
+        "category_stability",
+    ),
+    "vocabulary_change": (
+        [
+            "UPDATE events SET country = CASE country WHEN 'US' THEN 'USA' WHEN 'DE' THEN 'DEU' "
+            "WHEN 'BR' THEN 'BRA' WHEN 'IN' THEN 'IND' WHEN 'JP' THEN 'JPN' ELSE 'FRA' END "
+            f"WHERE {IN_DAY}"
+        ],
+        "category_stability",
+    ),
+    "price_in_cents": (
+        # Every price stays inside its allowed range [0, 100000].
+        [f"UPDATE events SET price = price * 100 WHERE {IN_DAY}"],
+        "numeric_scale",
+    ),
+    "replayed_day_with_fresh_ids_and_shifted_times": (
+        [
+            f"DELETE FROM events WHERE {IN_DAY}",
+            f"INSERT INTO events SELECT 'replay-' || event_id, '{BAD_DAY}', "
+            f"event_time + {3 * 24 * MICROS_PER_HOUR}, user_id, item_id, event_type, price, "
+            f"dwell_seconds, device, country, item_category FROM events "
+            f"WHERE event_date = '{REPLAYED_DAY}'",
+        ],
+        "content_replay",
+    ),
 }
 
 
@@ -131,6 +160,29 @@ DETAILS = {
         # 40 % of the day again: 0.4 / 1.4 of the delivered rows repeat others.
         re.compile(rf"- {BAD_DAY} repeated_events: observed \d+ rows \(28\.6%\) repeat"),
         "threshold <= 0.5% of the day's",
+    ],
+    # The column, the statistic, the history it compared with, and the value that would have
+    # passed.
+    "categorical_collapse": [
+        re.compile(r"- 2026-11-05 category_stability: observed device PSI \d+\.\d{3} \(passes "),
+        "device distinct-count change x3.00 (1 distinct values vs usual 3)",
+        "compared with the last 7 passed days (2026-10-29 to 2026-11-04)",
+        re.compile(r"passes at <= 0\.\d{3}, blocks above 0\.\d{3}"),
+    ],
+    "vocabulary_change": [
+        re.compile(r"- 2026-11-05 category_stability: observed country PSI \d+\.\d{3} "),
+        "compared with the last 7 passed days (2026-10-29 to 2026-11-04)",
+    ],
+    "price_in_cents": [
+        re.compile(r"price median shift \(in the history's IQRs\) \d+\.\d{3} \(passes at <= "),
+        re.compile(r"price inter-quartile range change x\d+\.\d\d \(passes at <= x1\.\d\d"),
+        "price share outside the history's central 90% range 100.0%",
+        "compared with the last 7 passed days (2026-10-29 to 2026-11-04)",
+    ],
+    "replayed_day_with_fresh_ids_and_shifted_times": [
+        f"This day repeats {REPLAYED_DAY}: 100.0% of the day's",
+        "at most 20% would have passed",
+        "(the most similar of 7 passed days, 2026-10-29 to 2026-11-04)",
     ],
 }
 
