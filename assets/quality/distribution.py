@@ -85,6 +85,8 @@ class Finding:
     # How a value on this statistic's scale reads (a log ratio reads as a factor).
     show: Callable[[float], str]
     detail: str = ""
+    # What the noise is, in words (by default the history's leave-one-out statistic).
+    noise_source: str = ""
 
     @property
     def level(self) -> str:
@@ -93,10 +95,11 @@ class Finding:
         return "moderate" if self.value > self.moderate else "ok"
 
     def describe(self) -> str:
+        noise_source = self.noise_source or f"the history's own day-over-day {self.statistic}"
         return (
             f"{self.column} {self.statistic} {self.show(self.value)}{self.detail} (passes at <= "
-            f"{self.show(self.moderate)}, blocks above {self.show(self.severe)}; the history's "
-            f"own day-over-day {self.statistic} reached {self.show(self.noise)})"
+            f"{self.show(self.moderate)}, blocks above {self.show(self.severe)}; "
+            f"{noise_source} reached {self.show(self.noise)})"
         )
 
 
@@ -140,11 +143,22 @@ def _finite_values(column: pa.ChunkedArray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def mid_quantiles(values: np.ndarray, probabilities: Sequence[float]) -> np.ndarray:
+    """Quantiles read from the mid-distribution function (each distinct value sits at the
+    middle of its probability mass): the usual quantiles for continuous values, and for a
+    discrete column (counts, prices from a list) they move smoothly with the mass instead of
+    jumping a whole step when one row changes."""
+    unique, counts = np.unique(values, return_counts=True)
+    cumulative = np.cumsum(counts)
+    middle = (cumulative - counts / 2) / cumulative[-1]
+    return np.interp(probabilities, middle, unique)
+
+
 def _quantile_sketch(column: pa.ChunkedArray) -> dict:
     values = _finite_values(column)
     if not len(values):
         return {"count": 0, "grid": None}
-    return {"count": len(values), "grid": np.quantile(values, QUANTILE_GRID).tolist()}
+    return {"count": len(values), "grid": mid_quantiles(values, QUANTILE_GRID).tolist()}
 
 
 # --- history ----------------------------------------------------------------------------------
@@ -283,12 +297,32 @@ def category_stability(
         days.update(day for day, _ in past)
         entries = [entry for _, entry in past]
         today = _category_counts(table.column(name))
-        value = psi(_pooled_shares([today]), _pooled_shares(entries))
+        pooled = _pooled_shares(entries)
+        value = psi(_pooled_shares([today]), pooled)
         noise = _leave_one_out(
             entries, lambda day, others: psi(_pooled_shares([day]), _pooled_shares(others))
         )
+        # A small day of a wide vocabulary shows PSI by chance alone: about (K - 1) x (1/n +
+        # 1/N) for K values, n rows today and N in the history (its chi-square expectation).
+        rows, history_rows = (
+            sum(today["counts"].values()),
+            sum(sum(entry["counts"].values()) for entry in entries),
+        )
+        values = len({*today["counts"], *pooled})
+        sampling = (values - 1) * (1 / max(rows, 1) + 1 / max(history_rows, 1))
         findings.append(
-            _finding(name, "PSI", value, noise, thresholds.psi_moderate, thresholds.psi_severe)
+            _finding(
+                name,
+                "PSI",
+                value,
+                max(noise, sampling),
+                thresholds.psi_moderate,
+                thresholds.psi_severe,
+                noise_source=(
+                    f"the larger of the history's own day-over-day PSI ({noise:.3f}) and the "
+                    f"PSI expected by chance of {rows} rows over {values} values"
+                ),
+            )
         )
     return _verdict(
         CATEGORY_STABILITY,
@@ -381,7 +415,7 @@ def numeric_scale(
         days.update(day for day, _ in past)
         grids = [entry["grid"] for _, entry in past]
         base = _Baseline.of(grids)
-        q1, median, q3 = np.quantile(values, (0.25, 0.5, 0.75))
+        q1, median, q3 = mid_quantiles(values, (0.25, 0.5, 0.75))
         outside = float(np.mean((values < base.low) | (values > base.high)))
         today = _numeric_stats(float(median), float(q3 - q1), outside, base)
         noise = {statistic: 0.0 for statistic in today}
@@ -416,6 +450,7 @@ def _finding(
     severe: Level,
     show: Callable[[float], str] = _number,
     detail: str = "",
+    noise_source: str = "",
 ) -> Finding:
     return Finding(
         column=column,
@@ -426,6 +461,7 @@ def _finding(
         noise=noise,
         show=show,
         detail=detail,
+        noise_source=noise_source,
     )
 
 
