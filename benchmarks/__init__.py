@@ -6,4 +6,6 @@ imports            what a process pays to load the code location
 daily_vs_backfill  the daily training run's wait for the GPU behind a training backfill
 model_quality      the daily model's AUC against the generator's optimum, day by day
 promotion_race     N processes racing to promote: winners, lost updates, latency
+gate_false_positives  clean days the distribution and replay gates block, and their margin
+second_dataset     a second daily table (orders) unlike the example's, for the gates' tests
 """
