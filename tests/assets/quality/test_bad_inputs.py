@@ -538,3 +538,38 @@ def test_category_drift_listed_in_blocking_drift_blocks(published_history, tmp_p
     )
     assert _objects(root) == before
     assert read_published(store, "daily_events", BAD_DAY, daily_partitions)[0] == approved
+
+
+# Every price 30 % higher: a real change or a creeping bug, worth a look but not a stop.
+MODERATE_PRICE_RISE = [f"UPDATE events SET price = ROUND(price * 1.3, 2) WHERE {IN_DAY}"]
+
+
+def test_moderate_distribution_drift_publishes_with_a_warning_per_day(published_history, tmp_path):
+    root = tmp_path / "env"
+    shutil.copytree(published_history, root)
+    _execute(root / "warehouse.sqlite", *MODERATE_PRICE_RISE)
+    resources = build_resources("local", local_root=root)
+    store = resources["storage"].open_store()
+    before, _ = read_published(store, "daily_events", BAD_DAY, daily_partitions)
+
+    result = dg.materialize(PIPELINE, partition_key=BAD_DAY, resources=resources)
+
+    assert result.success
+    scale = {
+        e.partition: e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "numeric_scale"
+    }
+    day, summary = scale[BAD_DAY], scale[None]
+    assert not day.passed and day.severity == dg.AssetCheckSeverity.WARN
+    _assert_details(
+        day.description,
+        [
+            f"{BAD_DAY}: Moderate drift, reported without blocking (compared with the last "
+            f"{HISTORY_DAYS} passed days (2026-10-29 to 2026-11-04)): price median shift",
+            "blocks above 0.500",
+        ],
+    )
+    assert not summary.passed and summary.severity == dg.AssetCheckSeverity.WARN
+    data, report = read_published(store, "daily_events", BAD_DAY, daily_partitions)
+    assert report.passed and data != before
