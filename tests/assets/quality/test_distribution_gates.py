@@ -268,3 +268,20 @@ def test_profiles_stay_compact_for_a_wide_vocabulary():
     assert sum(skus["counts"].values()) == table.num_rows
     assert len(profile[replay.PROFILE_KEY]["smallest"]) == replay.SKETCH_SIZE
     assert len(json.dumps(profile)) < 40_000
+
+
+def test_history_profiled_before_these_gates_existed_is_no_baseline_yet():
+    """Days approved before the distribution profiles were kept hold none: the gates pass and
+    say so, and start judging once enough days carry a profile."""
+    old = [(day.isoformat(), {"rows": 600}) for day in HISTORY]
+    drift, replays = GateConfig().distribution_thresholds(), GateConfig().replay_thresholds()
+    today = _defects()["payment_collapse"][0]
+    results = [
+        distribution.category_stability(today, old, CATEGORICAL, drift),
+        distribution.category_cardinality(today, old, CATEGORICAL, drift),
+        distribution.numeric_scale(today, old, NUMERIC, drift),
+        replay.content_replay(today, old, CONTENT, TIME_COLUMN, replays),
+    ]
+    assert all(result.passed for result in results)
+    assert results[0].threshold == "no watched column has enough history"
+    assert "no earlier passed day yet" in results[3].threshold
