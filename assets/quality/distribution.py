@@ -29,7 +29,9 @@ CENTRAL_RANGE = (0.05, 0.95)
 # wide vocabularies); the rest are pooled under OTHER. Its distinct count is always exact.
 MAX_CATEGORIES = 500
 OTHER = "\x00other"
-# Shares below this are treated as this in the PSI, so a category seen once does not explode.
+# A value absent from one side counts as half a row there (a continuity correction), and never
+# as less than this share, so a rare value missing by chance from a small day does not explode
+# the PSI while a value that is new (or gone) in a large day still weighs fully.
 PSI_FLOOR_SHARE = 1e-4
 PROFILE_KEY = "distribution"
 
@@ -192,23 +194,37 @@ def _waiting(days: int, thresholds: DistributionThresholds) -> str | None:
 # --- statistics -------------------------------------------------------------------------------
 
 
-def psi(actual: Mapping[str, float], expected: Mapping[str, float]) -> float:
-    """Population stability index of two share maps (0 = identical)."""
+def psi(
+    actual: Mapping[str, float],
+    expected: Mapping[str, float],
+    actual_rows: int = 0,
+    expected_rows: int = 0,
+) -> float:
+    """Population stability index of two share maps (0 = identical); with their row counts,
+    a value absent from one side counts as half a row there."""
+    actual_floor = max(PSI_FLOOR_SHARE, 0.5 / actual_rows if actual_rows else 0.0)
+    expected_floor = max(PSI_FLOOR_SHARE, 0.5 / expected_rows if expected_rows else 0.0)
     total = 0.0
     for key in {*actual, *expected}:
-        a = max(actual.get(key, 0.0), PSI_FLOOR_SHARE)
-        e = max(expected.get(key, 0.0), PSI_FLOOR_SHARE)
+        a = max(actual.get(key, 0.0), actual_floor)
+        e = max(expected.get(key, 0.0), expected_floor)
         total += (a - e) * math.log(a / e)
     return total
 
 
-def _pooled_shares(days: Sequence[Mapping]) -> dict[str, float]:
+def _pooled(days: Sequence[Mapping]) -> tuple[dict[str, float], int]:
+    """The days' counts added up, as shares, and the rows they hold."""
     pooled: dict[str, int] = {}
     for day in days:
         for value, count in day["counts"].items():
             pooled[value] = pooled.get(value, 0) + count
-    total = sum(pooled.values()) or 1
-    return {value: count / total for value, count in pooled.items()}
+    total = sum(pooled.values())
+    return {value: count / (total or 1) for value, count in pooled.items()}, total
+
+
+def _psi_of(days: Sequence[Mapping], baseline: Sequence[Mapping]) -> float:
+    (shares, rows), (usual, usual_rows) = _pooled(days), _pooled(baseline)
+    return psi(shares, usual, rows, usual_rows)
 
 
 def _leave_one_out(days: Sequence, statistic: Callable) -> float:
@@ -297,17 +313,11 @@ def category_stability(
         days.update(day for day, _ in past)
         entries = [entry for _, entry in past]
         today = _category_counts(table.column(name))
-        pooled = _pooled_shares(entries)
-        value = psi(_pooled_shares([today]), pooled)
-        noise = _leave_one_out(
-            entries, lambda day, others: psi(_pooled_shares([day]), _pooled_shares(others))
-        )
+        value = _psi_of([today], entries)
+        noise = _leave_one_out(entries, lambda day, others: _psi_of([day], others))
         # A small day of a wide vocabulary shows PSI by chance alone: about (K - 1) x (1/n +
         # 1/N) for K values, n rows today and N in the history (its chi-square expectation).
-        rows, history_rows = (
-            sum(today["counts"].values()),
-            sum(sum(entry["counts"].values()) for entry in entries),
-        )
+        (_, rows), (pooled, history_rows) = _pooled([today]), _pooled(entries)
         values = len({*today["counts"], *pooled})
         sampling = (values - 1) * (1 / max(rows, 1) + 1 / max(history_rows, 1))
         findings.append(
