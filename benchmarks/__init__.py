@@ -8,4 +8,6 @@ model_quality      the daily model's AUC against the generator's optimum, day by
 promotion_race     N processes racing to promote: winners, lost updates, latency
 next_day_guard     the next-day guard: false rollbacks of good days, the smallest regression caught
 gpu_packing        simulated GPU pool: today's scheduler against Kueue, quotas and packing shapes
+gate_false_positives  clean days the distribution and replay gates block, and their margin
+second_dataset     a second daily table (orders) unlike the example's, for the gates' tests
 """

@@ -416,7 +416,8 @@ def _blocked_message(
 
 def run_level_result(gate: str, verdicts: dict[str, list[GateResult]]) -> dg.AssetCheckResult:
     """One gate's summary over the run's partitions, as it happened: passed everywhere, or
-    failed with WARN severity on the partitions where a warn-only gate did not hold. (A gate
+    failed with WARN severity on the partitions where a gate failed without blocking (a
+    warn-only gate, or a moderate drift). (A gate
     that blocked a partition fails the step before any summary is written.)"""
     failed = {
         partition: result
@@ -436,7 +437,7 @@ def run_level_result(gate: str, verdicts: dict[str, list[GateResult]]) -> dg.Ass
         passed=False,
         severity=dg.AssetCheckSeverity.WARN,
         description=(
-            f"warn-only gate failed on {len(failed)} of {len(verdicts)} partition(s): "
+            f"failed without blocking (WARN) on {len(failed)} of {len(verdicts)} partition(s): "
             + "; ".join(
                 f"{partition} observed {result.observed} (threshold {result.threshold})"
                 for partition, result in sorted(failed.items())

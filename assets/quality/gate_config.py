@@ -1,5 +1,6 @@
 """Gate thresholds as run config: defaults in code, overridable per run from the launchpad."""
 
+import math
 from collections.abc import Mapping
 from typing import Literal
 
@@ -7,7 +8,10 @@ import dagster as dg
 from pydantic import Field
 
 from assets.publishing.write_audit_publish import PublishPolicy
+from assets.quality.distribution import DistributionThresholds, Level
 from assets.quality.gates import GateThresholds, ValueRange
+from assets.quality.replay import GATE as REPLAY_GATE
+from assets.quality.replay import ReplayThresholds
 
 
 class GateConfig(dg.Config):
@@ -37,6 +41,47 @@ class GateConfig(dg.Config):
     max_quantile_shift: float = Field(
         default=0.5, description="Largest relative shift of a p10/p50/p90 from its median."
     )
+    # Distribution gates: each statistic warns above max(its moderate floor, moderate factor x
+    # the history's own day-over-day spread) and blocks above max(severe floor, severe factor x
+    # that spread).
+    drift_moderate_factor: float = Field(
+        default=2.0, description="Warn above this x the history's own day-over-day spread."
+    )
+    drift_severe_factor: float = Field(
+        default=4.0, description="Block above this x the history's own day-over-day spread."
+    )
+    psi_moderate: float = Field(default=0.1, description="Categorical PSI that always warns.")
+    psi_severe: float = Field(default=0.25, description="Categorical PSI that always blocks.")
+    distinct_moderate: float = Field(
+        default=1.2, description="Distinct-count change by this factor (either way) warns."
+    )
+    distinct_severe: float = Field(
+        default=1.4, description="Distinct-count change by this factor (either way) blocks."
+    )
+    median_shift_moderate: float = Field(
+        default=0.25, description="Numeric median shift, in the history's IQRs, that warns."
+    )
+    median_shift_severe: float = Field(
+        default=0.5, description="Numeric median shift, in the history's IQRs, that blocks."
+    )
+    spread_moderate: float = Field(
+        default=1.25, description="Inter-quartile range change by this factor that warns."
+    )
+    spread_severe: float = Field(
+        default=1.5, description="Inter-quartile range change by this factor that blocks."
+    )
+    outside_share_moderate: float = Field(
+        default=0.25, description="Share outside the history's central 90% range that warns."
+    )
+    outside_share_severe: float = Field(
+        default=0.5, description="Share outside the history's central 90% range that blocks."
+    )
+    replay_share_moderate: float = Field(
+        default=0.05, description="Share of the day's rows repeating one earlier day that warns."
+    )
+    replay_share_severe: float = Field(
+        default=0.2, description="Share of the day's rows repeating one earlier day that blocks."
+    )
     warn_only: list[str] = Field(default=[], description="Gates that report without blocking.")
     blocking_drift: list[str] = Field(
         default=[],
@@ -56,6 +101,30 @@ class GateConfig(dg.Config):
     def publish_policy(self) -> PublishPolicy:
         return PublishPolicy(
             on_refused_redelivery=self.on_refused_redelivery, keep_versions=self.keep_versions
+        )
+
+    def distribution_thresholds(self) -> DistributionThresholds:
+        moderate, severe = self.drift_moderate_factor, self.drift_severe_factor
+        return DistributionThresholds(
+            psi_moderate=Level(self.psi_moderate, moderate),
+            psi_severe=Level(self.psi_severe, severe),
+            distinct_moderate=Level(math.log(self.distinct_moderate), moderate),
+            distinct_severe=Level(math.log(self.distinct_severe), severe),
+            median_shift_moderate=Level(self.median_shift_moderate, moderate),
+            median_shift_severe=Level(self.median_shift_severe, severe),
+            spread_moderate=Level(math.log(self.spread_moderate), moderate),
+            spread_severe=Level(math.log(self.spread_severe), severe),
+            outside_moderate=Level(self.outside_share_moderate, moderate),
+            outside_severe=Level(self.outside_share_severe, severe),
+            min_history=self.volume_min_history,
+            warn_only=frozenset(self.warn_only),
+        )
+
+    def replay_thresholds(self) -> ReplayThresholds:
+        return ReplayThresholds(
+            moderate_share=self.replay_share_moderate,
+            severe_share=self.replay_share_severe,
+            warn_only=REPLAY_GATE in self.warn_only,
         )
 
     def thresholds(

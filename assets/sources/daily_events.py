@@ -17,7 +17,7 @@ from assets.publishing.write_audit_publish import (
     publish_gated_partitions,
     table_schema,
 )
-from assets.quality import gates
+from assets.quality import distribution, gates, replay
 from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
 from resources.notifier import Alert, Notifier
@@ -46,9 +46,21 @@ SOURCE_GATES = (
     "event_mix",
     "category_drift",
     "numeric_drift",
+    *distribution.GATES,
+    replay.GATE,
 )
 # Two rows with the same content under different event ids are one event delivered twice.
 CONTENT_KEY = ("user_id", "item_id", "event_type", "event_time")
+# Columns the distribution gates watch. event_type's mix is event_mix's to judge (with its own
+# expected-count rule and its own warn_only), so it is not judged a second time here.
+WATCHED_CATEGORICAL = tuple(c for c in history_gates.CATEGORICAL_COLUMNS if c != "event_type")
+WATCHED_NUMERIC = history_gates.NUMERIC_COLUMNS
+# What a replayed delivery repeats: every column but the identity key (event_id) and the date
+# (event_date, and event_time's date part; its time of day is compared).
+REPLAY_CONTENT = tuple(
+    name for name in EVENTS_SCHEMA.names if name not in ("event_id", "event_date", "event_time")
+)
+REPLAY_TIME = "event_time"
 # dwell_seconds exists only for clicks, so most rows legitimately have none.
 SOURCE_NULL_DEFAULTS = {
     "price": 0.01,
@@ -117,8 +129,12 @@ def evaluate_source_partition(
     raw_schema: pa.Schema,
     store: ObjectStore,
     thresholds: gates.GateThresholds,
+    drift: distribution.DistributionThresholds | None = None,
+    replays: replay.ReplayThresholds | None = None,
 ) -> Evaluation:
     """Every source gate for one day's raw rows; the normalized events when the schema holds."""
+    drift = drift or distribution.DistributionThresholds()
+    replays = replays or replay.ReplayThresholds()
     start, end = day_bounds(dt.date.fromisoformat(partition))
     metadata = {
         "source_rows": raw.num_rows,
@@ -136,6 +152,7 @@ def evaluate_source_partition(
         store, ASSET, partition, daily_partitions, thresholds.volume_history
     )
     profiles = [report.profile for report in history if report.profile]
+    dated = [(report.partition, report.profile) for report in history if report.profile]
     usual_hours = history_gates.usual_hour_share(profiles)
     if len(profiles) < thresholds.volume_min_history:
         usual_hours = None
@@ -154,9 +171,19 @@ def evaluate_source_partition(
             history_gates.event_mix(events, profiles, thresholds),
             history_gates.category_drift(events, profiles, thresholds),
             history_gates.numeric_drift(events, profiles, thresholds),
+            distribution.category_stability(events, dated, WATCHED_CATEGORICAL, drift),
+            distribution.category_cardinality(events, dated, WATCHED_CATEGORICAL, drift),
+            distribution.numeric_scale(events, dated, WATCHED_NUMERIC, drift),
+            replay.content_replay(events, dated, REPLAY_CONTENT, REPLAY_TIME, replays),
         ],
         metadata,
-        profile=history_gates.events_profile(events),
+        profile={
+            **history_gates.events_profile(events),
+            distribution.PROFILE_KEY: distribution.distribution_profile(
+                events, WATCHED_CATEGORICAL, WATCHED_NUMERIC
+            ),
+            replay.PROFILE_KEY: replay.content_sketch(events, REPLAY_CONTENT, REPLAY_TIME),
+        },
     )
 
 
@@ -191,7 +218,14 @@ def daily_events(
             context, warehouse, notifier, dt.date.fromisoformat(partition)
         )
         return evaluate_source_partition(
-            partition, raw, loaded_through, warehouse.raw_schema(), store, thresholds
+            partition,
+            raw,
+            loaded_through,
+            warehouse.raw_schema(),
+            store,
+            thresholds,
+            config.distribution_thresholds(),
+            config.replay_thresholds(),
         )
 
     return publish_gated_partitions(

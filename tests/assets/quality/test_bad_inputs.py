@@ -31,6 +31,7 @@ from tests.support.environment import POSTGRES_DSN
 
 BAD_DAY = "2026-11-05"
 HISTORY = ("2026-10-29", "2026-11-05")
+REPLAYED_DAY = "2026-11-02"
 MICROS_PER_HOUR = 3_600_000_000
 PIPELINE = [daily_events, *feature_assets]
 
@@ -107,6 +108,34 @@ CORPUS = {
         [f"UPDATE load_watermarks SET loaded_through = {_micros(18)}"],
         "watermark",
     ),
+    # Well-formed row by row, but no longer the same world: every value stays allowed.
+    "categorical_collapse": (
+        [f"UPDATE events SET device = 'web' WHERE {IN_DAY}"],
+        "category_stability",
+    ),
+    "vocabulary_change": (
+        [
+            "UPDATE events SET country = CASE country WHEN 'US' THEN 'USA' WHEN 'DE' THEN 'DEU' "
+            "WHEN 'BR' THEN 'BRA' WHEN 'IN' THEN 'IND' WHEN 'JP' THEN 'JPN' ELSE 'FRA' END "
+            f"WHERE {IN_DAY}"
+        ],
+        "category_stability",
+    ),
+    "price_in_cents": (
+        # Every price stays inside its allowed range [0, 100000].
+        [f"UPDATE events SET price = price * 100 WHERE {IN_DAY}"],
+        "numeric_scale",
+    ),
+    "replayed_day_with_fresh_ids_and_shifted_times": (
+        [
+            f"DELETE FROM events WHERE {IN_DAY}",
+            f"INSERT INTO events SELECT 'replay-' || event_id, '{BAD_DAY}', "
+            f"event_time + {3 * 24 * MICROS_PER_HOUR}, user_id, item_id, event_type, price, "
+            f"dwell_seconds, device, country, item_category FROM events "
+            f"WHERE event_date = '{REPLAYED_DAY}'",
+        ],
+        "content_replay",
+    ),
 }
 
 
@@ -131,6 +160,29 @@ DETAILS = {
         # 40 % of the day again: 0.4 / 1.4 of the delivered rows repeat others.
         re.compile(rf"- {BAD_DAY} repeated_events: observed \d+ rows \(28\.6%\) repeat"),
         "threshold <= 0.5% of the day's",
+    ],
+    # The column, the statistic, the history it compared with, and the value that would have
+    # passed.
+    "categorical_collapse": [
+        re.compile(r"- 2026-11-05 category_stability: observed device PSI \d+\.\d{3} \(passes "),
+        "device distinct-count change x3.00 (1 distinct values vs usual 3)",
+        "compared with the last 7 passed days (2026-10-29 to 2026-11-04)",
+        re.compile(r"passes at <= 0\.\d{3}, blocks above 0\.\d{3}"),
+    ],
+    "vocabulary_change": [
+        re.compile(r"- 2026-11-05 category_stability: observed country PSI \d+\.\d{3} "),
+        "compared with the last 7 passed days (2026-10-29 to 2026-11-04)",
+    ],
+    "price_in_cents": [
+        re.compile(r"price median shift \(in the history's IQRs\) \d+\.\d{3} \(passes at <= "),
+        re.compile(r"price inter-quartile range change x\d+\.\d\d \(passes at <= x1\.\d\d"),
+        "price share outside the history's central 90% range 100.0%",
+        "compared with the last 7 passed days (2026-10-29 to 2026-11-04)",
+    ],
+    "replayed_day_with_fresh_ids_and_shifted_times": [
+        f"This day repeats {REPLAYED_DAY}: 100.0% of the day's",
+        "at most 20% would have passed",
+        "(the most similar of 7 passed days, 2026-10-29 to 2026-11-04)",
     ],
 }
 
@@ -399,6 +451,13 @@ def test_a_broken_click_logger_past_a_warn_only_source_is_blocked_by_the_label_r
 
 # Every device of the day reported as iOS: row counts, hours, event mix and values stay normal.
 DEVICE_DRIFT = [f"UPDATE events SET device = 'ios' WHERE {IN_DAY}"]
+# A collapse like this blocks by default (category_stability, category_cardinality; see the
+# corpus); a team that declares those gates warn-only gets the day published with warnings.
+CATEGORY_GATES_WARN_ONLY = {
+    "ops": {
+        "daily_events": {"config": {"warn_only": ["category_stability", "category_cardinality"]}}
+    }
+}
 
 
 def test_a_drifted_day_publishes_with_a_warning(published_history, tmp_path):
@@ -409,7 +468,12 @@ def test_a_drifted_day_publishes_with_a_warning(published_history, tmp_path):
     store = resources["storage"].open_store()
     before, _ = read_published(store, "daily_events", BAD_DAY, daily_partitions)
 
-    result = dg.materialize(PIPELINE, partition_key=BAD_DAY, resources=resources)
+    result = dg.materialize(
+        PIPELINE,
+        partition_key=BAD_DAY,
+        resources=resources,
+        run_config=CATEGORY_GATES_WARN_ONLY,
+    )
 
     assert result.success
     drift = {
@@ -438,7 +502,8 @@ def test_a_drifted_day_publishes_with_a_warning(published_history, tmp_path):
         for e in result.get_asset_materialization_events()
         if e.asset_key.to_user_string() == "daily_events"
     ]
-    assert events.metadata["gate_warnings"].value == 1
+    # category_drift, and the two distribution gates made warn-only.
+    assert events.metadata["gate_warnings"].value == 3
 
 
 def test_category_drift_listed_in_blocking_drift_blocks(published_history, tmp_path):
@@ -473,3 +538,38 @@ def test_category_drift_listed_in_blocking_drift_blocks(published_history, tmp_p
     )
     assert _objects(root) == before
     assert read_published(store, "daily_events", BAD_DAY, daily_partitions)[0] == approved
+
+
+# Every price 30 % higher: a real change or a creeping bug, worth a look but not a stop.
+MODERATE_PRICE_RISE = [f"UPDATE events SET price = ROUND(price * 1.3, 2) WHERE {IN_DAY}"]
+
+
+def test_moderate_distribution_drift_publishes_with_a_warning_per_day(published_history, tmp_path):
+    root = tmp_path / "env"
+    shutil.copytree(published_history, root)
+    _execute(root / "warehouse.sqlite", *MODERATE_PRICE_RISE)
+    resources = build_resources("local", local_root=root)
+    store = resources["storage"].open_store()
+    before, _ = read_published(store, "daily_events", BAD_DAY, daily_partitions)
+
+    result = dg.materialize(PIPELINE, partition_key=BAD_DAY, resources=resources)
+
+    assert result.success
+    scale = {
+        e.partition: e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "numeric_scale"
+    }
+    day, summary = scale[BAD_DAY], scale[None]
+    assert not day.passed and day.severity == dg.AssetCheckSeverity.WARN
+    _assert_details(
+        day.description,
+        [
+            f"{BAD_DAY}: Moderate drift, reported without blocking (compared with the last "
+            f"{HISTORY_DAYS} passed days (2026-10-29 to 2026-11-04)): price median shift",
+            "blocks above 0.500",
+        ],
+    )
+    assert not summary.passed and summary.severity == dg.AssetCheckSeverity.WARN
+    data, report = read_published(store, "daily_events", BAD_DAY, daily_partitions)
+    assert report.passed and data != before
