@@ -27,6 +27,8 @@ import dagster as dg
 import pytest
 from botocore.exceptions import ClientError
 
+from assets.guard.records import ALERTS_PREFIX as GUARD_ALERTS
+from assets.guard.records import claim_verdict, record_rollback
 from assets.model.records import report_key
 from assets.model.training_dataset import manifest_key
 from assets.partitions import daily_partitions
@@ -162,11 +164,17 @@ def iam() -> Iterator[LoopbackIam]:
 
 
 def refused(write: Callable[[], object]) -> bool:
-    """True when the server answered AccessDenied (403); any other outcome is not a refusal."""
+    """True when the server answered AccessDenied (403), raised as is or as the cause of the
+    registry's own error after its retries; any other outcome is not a refusal."""
     try:
         write()
-    except ClientError as err:
-        return err.response["Error"]["Code"] == "AccessDenied"
+    except Exception as err:  # the chain below decides; anything else re-raises
+        cause: BaseException | None = err
+        while cause is not None and not isinstance(cause, ClientError):
+            cause = cause.__cause__
+        if cause is None:
+            raise
+        return cause.response["Error"]["Code"] == "AccessDenied"
     return False
 
 
@@ -207,6 +215,10 @@ def _run_worker_job(iam: LoopbackIam) -> dict[str, str]:
     candidate = {"checkpoint_key": STEP_KEY}
     store.put_if_absent(report_key(candidate, "e" * 64), b"{}")
     store.put_if_absent(marker_key(DAY, "freshness"), b"{}")
+    # The next-day guard's verdict, its rollback record and its alert marker.
+    claim_verdict(store, {"partition": DAY})
+    record_rollback(store, DAY, {"partition": DAY})
+    store.put_if_absent(marker_key(DAY, "next_day_regression", GUARD_ALERTS), b"{}")
     request_preemption(iam.store("code-server"), "run-a", "run-b", "daily run waits")
     clear_request(store, "run-a")
     assert store.list_keys("features") == [new_feature]

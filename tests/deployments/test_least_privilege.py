@@ -37,6 +37,7 @@ from resources.registry.registry import REGISTRY_PREFIX
 from resources.trainer.k8s_launcher import K8sTrainerLauncher
 from resources.trainer.preemption import PREFIX as PREEMPTIONS_PREFIX
 from tests.support.environment import REPO_ROOT
+from tests.support.gpu_inventory import INVENTORY
 from tests.support.kubernetes_schema import validated
 
 IAM = REPO_ROOT / "deployments" / "iam"
@@ -190,7 +191,7 @@ def _run_worker_job(tags: dict[str, str] | None = None) -> dict:
 
 
 def _trainer_pod() -> dict:
-    launcher = K8sTrainerLauncher(image=IMAGE, env_secret="trainer-env")
+    launcher = K8sTrainerLauncher(image=IMAGE, env_secret="trainer-env", inventory=INVENTORY)
     return validated(
         build_pod_body(
             pod_name="dagster-pipes-trainer",
