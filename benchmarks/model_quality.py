@@ -114,6 +114,22 @@ def fresh_rows(store, day: dt.date, impressions: int) -> pa.Table:
     return attach_history(fresh, history["user_daily_features"], history["item_daily_features"])
 
 
+def publish_features(
+    root: Path, first: dt.date, last: dt.date, impressions: int
+) -> tuple[dict, LocalObjectStore]:
+    """An embedded environment under `root`: the warehouse seeded for [first, last] and every
+    day's events and features published by one range run; its resources and object store."""
+    seed_warehouse(
+        SqliteBackend(str(root / "warehouse.sqlite")), first, last, impressions=impressions
+    )
+    resources = build_resources("local", local_root=root)
+    tags = partition_range_tags(first.isoformat(), last.isoformat())
+    assert dg.materialize(
+        PIPELINE, resources=resources, tags=tags, run_config=QUIET_CONSOLE
+    ).success
+    return resources, LocalObjectStore(root / "object-store")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--days", type=int, default=16, help="days of data (>= 7)")
@@ -136,18 +152,7 @@ def main(argv: list[str] | None = None) -> None:
         training_config |= {"total_steps": args.steps, "warmup_steps": min(20, args.steps)}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        seed_warehouse(
-            SqliteBackend(str(root / "warehouse.sqlite")),
-            FIRST_DAY,
-            last,
-            impressions=args.impressions,
-        )
-        resources = build_resources("local", local_root=root)
-        store = LocalObjectStore(root / "object-store")
-        tags = partition_range_tags(FIRST_DAY.isoformat(), last.isoformat())
-        assert dg.materialize(
-            PIPELINE, resources=resources, tags=tags, run_config=QUIET_CONSOLE
-        ).success
+        resources, store = publish_features(root, FIRST_DAY, last, args.impressions)
         print(
             f"init_from={args.init_from} history_features={not args.no_history}\n"
             "day  partition   auc    logloss oracle_auc oracle_ll ratio  fresh_auc fresh_oracle "

@@ -45,13 +45,9 @@ from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.records import read_candidate, read_evaluation
 from assets.model.training_dataset import manifest_key, training_dataset
-from assets.partitions import TRAINING_WINDOW_DAYS, partition_range_tags
+from assets.partitions import TRAINING_WINDOW_DAYS
 from benchmarks.features import QUIET_CONSOLE
-from benchmarks.model_quality import PIPELINE
-from resources.factory import build_resources
-from resources.storage.object_store import LocalObjectStore
-from resources.warehouse.backends import SqliteBackend
-from scripts.synthetic_events import seed_warehouse
+from benchmarks.model_quality import PIPELINE, publish_features
 from training.evaluate import checkpoint_logits, unseen_rows
 from training.metrics import log_loss
 from training.paired_bootstrap import paired_difference
@@ -122,18 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        seed_warehouse(
-            SqliteBackend(str(root / "warehouse.sqlite")),
-            FIRST_DAY,
-            last,
-            impressions=args.impressions,
-        )
-        resources = build_resources("local", local_root=root)
-        store = LocalObjectStore(root / "object-store")
-        tags = partition_range_tags(FIRST_DAY.isoformat(), last.isoformat())
-        assert dg.materialize(
-            PIPELINE, resources=resources, tags=tags, run_config=QUIET_CONSOLE
-        ).success
+        resources, store = publish_features(root, FIRST_DAY, last, args.impressions)
 
         def run(partition: str, selection: list, run_ops: dict):
             return dg.materialize(
