@@ -16,8 +16,6 @@ neither rolls back nor alerts again.
 """
 
 import datetime as dt
-import math
-import re
 from typing import Any
 
 import dagster as dg
@@ -32,7 +30,7 @@ from assets.guard.records import (
     record_rollback,
 )
 from assets.guard.rollback import roll_back
-from assets.model.evaluation import SEGMENT_COLUMNS
+from assets.model.evaluation import SEGMENT_COLUMNS, metric_slug, metric_value
 from assets.model.model_checkpoint import approved_inputs, read_manifest
 from assets.model.training_dataset import ASSET as DATASET_ASSET
 from assets.model.training_dataset import EXAMPLES_ASSET, model_inputs
@@ -49,18 +47,8 @@ from resources.storage.resource import ObjectStorage
 METRICS = ("auc", "log_loss", "ece", "mean_predicted_ctr")
 
 
-def _num(value: float | None) -> dg.MetadataValue:
-    """A float metadata value (plotted per partition); NaN where the metric is undefined."""
-    valid = value is not None and math.isfinite(float(value))
-    return dg.MetadataValue.float(float(value) if valid else float("nan"))
-
-
 def _signed(value: float | None) -> str:
     return "undefined" if value is None else f"{value:+.4f}"
-
-
-def _slug(value: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", str(value).lower()).strip("_") or "null"
 
 
 def previous_day(partition: str) -> str:
@@ -215,22 +203,22 @@ def _metadata(verdict: dict, outcome: str) -> dict[str, Any]:
     for who in ("production", "replaced"):
         values = scores.get(who) or {}
         for metric in METRICS:
-            metadata[f"{who}_{metric}"] = _num(values.get(metric))
+            metadata[f"{who}_{metric}"] = metric_value(values.get(metric))
     difference = verdict["difference"] or {}
     for metric in ("log_loss", "auc"):
         interval = difference.get(metric) or {}
         for part in ("estimate", "lower", "upper"):
             name = f"{metric}_difference" + ("" if part == "estimate" else f"_{part}")
-            metadata[name] = _num(interval.get(part))
+            metadata[name] = metric_value(interval.get(part))
     production = scores.get("production") or {}
     replaced = scores.get("replaced") or {}
     for column in SEGMENT_COLUMNS:
         for value, segment in sorted(production.get("segments", {}).get(column, {}).items()):
-            name = f"{column}_{_slug(value)}"
-            metadata[f"production_auc_{name}"] = _num(segment["auc"])
+            name = f"{column}_{metric_slug(value)}"
+            metadata[f"production_auc_{name}"] = metric_value(segment["auc"])
             metadata[f"rows_{name}"] = dg.MetadataValue.int(segment["rows"])
             theirs = replaced.get("segments", {}).get(column, {}).get(value, {})
-            metadata[f"replaced_auc_{name}"] = _num(theirs.get("auc"))
+            metadata[f"replaced_auc_{name}"] = metric_value(theirs.get("auc"))
     return metadata
 
 

@@ -255,13 +255,14 @@ def failed_checks(report: dict) -> dict[str, str]:
     return {name: c["detail"] for name, c in report["checks"].items() if not c["passed"]}
 
 
-def _num(value: float | None) -> dg.MetadataValue:
+def metric_value(value: float | None) -> dg.MetadataValue:
     """A float metadata value (plotted per partition); NaN where the metric is undefined."""
     valid = value is not None and math.isfinite(float(value))
     return dg.MetadataValue.float(float(value) if valid else float("nan"))
 
 
-def _slug(value: str) -> str:
+def metric_slug(value: str) -> str:
+    """A segment value as part of a metadata key (lower case, underscores)."""
     return re.sub(r"[^a-z0-9]+", "_", str(value).lower()).strip("_") or "null"
 
 
@@ -271,27 +272,29 @@ def report_metadata(report: dict) -> dict[str, Any]:
     candidate, baseline = scores["candidate"], scores["baseline"]
     production = scores.get("production") or {}
     metadata: dict[str, Any] = {
-        "baseline_ctr": _num(baseline["ctr"]),
-        "baseline_log_loss": _num(baseline["log_loss"]),
-        "observed_ctr": _num(candidate["observed_ctr"]),
+        "baseline_ctr": metric_value(baseline["ctr"]),
+        "baseline_log_loss": metric_value(baseline["log_loss"]),
+        "observed_ctr": metric_value(candidate["observed_ctr"]),
         "eval_examples": dg.MetadataValue.int(candidate["examples"]),
     }
     for who, values in (("candidate", candidate), ("production", production)):
         for metric in ("auc", "log_loss", "mean_predicted_ctr", "ece"):
-            metadata[f"{who}_{metric}"] = _num(values.get(metric))
+            metadata[f"{who}_{metric}"] = metric_value(values.get(metric))
     auc, prod_auc = candidate["auc"], production.get("auc")
-    metadata["auc_vs_production"] = _num(
+    metadata["auc_vs_production"] = metric_value(
         None if auc is None or prod_auc is None else auc - prod_auc
     )
     loss, base = candidate["log_loss"], baseline["log_loss"]
-    metadata["log_loss_vs_baseline"] = _num(None if loss is None or base is None else loss - base)
+    metadata["log_loss_vs_baseline"] = metric_value(
+        None if loss is None or base is None else loss - base
+    )
     for column in SEGMENT_COLUMNS:
         for value, segment in sorted(candidate["segments"].get(column, {}).items()):
-            name = f"{column}_{_slug(value)}"
-            metadata[f"candidate_auc_{name}"] = _num(segment["auc"])
+            name = f"{column}_{metric_slug(value)}"
+            metadata[f"candidate_auc_{name}"] = metric_value(segment["auc"])
             metadata[f"rows_{name}"] = dg.MetadataValue.int(segment["rows"])
             theirs = production.get("segments", {}).get(column, {}).get(value, {})
-            metadata[f"production_auc_{name}"] = _num(theirs.get("auc"))
+            metadata[f"production_auc_{name}"] = metric_value(theirs.get("auc"))
     return metadata
 
 
