@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TOP_LEVEL = ("assets", "resources", "sensors", "training", "scripts", "benchmarks")
+TOP_LEVEL = ("contract", "assets", "resources", "sensors", "training", "scripts", "benchmarks")
 
 
 def _packages() -> list[Path]:

@@ -1,0 +1,5 @@
+"""What a team edits to make the template its own; the machinery reads these declarations.
+
+- `source`: the upstream table the pipeline reads (`SourceContract`) and the example's
+  declaration of it (`SOURCE`).
+"""
