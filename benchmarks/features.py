@@ -27,11 +27,12 @@ from assets.features.logic import FEATURE_TABLES
 from assets.publishing.write_audit_publish import publish_if_passed
 from assets.quality.gate_config import GateConfig
 from assets.sources.daily_events import (
-    SOURCE_NULL_DEFAULTS,
-    SOURCE_RANGE_DEFAULTS,
     daily_events,
     evaluate_source_partition,
+    source_null_defaults,
+    source_range_defaults,
 )
+from contract.source import SOURCE
 from resources.factory import build_resources
 from resources.warehouse.backends import SqliteBackend
 from scripts.synthetic_events import seed_warehouse
@@ -63,7 +64,9 @@ def run_orchestrated(job: dg.JobDefinition, partition_keys: list[str], instance)
 def run_bare(resources: dict, partition_keys: list[str]) -> float:
     warehouse, store = resources["warehouse"], resources["storage"].open_store()
     config = GateConfig()
-    source_thresholds = config.thresholds(SOURCE_NULL_DEFAULTS, SOURCE_RANGE_DEFAULTS)
+    source_thresholds = config.thresholds(
+        source_null_defaults(SOURCE), source_range_defaults(SOURCE)
+    )
     started = time.perf_counter()
     for key in partition_keys:
         raw = warehouse.read_day_raw(dt.date.fromisoformat(key))

@@ -23,13 +23,8 @@ import pyarrow as pa
 
 from assets.quality import distribution, replay
 from assets.quality.gate_config import GateConfig
-from assets.sources.daily_events import (
-    REPLAY_CONTENT,
-    REPLAY_TIME,
-    WATCHED_CATEGORICAL,
-    WATCHED_NUMERIC,
-)
 from benchmarks import second_dataset
+from contract.source import SOURCE
 from resources.warehouse.backends import normalize_events
 from scripts.synthetic_events import generate_events
 
@@ -67,10 +62,10 @@ def datasets(scale: float) -> list[Dataset]:
         Dataset(
             "example events",
             example,
-            WATCHED_CATEGORICAL,
-            WATCHED_NUMERIC,
-            REPLAY_CONTENT,
-            REPLAY_TIME,
+            SOURCE.watched_categorical,
+            SOURCE.watched_numeric,
+            SOURCE.replay_content,
+            SOURCE.time_column,
         ),
         Dataset(
             "marketplace orders",

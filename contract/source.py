@@ -75,6 +75,8 @@ class SourceContract:
     watched_numeric: tuple[str, ...] = ()
     # The table the loader records how far the upstream has landed (the completeness sensor).
     watermarks_table: str = "load_watermarks"
+    # One line of business meaning for the table (the source asset's description begins so).
+    description: str = "The day's upstream rows"
     _by_name: dict[str, SourceColumn] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -221,4 +223,5 @@ SOURCE = SourceContract(
     label=LabelDefinition(exposure_kind="impression", positive_kind="click"),
     watched_categorical=("device", "country", "item_category"),
     watched_numeric=("price", "dwell_seconds"),
+    description="The day's upstream click-stream events",
 )

@@ -12,13 +12,13 @@ import numpy as np
 import pyarrow as pa
 
 from assets.partitions import day_bounds
+from contract.source import SOURCE
 from resources.warehouse.backends import (
     WarehouseBackend,
     create_tables,
     replace_day,
     set_watermark,
 )
-from resources.warehouse.event_schema import EVENTS_SCHEMA
 
 DEVICES = np.array(["ios", "android", "web"])
 COUNTRIES = np.array(["US", "DE", "BR", "IN", "JP", "FR"])
@@ -110,7 +110,7 @@ def generate_events(
         "event_id": [f"{day:%Y%m%d}-{i:07d}" for i in range(len(parent))],
         "event_date": pa.array([day] * len(parent), pa.date32()),
         "event_time": pa.array(start_micros + event_offset, pa.int64()).cast(
-            EVENTS_SCHEMA.field("event_time").type
+            SOURCE.schema.field("event_time").type
         ),
         "user_id": user_of.astype(np.int64),
         "item_id": item_of.astype(np.int64),
@@ -121,7 +121,7 @@ def generate_events(
         "country": COUNTRIES[population.user_country[user_of]],
         "item_category": CATEGORIES[population.item_category[item_of]],
     }
-    return pa.table(columns, schema=EVENTS_SCHEMA)
+    return pa.table(columns, schema=SOURCE.schema)
 
 
 def seed_warehouse(

@@ -110,7 +110,7 @@ def schema_contract(raw: pa.Table, expected: pa.Schema, thresholds: GateThreshol
         threshold=f"{len(expected)} columns: {', '.join(expected.names)}",
         message=(
             "Schema drift: " + "; ".join(diff) + ". Fix the upstream table or update the "
-            "contract (resources/warehouse/event_schema.py / assets/features/logic.py) "
+            "contract (contract/source.py / assets/features/logic.py) "
             "deliberately."
             if diff
             else "schema matches the contract"
@@ -174,6 +174,7 @@ def volume(rows: int, history: Sequence[int], thresholds: GateThresholds) -> Gat
 
 def completeness(
     events: pa.Table,
+    time_column: str,
     thresholds: GateThresholds,
     usual_hour_share: Sequence[float] | None = None,
     history_days: int = 0,
@@ -181,10 +182,11 @@ def completeness(
     """Every hour of the day holds data (the 18-of-24-hours incident). Once there is history
     (`usual_hour_share`, the median share of the day per hour over `history_days` passed days),
     an hour counts as present only with at least `min_hour_share_fraction` of its usual share
-    of the day's events: a late tail with a trickle of rows per hour is still missing."""
+    of the day's events: a late tail with a trickle of rows per hour is still missing.
+    `time_column` is the rows' UTC timestamp."""
     counts = [0] * 24
     if events.num_rows:
-        for entry in pc.value_counts(pc.hour(events.column("event_time"))).to_pylist():
+        for entry in pc.value_counts(pc.hour(events.column(time_column))).to_pylist():
             counts[entry["values"]] = entry["counts"]
     total = sum(counts) or 1
     fraction = thresholds.min_hour_share_fraction
@@ -409,10 +411,14 @@ def repeated_events(
 
 
 def within_day(
-    events: pa.Table, day_start: dt.datetime, day_end: dt.datetime, thresholds: GateThresholds
+    events: pa.Table,
+    time_column: str,
+    day_start: dt.datetime,
+    day_end: dt.datetime,
+    thresholds: GateThresholds,
 ) -> GateResult:
-    """Events filed under the day really happened that day (time-zone or late-load bugs)."""
-    times = events.column("event_time")
+    """Rows filed under the day really happened that day (time-zone or late-load bugs)."""
+    times = events.column(time_column)
     outside = (
         pc.sum(pc.or_(pc.less(times, day_start), pc.greater_equal(times, day_end))).as_py() or 0
     )
@@ -420,7 +426,7 @@ def within_day(
         gate="within_day",
         passed=outside == 0,
         observed=f"{outside} events outside the day",
-        threshold=f"event_time in [{day_start.isoformat()}, {day_end.isoformat()})",
+        threshold=f"{time_column} in [{day_start.isoformat()}, {day_end.isoformat()})",
         message=(
             "all events inside the day"
             if outside == 0

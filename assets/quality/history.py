@@ -1,10 +1,11 @@
 """Gates that judge a partition against its own history: what a passed day usually looks like.
 
-Each passed partition's report keeps a small profile of its table (hourly shares, event-type
+Each passed partition's report keeps a small profile of its table (hourly shares, event-kind
 mix, category shares, numeric quantiles, label rate). A new partition is compared with the
 median of the trailing passed profiles, the way `volume` compares row counts, so a defect that
-keeps the row count plausible (a broken click logger, a late tail, a drifted column) still
-shows. With too little history a gate passes and says so: there is nothing to compare yet.
+keeps the row count plausible (a broken logger of one event kind, a late tail, a drifted column)
+still shows. With too little history a gate passes and says so: there is nothing to compare yet.
+The columns each gate judges are its arguments (the source contract's, for the source asset).
 """
 
 import math
@@ -16,11 +17,8 @@ import pyarrow.compute as pc
 
 from assets.quality.gates import GateResult, GateThresholds
 
-# Source columns whose distribution is watched for drift.
-CATEGORICAL_COLUMNS = ("event_type", "device", "country", "item_category")
-NUMERIC_COLUMNS = ("price", "dwell_seconds")
 QUANTILES = (0.1, 0.5, 0.9)
-# event_mix judges an event type only when today should hold at least this many of it.
+# event_mix judges an event kind only when today should hold at least this many of it.
 EVENT_MIX_MIN_EXPECTED = 30
 # Shares below this are treated as this in the PSI, so a category seen once does not explode.
 _PSI_FLOOR = 1e-4
@@ -39,17 +37,21 @@ def _quantiles(column: pa.ChunkedArray) -> list[float] | None:
     return [float(q) for q in pc.quantile(finite, q=list(QUANTILES)).to_pylist()]
 
 
-def events_profile(events: pa.Table) -> dict:
-    """What the gates below remember about a passed day of source events."""
-    hours = pc.hour(events.column("event_time")) if events.num_rows else pa.array([], pa.int64())
+def events_profile(
+    events: pa.Table, time_column: str, categorical: Sequence[str], numeric: Sequence[str]
+) -> dict:
+    """What the gates below remember about a passed day of source rows: the hourly shares of
+    `time_column`, the shares of each `categorical` column (the event-kind column among them)
+    and the quantiles of each `numeric` one."""
+    hours = pc.hour(events.column(time_column)) if events.num_rows else pa.array([], pa.int64())
     hour_counts = [0] * 24
     for entry in pc.value_counts(hours).to_pylist():
         hour_counts[entry["values"]] = entry["counts"]
     total = sum(hour_counts) or 1
     return {
         "hour_share": [count / total for count in hour_counts],
-        "categories": {name: _shares(events.column(name)) for name in CATEGORICAL_COLUMNS},
-        "quantiles": {name: _quantiles(events.column(name)) for name in NUMERIC_COLUMNS},
+        "categories": {name: _shares(events.column(name)) for name in categorical},
+        "quantiles": {name: _quantiles(events.column(name)) for name in numeric},
     }
 
 
@@ -77,8 +79,8 @@ def _history_note(history: Sequence[Mapping], key: str, thresholds: GateThreshol
 def label_rate(
     table: pa.Table, label: str, history: Sequence[Mapping], thresholds: GateThresholds
 ) -> GateResult:
-    """The positive-label rate stays within a band around its trailing median (the broken
-    click logger: impressions intact, every label 0)."""
+    """The positive-label rate stays within a band around its trailing median (a broken logger
+    of the positive events: exposures intact, every label 0)."""
     rate = label_profile(table, label)["label_rate"]
     observed = "no rows" if rate is None else f"label rate {rate:.4f}"
     waiting = _history_note(history, "label_rate", thresholds)
@@ -99,8 +101,8 @@ def label_rate(
         if passed
         else f"The share of positive labels ({observed}) left its band [{low:.4f}, {high:.4f}] "
         f"around the trailing median {median:.4f} over the last {len(rates)} passed days: the "
-        "labels (clicks) of this day are missing or duplicated upstream. Check the click "
-        "logging, then re-run the partition.",
+        "positive events behind this day's labels are missing or duplicated upstream. Check "
+        "their logging, then re-run the partition.",
         thresholds,
         value=rate,
         limit=low if rate is None or rate < median else high,
@@ -108,23 +110,28 @@ def label_rate(
 
 
 def event_mix(
-    events: pa.Table, history: Sequence[Mapping], thresholds: GateThresholds
+    events: pa.Table,
+    kind_column: str,
+    kinds: Sequence[str],
+    history: Sequence[Mapping],
+    thresholds: GateThresholds,
 ) -> GateResult:
-    """Every event type keeps its usual share of the day (clicks, carts and purchases vanish
-    when a logger breaks, while the impressions alone keep the volume plausible)."""
-    shares = _shares(events.column("event_type"))
+    """Every declared event kind (`kinds`, the values of `kind_column`) keeps its usual share
+    of the day: the rarer kinds vanish when a logger breaks, while the commonest alone keeps
+    the volume plausible."""
+    shares = _shares(events.column(kind_column))
     observed = ", ".join(f"{k}={v:.3f}" for k, v in sorted(shares.items())) or "no events"
     waiting = _history_note(history, "categories", thresholds)
     if waiting:
         return _result("event_mix", True, observed, waiting, "no baseline yet", thresholds)
-    days = [p["categories"]["event_type"] for p in history if p.get("categories")]
+    days = [p["categories"][kind_column] for p in history if p.get("categories")]
     usual = _median_shares(days)
-    # A type expected only a handful of times today varies by chance more than the band allows
-    # (5 purchases one day, 2 the next): judge the types with enough expected events.
+    # A kind expected only a handful of times today varies by chance more than the band allows
+    # (5 of a rare kind one day, 2 the next): judge the kinds with enough expected events.
     usual = {
         kind: share
         for kind, share in usual.items()
-        if share * events.num_rows >= EVENT_MIX_MIN_EXPECTED
+        if kind in kinds and share * events.num_rows >= EVENT_MIX_MIN_EXPECTED
     }
     low, high = thresholds.event_mix_band_low, thresholds.event_mix_band_high
     ratios = {kind: shares.get(kind, 0.0) / share for kind, share in usual.items() if share}
@@ -157,7 +164,10 @@ def event_mix(
 
 
 def category_drift(
-    events: pa.Table, history: Sequence[Mapping], thresholds: GateThresholds
+    events: pa.Table,
+    columns: Sequence[str],
+    history: Sequence[Mapping],
+    thresholds: GateThresholds,
 ) -> GateResult:
     """Population stability index of each watched categorical column against its usual shares."""
     waiting = _history_note(history, "categories", thresholds)
@@ -165,7 +175,7 @@ def category_drift(
         return _result("category_drift", True, "-", waiting, "no baseline yet", thresholds)
     psi = {}
     days = [p["categories"] for p in history if p.get("categories")]
-    for name in CATEGORICAL_COLUMNS:
+    for name in columns:
         usual = _median_shares([day[name] for day in days])
         psi[name] = _psi(_shares(events.column(name)), usual)
     worst = max(psi, key=psi.get)
@@ -190,7 +200,10 @@ def category_drift(
 
 
 def numeric_drift(
-    events: pa.Table, history: Sequence[Mapping], thresholds: GateThresholds
+    events: pa.Table,
+    columns: Sequence[str],
+    history: Sequence[Mapping],
+    thresholds: GateThresholds,
 ) -> GateResult:
     """The 10th, 50th and 90th percentiles of each watched numeric column stay near their
     trailing medians (relative shift)."""
@@ -199,7 +212,7 @@ def numeric_drift(
         return _result("numeric_drift", True, "-", waiting, "no baseline yet", thresholds)
     shifts, observed = {}, []
     days = sum(1 for p in history if p.get("quantiles"))
-    for name in NUMERIC_COLUMNS:
+    for name in columns:
         now = _quantiles(events.column(name))
         past = [p["quantiles"][name] for p in history if p.get("quantiles", {}).get(name)]
         if now is None or not past:

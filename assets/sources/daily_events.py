@@ -1,7 +1,10 @@
-"""The day's upstream events, validated against the source contract and snapshotted.
+"""The day's upstream rows, validated against the source contract and snapshotted.
 
 Every feature reads this snapshot, never the warehouse: the warehouse is read once per day,
-the source gates run once, and a feature rebuild sees exactly the rows that passed.
+the source gates run once, and a feature rebuild sees exactly the rows that passed. Which table,
+which columns and what each gate judges come from a `SourceContract` (`contract/source.py`):
+`build_daily_events(contract)` builds the asset for any declared source, `daily_events` is the
+one for the example's `SOURCE`.
 """
 
 import datetime as dt
@@ -20,16 +23,12 @@ from assets.publishing.write_audit_publish import (
 from assets.quality import distribution, gates, replay
 from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
+from contract.source import SOURCE, SourceContract
 from resources.notifier import Alert, Notifier
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
 from resources.warehouse.backends import normalize_events
 from resources.warehouse.errors import WAREHOUSE_ERRORS, is_transient
-from resources.warehouse.event_schema import (
-    EVENT_COLUMN_DESCRIPTIONS,
-    EVENT_TYPES,
-    EVENTS_SCHEMA,
-)
 from resources.warehouse.resource import Warehouse
 
 ASSET = "daily_events"
@@ -49,48 +48,39 @@ SOURCE_GATES = (
     *distribution.GATES,
     replay.GATE,
 )
-# Two rows with the same content under different event ids are one event delivered twice.
-CONTENT_KEY = ("user_id", "item_id", "event_type", "event_time")
-# Columns the distribution gates watch. event_type's mix is event_mix's to judge (with its own
-# expected-count rule and its own warn_only), so it is not judged a second time here.
-WATCHED_CATEGORICAL = tuple(c for c in history_gates.CATEGORICAL_COLUMNS if c != "event_type")
-WATCHED_NUMERIC = history_gates.NUMERIC_COLUMNS
-# What a replayed delivery repeats: every column but the identity key (event_id) and the date
-# (event_date, and event_time's date part; its time of day is compared).
-REPLAY_CONTENT = tuple(
-    name for name in EVENTS_SCHEMA.names if name not in ("event_id", "event_date", "event_time")
-)
-REPLAY_TIME = "event_time"
-# dwell_seconds exists only for clicks, so most rows legitimately have none.
-SOURCE_NULL_DEFAULTS = {
-    "price": 0.01,
-    "dwell_seconds": 1.0,
-    "device": 0.05,
-    "country": 0.05,
-    "item_category": 0.05,
-}
-SOURCE_RANGE_DEFAULTS = {
-    "user_id": gates.ValueRange(minimum=0),
-    "item_id": gates.ValueRange(minimum=0),
-    "price": gates.ValueRange(minimum=0, maximum=100_000),
-    "dwell_seconds": gates.ValueRange(minimum=0, maximum=86_400),
-    "event_type": gates.ValueRange(allowed=EVENT_TYPES),
-}
+
+
+def source_null_defaults(contract: SourceContract) -> dict[str, float]:
+    """The null-rate gate's default maximum per column, as the contract declares it."""
+    return contract.null_tolerances
+
+
+def source_range_defaults(contract: SourceContract) -> dict[str, gates.ValueRange]:
+    """The value-range gate's default rule per column, as the contract declares it."""
+    return {
+        c.name: gates.ValueRange(minimum=c.minimum, maximum=c.maximum, allowed=c.allowed)
+        for c in contract.ranged_columns
+    }
 
 
 def read_source(
-    context: dg.AssetExecutionContext, warehouse: Warehouse, notifier: Notifier, day: dt.date
+    context: dg.AssetExecutionContext,
+    warehouse: Warehouse,
+    notifier: Notifier,
+    day: dt.date,
+    contract: SourceContract = SOURCE,
 ) -> tuple[pa.Table, dt.datetime | None]:
     """The day's raw rows and the watermark; transient errors retry with backoff, others fail."""
     try:
-        return warehouse.read_day_raw(day), warehouse.read_watermark()
+        return warehouse.read_day_raw(day, contract), warehouse.read_watermark(contract)
     except WAREHOUSE_ERRORS as err:
         attempt = context.retry_number
         if not is_transient(err):
             raise dg.Failure(
                 description=(
                     f"{ASSET} partition {day}: the warehouse rejected the read ({err}). Retrying "
-                    "cannot fix this; check the events table, its permissions and the query, "
+                    f"cannot fix this; check the {contract.table} table, its permissions and the "
+                    "query, "
                     "then re-run the partition."
                 ),
                 allow_retries=False,
@@ -131,8 +121,15 @@ def evaluate_source_partition(
     thresholds: gates.GateThresholds,
     drift: distribution.DistributionThresholds | None = None,
     replays: replay.ReplayThresholds | None = None,
+    contract: SourceContract = SOURCE,
 ) -> Evaluation:
-    """Every source gate for one day's raw rows; the normalized events when the schema holds."""
+    """Every source gate for one day's raw rows; the normalized rows when the schema holds.
+
+    Each gate judges the columns the contract names: the key, the content key, the time column,
+    the event kinds, the watched columns. The kind column's mix is event_mix's to judge (with
+    its own expected-count rule and its own warn_only), so the distribution gates watch only
+    the declared watched columns.
+    """
     drift = drift or distribution.DistributionThresholds()
     replays = replays or replay.ReplayThresholds()
     start, end = day_bounds(dt.date.fromisoformat(partition))
@@ -147,7 +144,10 @@ def evaluate_source_partition(
             for name in SOURCE_GATES[1:]
         ]
         return Evaluation(None, [schema, *skipped], metadata)
-    events = normalize_events(raw)
+    events = normalize_events(raw, contract)
+    time_column = contract.time_column
+    categorical, numeric = contract.watched_categorical, contract.watched_numeric
+    content = contract.replay_content
     history = trailing_passed_reports(
         store, ASSET, partition, daily_partitions, thresholds.volume_history
     )
@@ -160,83 +160,98 @@ def evaluate_source_partition(
         events,
         [
             schema,
-            gates.completeness(events, thresholds, usual_hours, len(profiles)),
+            gates.completeness(events, time_column, thresholds, usual_hours, len(profiles)),
             gates.watermark(loaded_through, end, thresholds),
             gates.volume(events.num_rows, [r.rows for r in history], thresholds),
             gates.null_rate(events, thresholds),
             gates.value_ranges(events, thresholds),
-            gates.unique_key(events, ("event_id",), thresholds),
-            gates.repeated_events(events, CONTENT_KEY, thresholds),
-            gates.within_day(events, start, end, thresholds),
-            history_gates.event_mix(events, profiles, thresholds),
-            history_gates.category_drift(events, profiles, thresholds),
-            history_gates.numeric_drift(events, profiles, thresholds),
-            distribution.category_stability(events, dated, WATCHED_CATEGORICAL, drift),
-            distribution.category_cardinality(events, dated, WATCHED_CATEGORICAL, drift),
-            distribution.numeric_scale(events, dated, WATCHED_NUMERIC, drift),
-            replay.content_replay(events, dated, REPLAY_CONTENT, REPLAY_TIME, replays),
+            gates.unique_key(events, contract.key, thresholds),
+            gates.repeated_events(events, contract.content_key, thresholds),
+            gates.within_day(events, time_column, start, end, thresholds),
+            history_gates.event_mix(
+                events, contract.kind_column, contract.kinds, profiles, thresholds
+            ),
+            history_gates.category_drift(events, categorical, profiles, thresholds),
+            history_gates.numeric_drift(events, numeric, profiles, thresholds),
+            distribution.category_stability(events, dated, categorical, drift),
+            distribution.category_cardinality(events, dated, categorical, drift),
+            distribution.numeric_scale(events, dated, numeric, drift),
+            replay.content_replay(events, dated, content, time_column, replays),
         ],
         metadata,
         profile={
-            **history_gates.events_profile(events),
-            distribution.PROFILE_KEY: distribution.distribution_profile(
-                events, WATCHED_CATEGORICAL, WATCHED_NUMERIC
+            **history_gates.events_profile(
+                events, time_column, (contract.kind_column, *categorical), numeric
             ),
-            replay.PROFILE_KEY: replay.content_sketch(events, REPLAY_CONTENT, REPLAY_TIME),
+            distribution.PROFILE_KEY: distribution.distribution_profile(
+                events, categorical, numeric
+            ),
+            replay.PROFILE_KEY: replay.content_sketch(events, content, time_column),
         },
     )
 
 
-@dg.asset(
-    name=ASSET,
-    description="The day's upstream click-stream events, validated and snapshotted for features.",
-    group_name="sources",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.multi_run(FEATURE_PARTITIONS_PER_RUN),
-    check_specs=gate_check_specs(ASSET, SOURCE_GATES),
-    kinds={"sql", "parquet"},
-    tags={"layer": "sources"},
-    metadata={
-        "dagster/column_schema": table_schema(
-            EVENTS_SCHEMA, ("event_id",), EVENT_COLUMN_DESCRIPTIONS
-        ),
-        "primary_key": "event_id",
-    },
-)
-def daily_events(
-    context: dg.AssetExecutionContext,
-    config: GateConfig,
-    warehouse: Warehouse,
-    storage: ObjectStorage,
-    notifier: Notifier,
-) -> dg.MaterializeResult:
-    store = storage.open_store()
-    thresholds = config.thresholds(SOURCE_NULL_DEFAULTS, SOURCE_RANGE_DEFAULTS)
+def build_daily_events(contract: SourceContract = SOURCE) -> dg.AssetsDefinition:
+    """The source asset for one declared upstream table (the asset key stays `daily_events`)."""
+    null_defaults = source_null_defaults(contract)
+    range_defaults = source_range_defaults(contract)
 
-    def evaluate(partition: str) -> Evaluation:
-        raw, loaded_through = read_source(
-            context, warehouse, notifier, dt.date.fromisoformat(partition)
-        )
-        return evaluate_source_partition(
-            partition,
-            raw,
-            loaded_through,
-            warehouse.raw_schema(),
-            store,
-            thresholds,
-            config.distribution_thresholds(),
-            config.replay_thresholds(),
-        )
-
-    return publish_gated_partitions(
-        context,
-        asset_name=ASSET,
-        layer="sources",
-        primary_key=("event_id",),
-        column_descriptions=EVENT_COLUMN_DESCRIPTIONS,
-        gate_names=SOURCE_GATES,
-        store=store,
-        notifier=notifier,
-        evaluate=evaluate,
-        policy=config.publish_policy(),
+    @dg.asset(
+        name=ASSET,
+        description=f"{contract.description}, validated and snapshotted for features.",
+        group_name="sources",
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.multi_run(FEATURE_PARTITIONS_PER_RUN),
+        check_specs=gate_check_specs(ASSET, SOURCE_GATES),
+        kinds={"sql", "parquet"},
+        tags={"layer": "sources"},
+        metadata={
+            "dagster/column_schema": table_schema(
+                contract.schema, contract.key, contract.descriptions
+            ),
+            "primary_key": ", ".join(contract.key),
+        },
     )
+    def daily_events(
+        context: dg.AssetExecutionContext,
+        config: GateConfig,
+        warehouse: Warehouse,
+        storage: ObjectStorage,
+        notifier: Notifier,
+    ) -> dg.MaterializeResult:
+        store = storage.open_store()
+        thresholds = config.thresholds(null_defaults, range_defaults)
+
+        def evaluate(partition: str) -> Evaluation:
+            raw, loaded_through = read_source(
+                context, warehouse, notifier, dt.date.fromisoformat(partition), contract
+            )
+            return evaluate_source_partition(
+                partition,
+                raw,
+                loaded_through,
+                warehouse.raw_schema(contract),
+                store,
+                thresholds,
+                config.distribution_thresholds(),
+                config.replay_thresholds(),
+                contract,
+            )
+
+        return publish_gated_partitions(
+            context,
+            asset_name=ASSET,
+            layer="sources",
+            primary_key=contract.key,
+            column_descriptions=contract.descriptions,
+            gate_names=SOURCE_GATES,
+            store=store,
+            notifier=notifier,
+            evaluate=evaluate,
+            policy=config.publish_policy(),
+        )
+
+    return daily_events
+
+
+daily_events = build_daily_events()

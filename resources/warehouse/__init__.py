@@ -1,6 +1,5 @@
 """The warehouse:
-event_schema  the upstream contract: the events table as the pipeline reads it
-backends      ADBC access to SQLite and PostgreSQL, answering with one canonical Arrow schema
-resource      the Dagster resource: one day of raw events, the watermark, retry calibration
+backends      ADBC access to SQLite and PostgreSQL, every statement built from the source contract
+resource      the Dagster resource: one day of the source table, the watermark, retry calibration
 errors        which warehouse errors are worth retrying, and the backoff
 """

@@ -1,8 +1,11 @@
-"""ADBC access to the event warehouse: SQLite (embedded default) or PostgreSQL (production).
+"""ADBC access to the upstream warehouse: SQLite (embedded default) or PostgreSQL (production).
 
-Both backends hold the same rows and answer with the same canonical Arrow schema
-(`EVENTS_SCHEMA`); the differences (placeholders, timestamp storage, schemas) live here only.
-Dagster-free, so the seeding script and tests use it directly.
+Every statement is built from the source contract a backend carries (`contract/source.py`):
+the table and column names, the DDL from the Arrow types, how a day is selected (a date column,
+or a half-open range on the timestamp), the key. Both backends hold the same rows and answer
+with the contract's canonical Arrow schema; the differences (placeholders, how dates and
+timestamps are stored, schemas) live here only. Dagster-free, so the seeding script and tests
+use it directly.
 """
 
 from __future__ import annotations
@@ -17,20 +20,48 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from resources.warehouse.event_schema import EVENTS_SCHEMA, EVENTS_TABLE, WATERMARKS_TABLE
+from contract.source import SOURCE, SourceContract
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # ADBC SQLite infers result types from the first batch; one batch per query keeps a column
 # whose first rows are NULL from being typed INT64 and then rejecting later doubles.
 _SQLITE_SINGLE_BATCH = {"adbc.sqlite.query.batch_rows": str(2**30)}
+_UNITS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
+
+
+def _plain_identifier(name: str, what: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(
+            f"{what} {name!r} is not a plain lowercase SQL identifier; the warehouse builds its "
+            "statements from the source contract's names, so rename it there."
+        )
+    return name
+
+
+def _check_contract(contract: SourceContract) -> SourceContract:
+    """Every name the statements interpolate is a plain identifier (no quoting, no injection)."""
+    _plain_identifier(contract.table, "source table")
+    _plain_identifier(contract.watermarks_table, "watermarks table")
+    for column in contract.columns:
+        _plain_identifier(column.name, f"column of {contract.table}")
+    return contract
+
+
+def day_range(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The UTC day as the half-open range [start, end)."""
+    start = dt.datetime.combine(day, dt.time(), dt.UTC)
+    return start, start + dt.timedelta(days=1)
 
 
 class WarehouseBackend(ABC):
-    """One database dialect: how to connect, store timestamps and bind parameters."""
+    """One database dialect for one source contract: connecting, storing times, binding."""
 
     name: str
     # ADBC statement options set before every read.
     read_options: ClassVar[Mapping[str, str]] = {}
+
+    def __init__(self, contract: SourceContract = SOURCE):
+        self.contract = _check_contract(contract)
 
     @abstractmethod
     def connect(self) -> Any: ...
@@ -39,23 +70,26 @@ class WarehouseBackend(ABC):
     def placeholder(self, position: int) -> str: ...
 
     @abstractmethod
-    def ddl(self) -> list[str]: ...
+    def column_sql(self, data_type: pa.DataType) -> str:
+        """The column type this dialect stores an Arrow type as."""
 
     @abstractmethod
-    def time_param(self, moment: dt.datetime) -> Any: ...
+    def stored_type(self, data_type: pa.DataType) -> pa.DataType:
+        """The Arrow type the driver answers with for a column declared as `data_type`."""
+
+    @abstractmethod
+    def watermark_sql(self) -> str: ...
+
+    @abstractmethod
+    def time_param(self, moment: dt.datetime) -> Any:
+        """A watermark instant as this backend stores it."""
 
     @abstractmethod
     def time_from_db(self, value: Any) -> dt.datetime: ...
 
     @abstractmethod
-    def date_param(self, day: dt.date) -> Any: ...
-
-    @abstractmethod
-    def raw_schema(self) -> pa.Schema:
-        """The Arrow schema this backend returns for a healthy events table."""
-
-    @abstractmethod
-    def events_for_ingest(self, events: pa.Table) -> pa.Table: ...
+    def value_param(self, data_type: pa.DataType, value: dt.date | dt.datetime) -> Any:
+        """A date or timestamp bound against a column of `data_type`."""
 
     def table(self, name: str) -> str:
         return name
@@ -63,14 +97,70 @@ class WarehouseBackend(ABC):
     def ingest_schema(self) -> str | None:
         return None
 
+    def preamble(self) -> list[str]:
+        return []
+
+    def ddl(self) -> list[str]:
+        """The source table (types, nullability, key), its day index, and the watermarks."""
+        contract = self.contract
+        columns = [
+            f"{c.name} {self.column_sql(c.type)}{'' if c.nullable else ' NOT NULL'}"
+            for c in contract.columns
+        ]
+        selector = contract.date_column or contract.time_column
+        table = self.table(contract.table)
+        return [
+            *self.preamble(),
+            f"CREATE TABLE IF NOT EXISTS {table} ("
+            + ", ".join([*columns, f"PRIMARY KEY ({', '.join(contract.key)})"])
+            + ")",
+            f"CREATE INDEX IF NOT EXISTS {contract.table}_{selector} ON {table} ({selector})",
+            f"CREATE TABLE IF NOT EXISTS {self.table(contract.watermarks_table)} ("
+            f"source_table TEXT PRIMARY KEY, loaded_through {self.watermark_sql()} NOT NULL)",
+        ]
+
+    def raw_schema(self) -> pa.Schema:
+        """The Arrow schema this backend returns for a healthy source table."""
+        return pa.schema(
+            pa.field(f.name, self.stored_type(f.type), f.nullable) for f in self.contract.schema
+        )
+
+    def events_for_ingest(self, events: pa.Table) -> pa.Table:
+        """The contract's table cast to what this backend stores (dates, timestamps)."""
+        target = self.raw_schema()
+        for field_ in target:
+            if events.schema.field(field_.name).type != field_.type:
+                index = events.schema.get_field_index(field_.name)
+                column = pc.cast(events.column(field_.name), field_.type)
+                events = events.set_column(index, field_, column)
+        return events
+
+    def day_filter(self, day: dt.date) -> tuple[str, tuple[Any, ...]]:
+        """The WHERE clause selecting one UTC day, and its parameters."""
+        contract = self.contract
+        if contract.date_column is not None:
+            column = contract.column(contract.date_column)
+            return (
+                f"{column.name} = {self.placeholder(1)}",
+                (self.value_param(column.type, day),),
+            )
+        column = contract.column(contract.time_column)
+        start, end = day_range(day)
+        return (
+            f"{column.name} >= {self.placeholder(1)} AND {column.name} < {self.placeholder(2)}",
+            (self.value_param(column.type, start), self.value_param(column.type, end)),
+        )
+
 
 class SqliteBackend(WarehouseBackend):
-    """Event times stored as INTEGER microseconds since the epoch (SQLite has no timestamp)."""
+    """Dates stored as ISO TEXT, timestamps as INTEGER counts of their unit since the epoch
+    (SQLite has neither type)."""
 
     name = "sqlite"
     read_options = _SQLITE_SINGLE_BATCH
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, contract: SourceContract = SOURCE):
+        super().__init__(contract)
         self.path = path
 
     def connect(self) -> Any:
@@ -81,51 +171,60 @@ class SqliteBackend(WarehouseBackend):
     def placeholder(self, position: int) -> str:
         return "?"
 
-    def ddl(self) -> list[str]:
-        return [
-            f"""CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
-                event_id TEXT PRIMARY KEY, event_date TEXT NOT NULL, event_time INTEGER NOT NULL,
-                user_id INTEGER NOT NULL, item_id INTEGER NOT NULL, event_type TEXT NOT NULL,
-                price REAL, dwell_seconds REAL, device TEXT, country TEXT, item_category TEXT)""",
-            f"CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_event_date ON {EVENTS_TABLE} (event_date)",
-            f"""CREATE TABLE IF NOT EXISTS {WATERMARKS_TABLE} (
-                source_table TEXT PRIMARY KEY, loaded_through INTEGER NOT NULL)""",
-        ]
+    def column_sql(self, data_type: pa.DataType) -> str:
+        stored = self.stored_type(data_type)
+        if pa.types.is_integer(stored):
+            return "INTEGER"
+        if pa.types.is_floating(stored):
+            return "REAL"
+        return "TEXT"
+
+    def stored_type(self, data_type: pa.DataType) -> pa.DataType:
+        if pa.types.is_date(data_type) or pa.types.is_string(data_type):
+            return pa.string()
+        if pa.types.is_timestamp(data_type) or pa.types.is_integer(data_type):
+            return pa.int64()
+        if pa.types.is_boolean(data_type):
+            return pa.int64()
+        if pa.types.is_floating(data_type):
+            return pa.float64()
+        raise ValueError(f"SQLite backend cannot store Arrow type {data_type}")
+
+    def watermark_sql(self) -> str:
+        return "INTEGER"
 
     def time_param(self, moment: dt.datetime) -> int:
-        return _epoch_micros(moment)
+        return _epoch_units(moment, "us")
 
     def time_from_db(self, value: Any) -> dt.datetime:
         return dt.datetime.fromtimestamp(0, dt.UTC) + dt.timedelta(microseconds=int(value))
 
-    def date_param(self, day: dt.date) -> str:
-        return day.isoformat()
-
-    def raw_schema(self) -> pa.Schema:
-        stored_as = {"event_date": pa.string(), "event_time": pa.int64()}
-        return pa.schema(
-            pa.field(f.name, stored_as.get(f.name, f.type), f.nullable) for f in EVENTS_SCHEMA
-        )
-
-    def events_for_ingest(self, events: pa.Table) -> pa.Table:
-        target = self.raw_schema()
-        for name in ("event_date", "event_time"):
-            index = events.schema.get_field_index(name)
-            column = pc.cast(events.column(name), target.field(name).type)
-            events = events.set_column(index, target.field(name), column)
-        return events
+    def value_param(self, data_type: pa.DataType, value: dt.date | dt.datetime) -> Any:
+        if pa.types.is_timestamp(data_type):
+            return _epoch_units(value, data_type.unit)
+        return value.isoformat()
 
 
 class PostgresBackend(WarehouseBackend):
-    """Event times stored as TIMESTAMPTZ; tables live in `schema` (default `public`)."""
+    """Dates as DATE, timestamps as TIMESTAMPTZ; tables live in `schema` (default `public`)."""
 
     name = "postgres"
+    # Arrow types PostgreSQL stores natively and ADBC answers with unchanged.
+    _NATIVE: ClassVar[tuple[tuple[pa.DataType, str], ...]] = (
+        (pa.string(), "TEXT"),
+        (pa.int64(), "BIGINT"),
+        (pa.int32(), "INTEGER"),
+        (pa.int16(), "SMALLINT"),
+        (pa.float64(), "DOUBLE PRECISION"),
+        (pa.float32(), "REAL"),
+        (pa.bool_(), "BOOLEAN"),
+        (pa.date32(), "DATE"),
+    )
 
-    def __init__(self, dsn: str, schema: str = "public"):
-        if not _IDENTIFIER.match(schema):
-            raise ValueError(f"Postgres schema name {schema!r} is not a plain lowercase identifier")
+    def __init__(self, dsn: str, schema: str = "public", contract: SourceContract = SOURCE):
+        super().__init__(contract)
         self.dsn = dsn
-        self.schema = schema
+        self.schema = _plain_identifier(schema, "Postgres schema name")
 
     def connect(self) -> Any:
         import adbc_driver_postgresql.dbapi
@@ -141,20 +240,27 @@ class PostgresBackend(WarehouseBackend):
     def ingest_schema(self) -> str | None:
         return self.schema
 
-    def ddl(self) -> list[str]:
-        return [
-            f"CREATE SCHEMA IF NOT EXISTS {self.schema}",
-            f"""CREATE TABLE IF NOT EXISTS {self.table(EVENTS_TABLE)} (
-                event_id TEXT PRIMARY KEY, event_date DATE NOT NULL,
-                event_time TIMESTAMPTZ NOT NULL,
-                user_id BIGINT NOT NULL, item_id BIGINT NOT NULL, event_type TEXT NOT NULL,
-                price DOUBLE PRECISION, dwell_seconds DOUBLE PRECISION, device TEXT,
-                country TEXT, item_category TEXT)""",
-            f"""CREATE INDEX IF NOT EXISTS {EVENTS_TABLE}_event_date
-                ON {self.table(EVENTS_TABLE)} (event_date)""",
-            f"""CREATE TABLE IF NOT EXISTS {self.table(WATERMARKS_TABLE)} (
-                source_table TEXT PRIMARY KEY, loaded_through TIMESTAMPTZ NOT NULL)""",
-        ]
+    def preamble(self) -> list[str]:
+        return [f"CREATE SCHEMA IF NOT EXISTS {self.schema}"]
+
+    def column_sql(self, data_type: pa.DataType) -> str:
+        if pa.types.is_timestamp(data_type) and data_type.unit == "us":
+            return "TIMESTAMPTZ" if data_type.tz is not None else "TIMESTAMP"
+        for arrow_type, sql in self._NATIVE:
+            if data_type == arrow_type:
+                return sql
+        raise ValueError(
+            f"PostgreSQL backend has no column type answering as Arrow {data_type}; declare "
+            "the column in the source contract as one of "
+            f"{[str(t) for t, _ in self._NATIVE]} or timestamp[us]."
+        )
+
+    def stored_type(self, data_type: pa.DataType) -> pa.DataType:
+        self.column_sql(data_type)
+        return data_type
+
+    def watermark_sql(self) -> str:
+        return "TIMESTAMPTZ"
 
     def time_param(self, moment: dt.datetime) -> dt.datetime:
         return _require_utc(moment)
@@ -162,14 +268,8 @@ class PostgresBackend(WarehouseBackend):
     def time_from_db(self, value: Any) -> dt.datetime:
         return _require_utc(value)
 
-    def date_param(self, day: dt.date) -> dt.date:
-        return day
-
-    def raw_schema(self) -> pa.Schema:
-        return EVENTS_SCHEMA
-
-    def events_for_ingest(self, events: pa.Table) -> pa.Table:
-        return events
+    def value_param(self, data_type: pa.DataType, value: dt.date | dt.datetime) -> Any:
+        return _require_utc(value) if isinstance(value, dt.datetime) else value
 
 
 def _require_utc(moment: dt.datetime) -> dt.datetime:
@@ -178,9 +278,10 @@ def _require_utc(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC)
 
 
-def _epoch_micros(moment: dt.datetime) -> int:
+def _epoch_units(moment: dt.datetime, unit: str) -> int:
     delta = _require_utc(moment) - dt.datetime.fromtimestamp(0, dt.UTC)
-    return delta // dt.timedelta(microseconds=1)
+    micros = delta // dt.timedelta(microseconds=1)
+    return micros * _UNITS_PER_SECOND[unit] // 1_000_000
 
 
 @contextmanager
@@ -204,44 +305,45 @@ def create_tables(backend: WarehouseBackend) -> None:
 
 
 def read_day_raw(backend: WarehouseBackend, day: dt.date) -> pa.Table:
-    """Every row the warehouse files under event_date = day, exactly as the driver returns it.
+    """Every row the warehouse holds for the UTC day, exactly as the driver returns it.
 
     No column list and no casts: the schema contract gate must see upstream drift (a dropped,
     renamed or retyped column) instead of a SQL error or a silent cast.
     """
-    query = (
-        f"SELECT * FROM {backend.table(EVENTS_TABLE)} WHERE event_date = {backend.placeholder(1)}"
-    )
+    where, params = backend.day_filter(day)
+    query = f"SELECT * FROM {backend.table(backend.contract.table)} WHERE {where}"
     with _cursor(backend) as (_, cursor):
         if backend.read_options:
             cursor.adbc_statement.set_options(**backend.read_options)
-        cursor.execute(query, (backend.date_param(day),))
+        cursor.execute(query, params)
         return cursor.fetch_arrow_table()
 
 
-def normalize_events(raw: pa.Table) -> pa.Table:
-    """A raw table that passed the schema contract, in the canonical schema and event_id order."""
+def normalize_events(raw: pa.Table, contract: SourceContract = SOURCE) -> pa.Table:
+    """A raw table that passed the schema contract, in the canonical schema and key order."""
+    schema = contract.schema
     columns = [
         # A column with no values carries whatever type the driver guessed (SQLite: int64),
         # which may not cast to the contract's type; it is simply nulls of that type.
         pa.nulls(raw.num_rows, f.type)
         if raw.column(f.name).null_count == raw.num_rows
         else raw.column(f.name).cast(f.type)
-        for f in EVENTS_SCHEMA
+        for f in schema
     ]
-    return pa.Table.from_arrays(columns, schema=EVENTS_SCHEMA).sort_by("event_id")
+    return pa.Table.from_arrays(columns, schema=schema).sort_by(
+        [(name, "ascending") for name in contract.key]
+    )
 
 
 def replace_day(backend: WarehouseBackend, day: dt.date, events: pa.Table) -> None:
-    """Replace every event filed under `day` with `events`, in one transaction (idempotent)."""
-    delete = (
-        f"DELETE FROM {backend.table(EVENTS_TABLE)} WHERE event_date = {backend.placeholder(1)}"
-    )
+    """Replace every row of the UTC day with `events`, in one transaction (idempotent)."""
+    where, params = backend.day_filter(day)
+    delete = f"DELETE FROM {backend.table(backend.contract.table)} WHERE {where}"
     with _cursor(backend) as (connection, cursor):
-        cursor.execute(delete, (backend.date_param(day),))
+        cursor.execute(delete, params)
         if events.num_rows:
             cursor.adbc_ingest(
-                EVENTS_TABLE,
+                backend.contract.table,
                 backend.events_for_ingest(events),
                 mode="append",
                 db_schema_name=backend.ingest_schema(),
@@ -250,27 +352,30 @@ def replace_day(backend: WarehouseBackend, day: dt.date, events: pa.Table) -> No
 
 
 def read_watermark(
-    backend: WarehouseBackend, source_table: str = EVENTS_TABLE
+    backend: WarehouseBackend, source_table: str | None = None
 ) -> dt.datetime | None:
-    """The upstream's promise: every event before this instant has been loaded."""
+    """The upstream's promise: every row before this instant has been loaded."""
     query = (
-        f"SELECT loaded_through FROM {backend.table(WATERMARKS_TABLE)} "
+        f"SELECT loaded_through FROM {backend.table(backend.contract.watermarks_table)} "
         f"WHERE source_table = {backend.placeholder(1)}"
     )
     with _cursor(backend) as (_, cursor):
-        cursor.execute(query, (source_table,))
+        cursor.execute(query, (source_table or backend.contract.table,))
         row = cursor.fetchone()
     return None if row is None else backend.time_from_db(row[0])
 
 
 def set_watermark(
-    backend: WarehouseBackend, loaded_through: dt.datetime, source_table: str = EVENTS_TABLE
+    backend: WarehouseBackend, loaded_through: dt.datetime, source_table: str | None = None
 ) -> None:
     upsert = (
-        f"INSERT INTO {backend.table(WATERMARKS_TABLE)} (source_table, loaded_through) "
+        f"INSERT INTO {backend.table(backend.contract.watermarks_table)} "
+        f"(source_table, loaded_through) "
         f"VALUES ({backend.placeholder(1)}, {backend.placeholder(2)}) "
         "ON CONFLICT (source_table) DO UPDATE SET loaded_through = excluded.loaded_through"
     )
     with _cursor(backend) as (connection, cursor):
-        cursor.execute(upsert, (source_table, backend.time_param(loaded_through)))
+        cursor.execute(
+            upsert, (source_table or backend.contract.table, backend.time_param(loaded_through))
+        )
         connection.commit()

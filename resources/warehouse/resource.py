@@ -1,5 +1,5 @@
-"""The warehouse as a Dagster resource: one day of raw events, the load watermark, and the
-retry calibration for transient connection errors."""
+"""The warehouse as a Dagster resource: one day of the source table, the load watermark, and
+the retry calibration for transient connection errors."""
 
 import datetime as dt
 import random
@@ -9,12 +9,17 @@ import dagster as dg
 import pyarrow as pa
 from pydantic import Field
 
+from contract.source import SOURCE, SourceContract
 from resources.warehouse import backends
 from resources.warehouse.errors import retry_delay
 
 
 class Warehouse(dg.ConfigurableResource):
-    """Event source read through ADBC: SQLite by default, PostgreSQL in production."""
+    """Source table read through ADBC: SQLite by default, PostgreSQL in production.
+
+    The connection is configuration; which table and columns it reads is the source contract
+    the caller passes (the example's `SOURCE` unless an asset was built for another).
+    """
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
     sqlite_path: str | None = Field(default=None, description="SQLite file (backend=sqlite).")
@@ -26,23 +31,23 @@ class Warehouse(dg.ConfigurableResource):
     retry_base_delay_seconds: float = Field(default=2.0, description="Wait before retry 1.")
     retry_jitter: float = Field(default=0.25, description="Random spread of each wait, +/-.")
 
-    def connection_backend(self) -> backends.WarehouseBackend:
+    def connection_backend(self, contract: SourceContract = SOURCE) -> backends.WarehouseBackend:
         if self.backend == "sqlite":
             if not self.sqlite_path:
                 raise ValueError("Warehouse backend 'sqlite' needs sqlite_path")
-            return backends.SqliteBackend(self.sqlite_path)
+            return backends.SqliteBackend(self.sqlite_path, contract)
         if not self.postgres_dsn:
             raise ValueError("Warehouse backend 'postgres' needs postgres_dsn (set WAREHOUSE_DSN)")
-        return backends.PostgresBackend(self.postgres_dsn, self.postgres_schema)
+        return backends.PostgresBackend(self.postgres_dsn, self.postgres_schema, contract)
 
-    def read_day_raw(self, day: dt.date) -> pa.Table:
-        return backends.read_day_raw(self.connection_backend(), day)
+    def read_day_raw(self, day: dt.date, contract: SourceContract = SOURCE) -> pa.Table:
+        return backends.read_day_raw(self.connection_backend(contract), day)
 
-    def raw_schema(self) -> pa.Schema:
-        return self.connection_backend().raw_schema()
+    def raw_schema(self, contract: SourceContract = SOURCE) -> pa.Schema:
+        return self.connection_backend(contract).raw_schema()
 
-    def read_watermark(self) -> dt.datetime | None:
-        return backends.read_watermark(self.connection_backend())
+    def read_watermark(self, contract: SourceContract = SOURCE) -> dt.datetime | None:
+        return backends.read_watermark(self.connection_backend(contract))
 
     def retry_delay(self, attempt: int) -> float:
         return retry_delay(

@@ -15,8 +15,8 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
+from contract.source import SOURCE
 from resources.warehouse.backends import PostgresBackend
-from resources.warehouse.event_schema import EVENTS_TABLE
 from resources.warehouse.resource import Warehouse
 from scripts.synthetic_events import seed_warehouse
 from tests.support.environment import POSTGRES_DSN, postgres_unavailable_reason
@@ -79,12 +79,12 @@ def test_the_pipeline_role_reads_the_upstream_table(reader: tuple[str, str]) -> 
 @pytest.mark.parametrize(
     "statement",
     [
-        f"INSERT INTO upstream.{EVENTS_TABLE} SELECT * FROM upstream.{EVENTS_TABLE} LIMIT 1",
-        f"UPDATE upstream.{EVENTS_TABLE} SET event_date = event_date",
-        f"DELETE FROM upstream.{EVENTS_TABLE}",
-        f"TRUNCATE upstream.{EVENTS_TABLE}",
-        f"DROP TABLE upstream.{EVENTS_TABLE}",
-        f"ALTER TABLE upstream.{EVENTS_TABLE} ADD COLUMN forged int",
+        f"INSERT INTO upstream.{SOURCE.table} SELECT * FROM upstream.{SOURCE.table} LIMIT 1",
+        f"UPDATE upstream.{SOURCE.table} SET event_date = event_date",
+        f"DELETE FROM upstream.{SOURCE.table}",
+        f"TRUNCATE upstream.{SOURCE.table}",
+        f"DROP TABLE upstream.{SOURCE.table}",
+        f"ALTER TABLE upstream.{SOURCE.table} ADD COLUMN forged int",
         "CREATE TABLE upstream.forged (x int)",
         "CREATE TABLE public.forged (x int)",
     ],
@@ -104,5 +104,5 @@ def test_the_pipeline_role_cannot_write(reader: tuple[str, str], statement: str)
     finally:
         connection.close()
     with psycopg2.connect(_dsn(database)) as admin, admin.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM upstream.{EVENTS_TABLE}")
+        cursor.execute(f"SELECT count(*) FROM upstream.{SOURCE.table}")
         assert cursor.fetchone()[0] > 0

@@ -8,7 +8,7 @@ import pytest
 from assets.partitions import day_bounds
 from assets.quality import gates
 from assets.quality.gate_config import GateConfig
-from resources.warehouse.event_schema import EVENTS_SCHEMA
+from contract.source import SOURCE
 from scripts.synthetic_events import generate_events
 
 DAY = dt.date(2026, 11, 5)
@@ -72,13 +72,14 @@ def test_unique_key_counts_duplicates():
 def test_completeness_within_day_and_watermark_on_generated_events():
     events = generate_events(DAY, impressions=300)
     start, end = day_bounds(DAY)
-    assert events.schema == EVENTS_SCHEMA
-    assert gates.completeness(events, DEFAULT).passed
-    assert gates.within_day(events, start, end, DEFAULT).passed
+    assert events.schema == SOURCE.schema
+    assert gates.completeness(events, SOURCE.time_column, DEFAULT).passed
+    assert gates.within_day(events, SOURCE.time_column, start, end, DEFAULT).passed
     assert gates.watermark(end, end, DEFAULT).passed
     assert not gates.watermark(end - dt.timedelta(seconds=1), end, DEFAULT).passed
     assert not gates.watermark(None, end, DEFAULT).passed
-    shifted = gates.within_day(events, start + dt.timedelta(hours=1), end, DEFAULT)
+    later = start + dt.timedelta(hours=1)
+    shifted = gates.within_day(events, SOURCE.time_column, later, end, DEFAULT)
     assert not shifted.passed
 
 

@@ -1,4 +1,6 @@
-"""The history gates judge a day against what its passed days usually look like."""
+"""The history gates judge a day against what its passed days usually look like.
+
+On the example's generated events: the columns each gate judges come from its contract."""
 
 import datetime as dt
 
@@ -10,6 +12,7 @@ from assets.features.logic import training_examples
 from assets.quality import gates
 from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
+from contract.source import SOURCE
 from resources.warehouse.backends import normalize_events
 from scripts.synthetic_events import generate_events
 
@@ -22,9 +25,32 @@ def _events(day: dt.date) -> pa.Table:
     return normalize_events(generate_events(day))
 
 
+def _profile(events: pa.Table) -> dict:
+    categorical = (SOURCE.kind_column, *SOURCE.watched_categorical)
+    return history_gates.events_profile(
+        events, SOURCE.time_column, categorical, SOURCE.watched_numeric
+    )
+
+
+def _event_mix(events, profiles, thresholds):
+    return history_gates.event_mix(events, SOURCE.kind_column, SOURCE.kinds, profiles, thresholds)
+
+
+def _category_drift(events, profiles, thresholds):
+    return history_gates.category_drift(events, SOURCE.watched_categorical, profiles, thresholds)
+
+
+def _numeric_drift(events, profiles, thresholds):
+    return history_gates.numeric_drift(events, SOURCE.watched_numeric, profiles, thresholds)
+
+
+def _completeness(events, thresholds, *history):
+    return gates.completeness(events, SOURCE.time_column, thresholds, *history)
+
+
 @pytest.fixture(scope="module")
 def profiles() -> list[dict]:
-    return [history_gates.events_profile(_events(day)) for day in HISTORY_DAYS]
+    return [_profile(_events(day)) for day in HISTORY_DAYS]
 
 
 @pytest.fixture(scope="module")
@@ -35,25 +61,25 @@ def today() -> pa.Table:
 def test_a_normal_day_passes_every_history_gate(today, profiles):
     usual = history_gates.usual_hour_share(profiles)
     results = [
-        gates.completeness(today, THRESHOLDS, usual),
+        _completeness(today, THRESHOLDS, usual),
         gates.repeated_events(
             today, ("user_id", "item_id", "event_type", "event_time"), THRESHOLDS
         ),
-        history_gates.event_mix(today, profiles, THRESHOLDS),
-        history_gates.category_drift(today, profiles, THRESHOLDS),
-        history_gates.numeric_drift(today, profiles, THRESHOLDS),
+        _event_mix(today, profiles, THRESHOLDS),
+        _category_drift(today, profiles, THRESHOLDS),
+        _numeric_drift(today, profiles, THRESHOLDS),
     ]
     assert [r.gate for r in results if not r.passed] == []
 
 
 def test_without_enough_history_the_gates_pass_and_say_why(today, profiles):
-    result = history_gates.event_mix(today, profiles[:2], THRESHOLDS)
+    result = _event_mix(today, profiles[:2], THRESHOLDS)
     assert result.passed and "not enough history yet (2 of 3" in result.threshold
 
 
 def test_a_broken_click_logger_fails_the_event_mix(today, profiles):
     impressions = today.filter(pc.equal(today.column("event_type"), "impression"))
-    result = history_gates.event_mix(impressions, profiles, THRESHOLDS)
+    result = _event_mix(impressions, profiles, THRESHOLDS)
     assert not result.passed and result.blocks
     assert "click 0.000 vs usual" in result.message
 
@@ -86,7 +112,7 @@ def test_a_late_tail_with_a_trickle_per_hour_is_incomplete(today, profiles):
     late = today.filter(keep)
     assert set(pc.hour(late.column("event_time")).to_pylist()) == set(range(24))
     usual = history_gates.usual_hour_share(profiles)
-    result = gates.completeness(late, THRESHOLDS, usual, len(profiles))
+    result = _completeness(late, THRESHOLDS, usual, len(profiles))
     assert not result.passed and result.observed == "18 of 24 hours"
     assert "Only a trickle in hours [18, 19, 20, 21, 22, 23]" in result.message
     # Each thin hour with its observed and usual share, and the history they come from.
@@ -96,7 +122,7 @@ def test_a_late_tail_with_a_trickle_per_hour_is_incomplete(today, profiles):
     # No empty clause: every hour has some events.
     assert "No events in hours" not in result.message
     # Without history an hour with any event counts: the old rule, said in the threshold.
-    assert gates.completeness(late, THRESHOLDS, None).passed
+    assert _completeness(late, THRESHOLDS, None).passed
 
 
 def late_share(events: pa.Table, hour: int) -> float:
@@ -107,7 +133,7 @@ def late_share(events: pa.Table, hour: int) -> float:
 def test_an_empty_tail_names_only_the_empty_hours(today, profiles):
     early = today.filter(pc.less(pc.hour(today.column("event_time")), 18))
     usual = history_gates.usual_hour_share(profiles)
-    result = gates.completeness(early, THRESHOLDS, usual, len(profiles))
+    result = _completeness(early, THRESHOLDS, usual, len(profiles))
     assert not result.passed
     assert "No events in hours [18, 19, 20, 21, 22, 23] (UTC)." in result.message
     assert "trickle" not in result.message and "[]" not in result.message
@@ -115,14 +141,14 @@ def test_an_empty_tail_names_only_the_empty_hours(today, profiles):
 
 def test_the_history_gates_name_the_days_they_compared_with(today, profiles):
     for gate in (
-        history_gates.event_mix,
-        history_gates.category_drift,
-        history_gates.numeric_drift,
+        _event_mix,
+        _category_drift,
+        _numeric_drift,
     ):
         result = gate(today, profiles, THRESHOLDS)
         assert "over the last 7 passed days" in result.threshold, (gate, result.threshold)
     impressions = today.filter(pc.equal(today.column("event_type"), "impression"))
-    mix = history_gates.event_mix(impressions, profiles, THRESHOLDS)
+    mix = _event_mix(impressions, profiles, THRESHOLDS)
     assert "usual: the median share over the last 7 passed days" in mix.message
 
 
@@ -156,16 +182,16 @@ def test_rows_repeated_under_new_ids_fail(today):
 def test_drift_warns_by_default_and_blocks_when_configured(today, profiles):
     prices = pc.multiply(today.column("price"), 100.0)
     drifted = today.set_column(today.schema.get_field_index("price"), "price", prices)
-    result = history_gates.numeric_drift(drifted, profiles, THRESHOLDS)
+    result = _numeric_drift(drifted, profiles, THRESHOLDS)
     assert not result.passed and not result.blocks
     assert result.severity == gates.Severity.WARN and "price (shift" in result.message
     blocking = GateConfig(blocking_drift=["numeric_drift"]).thresholds({}, {})
-    assert history_gates.numeric_drift(drifted, profiles, blocking).blocks
+    assert _numeric_drift(drifted, profiles, blocking).blocks
 
     ios_only = today.set_column(
         today.schema.get_field_index("device"), "device", pa.array(["ios"] * today.num_rows)
     )
-    categories = history_gates.category_drift(ios_only, profiles, THRESHOLDS)
+    categories = _category_drift(ios_only, profiles, THRESHOLDS)
     assert not categories.passed and "device" in categories.message
 
 
@@ -173,28 +199,22 @@ def test_event_mix_does_not_judge_types_too_rare_to_measure():
     """At 200 impressions a day a handful of purchases varies by chance beyond any band; the
     gate judges only types expected at least EVENT_MIX_MIN_EXPECTED times, and still catches
     missing clicks."""
-    small = [
-        history_gates.events_profile(normalize_events(generate_events(day, 200)))
-        for day in HISTORY_DAYS
-    ]
+    small = [_profile(normalize_events(generate_events(day, 200))) for day in HISTORY_DAYS]
     for offset in range(30):
         day = DAY + dt.timedelta(days=offset)
         events = normalize_events(generate_events(day, 200))
-        assert history_gates.event_mix(events, small, THRESHOLDS).passed, day
+        assert _event_mix(events, small, THRESHOLDS).passed, day
     impressions = events.filter(pc.equal(events.column("event_type"), "impression"))
-    result = history_gates.event_mix(impressions, small, THRESHOLDS)
+    result = _event_mix(impressions, small, THRESHOLDS)
     assert not result.passed and "click 0.000" in result.message
     assert "purchase" not in result.threshold.split("(")[1]
 
 
 def test_completeness_does_not_judge_hours_too_quiet_to_measure():
     """At 200 impressions a day a quiet hour holds one or two events: any event counts there."""
-    small = [
-        history_gates.events_profile(normalize_events(generate_events(day, 200)))
-        for day in HISTORY_DAYS
-    ]
+    small = [_profile(normalize_events(generate_events(day, 200))) for day in HISTORY_DAYS]
     usual = history_gates.usual_hour_share(small)
     for offset in range(30):
         day = DAY + dt.timedelta(days=offset)
         events = normalize_events(generate_events(day, 200))
-        assert gates.completeness(events, THRESHOLDS, usual).passed, day
+        assert _completeness(events, THRESHOLDS, usual).passed, day

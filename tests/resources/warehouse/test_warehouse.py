@@ -5,6 +5,7 @@ import datetime as dt
 import pytest
 
 from assets.partitions import day_bounds
+from contract.source import SOURCE
 from resources.warehouse.backends import (
     SqliteBackend,
     normalize_events,
@@ -12,7 +13,6 @@ from resources.warehouse.backends import (
     read_watermark,
     set_watermark,
 )
-from resources.warehouse.event_schema import EVENTS_SCHEMA
 from resources.warehouse.resource import Warehouse
 from scripts.synthetic_events import generate_events, seed_warehouse
 from tests.support.environment import SEEDED_FIRST_DAY, SEEDED_LAST_DAY
@@ -28,7 +28,7 @@ def test_generator_is_deterministic_per_seed_and_day():
 
 def test_generated_day_is_realistic_and_complete():
     events = generate_events(DAY, impressions=500)
-    assert events.schema == EVENTS_SCHEMA
+    assert events.schema == SOURCE.schema
     start, end = day_bounds(DAY)
     times = events.column("event_time").to_pylist()
     assert min(times) >= start and max(times) < end
