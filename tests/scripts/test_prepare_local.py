@@ -4,12 +4,14 @@ import datetime as dt
 import sqlite3
 
 from assets.partitions import daily_partitions
+from contract.source import SOURCE
 from scripts import prepare_local
 
 
 def _days(warehouse) -> list[str]:
     with sqlite3.connect(warehouse) as db:
-        return [row[0] for row in db.execute("SELECT DISTINCT event_date FROM events ORDER BY 1")]
+        query = f"SELECT DISTINCT {SOURCE.date_column} FROM {SOURCE.table} ORDER BY 1"
+        return [row[0] for row in db.execute(query)]
 
 
 def test_the_seeded_warehouse_covers_every_partition(tmp_path, monkeypatch, capsys):

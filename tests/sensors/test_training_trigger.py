@@ -4,7 +4,6 @@ fails its features run (so this success-only sensor never sees it) and alerts ex
 
 import logging
 import shutil
-import sqlite3
 
 import dagster as dg
 
@@ -14,6 +13,7 @@ from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from sensors.schedules import DAILY_RUN_TAGS
 from sensors.training_trigger import daily_training_sensor, training_request
+from tests.support.warehouse_edits import drop_hours_from
 
 NEWEST = "2026-11-06"
 
@@ -66,11 +66,7 @@ def test_a_blocked_day_fails_its_features_run_and_alerts_once(tmp_path, seeded_s
     assert dg.materialize(
         pipeline, resources=resources, tags=partition_range_tags("2026-11-02", "2026-11-05")
     ).success
-    with sqlite3.connect(root / "warehouse.sqlite") as db:
-        db.execute(
-            f"DELETE FROM events WHERE event_date = '{NEWEST}' "
-            "AND (event_time / 3600000000) % 24 >= 18"
-        )
+    assert drop_hours_from(root / "warehouse.sqlite", NEWEST, 18)
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="ml_template.alerts"):
         result = dg.materialize(

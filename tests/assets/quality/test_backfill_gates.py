@@ -2,7 +2,6 @@
 mutation trains the good day and refuses the day whose gates failed."""
 
 import shutil
-import sqlite3
 
 import dagster as dg
 import pytest
@@ -12,6 +11,7 @@ from assets.partitions import partition_range_tags
 from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from scripts.dagster_processes import DagsterProcesses, embedded_home
+from tests.support.warehouse_edits import drop_hours_from
 
 # Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
 pytestmark = pytest.mark.slow
@@ -27,11 +27,7 @@ def test_ui_launched_training_backfill_never_trains_on_a_blocked_day(tmp_path, s
     resources = build_resources("local", local_root=root)
     history = partition_range_tags("2026-10-30", GOOD)
     assert dg.materialize(PIPELINE, resources=resources, tags=history).success
-    with sqlite3.connect(root / "warehouse.sqlite") as db:
-        db.execute(
-            f"DELETE FROM events WHERE event_date = '{BAD}' "
-            "AND (event_time / 3600000000) % 24 >= 18"
-        )
+    assert drop_hours_from(root / "warehouse.sqlite", BAD, 18)
     blocked = dg.materialize(PIPELINE, partition_key=BAD, resources=resources, raise_on_error=False)
     assert not blocked.success
 

@@ -10,6 +10,7 @@ import psycopg2
 import pytest
 
 from assets.sources.daily_events import daily_events
+from contract.source import SOURCE
 from resources.notifier import Notifier
 from resources.storage.resource import LocalObjectStorage
 from resources.warehouse.errors import is_transient, retry_delay
@@ -131,7 +132,7 @@ class _BackendKiller(threading.Thread):
                 cursor.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE %s",
-                    (f"%FROM {self.schema}.events WHERE event_date%",),
+                    (f"%FROM {self.schema}.{SOURCE.table} WHERE {SOURCE.date_column}%",),
                 )
                 self.killed += sum(1 for (terminated,) in cursor.fetchall() if terminated)
                 time.sleep(0.05)
