@@ -55,6 +55,15 @@ def events_profile(
     }
 
 
+def kind_rate(events: pa.Table, kind_column: str, positive: str, exposure: str) -> float | None:
+    """Rows of the `positive` kind per row of the `exposure` kind (None: no exposures), the
+    label rate the source delivers before any feature is computed."""
+    kinds = events.column(kind_column)
+    exposures = pc.sum(pc.equal(kinds, exposure)).as_py() or 0
+    positives = pc.sum(pc.equal(kinds, positive)).as_py() or 0
+    return positives / exposures if exposures else None
+
+
 def label_profile(table: pa.Table, label: str) -> dict:
     """The share of positive labels: what the model learns from."""
     rate = pc.mean(table.column(label)).as_py() if table.num_rows else None

@@ -148,6 +148,13 @@ def evaluate_source_partition(
     time_column = contract.time_column
     categorical, numeric = contract.watched_categorical, contract.watched_numeric
     content = contract.replay_content
+    label = contract.label
+    rate = history_gates.kind_rate(
+        events, contract.kind_column, label.positive_kind, label.exposure_kind
+    )
+    if rate is not None:
+        # The day's positives per exposure as the upstream delivered them, plotted per day.
+        metadata["label_rate"] = rate
     history = trailing_passed_reports(
         store, ASSET, partition, daily_partitions, thresholds.volume_history
     )

@@ -202,3 +202,18 @@ def test_a_bad_delivery_is_refused_and_the_approved_day_stays_byte_identical(
     assert report is not None and expected_gate in report.blocking
     assert read_published(store, ASSET, partition, daily_partitions)[0] == approved
     assert _objects(root) == before
+
+
+def test_the_days_label_rate_follows_the_contracts_label_definition(tmp_path):
+    seed_page_views(_backend(tmp_path), BAD_DAY, BAD_DAY)
+    result = dg.materialize(
+        [PAGE_VIEW_EVENTS],
+        partition_key=BAD_DAY.isoformat(),
+        resources=build_resources("local", local_root=tmp_path),
+    )
+    [materialization] = result.asset_materializations_for_node(ASSET)
+    kinds = generate_page_views(BAD_DAY).column(PAGE_VIEWS.kind_column).to_pylist()
+    label = PAGE_VIEWS.label
+    expected = kinds.count(label.positive_kind) / kinds.count(label.exposure_kind)
+    assert materialization.metadata["label_rate"].value == pytest.approx(expected)
+    assert 0 < expected < 1
