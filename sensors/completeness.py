@@ -11,6 +11,7 @@ import dagster as dg
 from assets.jobs import daily_features_job
 from assets.partitions import daily_partitions, day_bounds
 from assets.slo.tags import requested_at_tags
+from contract.source import SOURCE, SourceContract
 from resources.warehouse.resource import Warehouse
 from sensors.schedules import DAILY_RUN_TAGS
 
@@ -25,7 +26,11 @@ def _days_to_consider(cursor: str | None, last_partition: dt.date) -> list[dt.da
     return [first + dt.timedelta(days=n) for n in range((last_partition - first).days + 1)]
 
 
-def upstream_completeness_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
+def upstream_completeness_sensor(
+    default_status: dg.DefaultSensorStatus, contract: SourceContract = SOURCE
+) -> dg.SensorDefinition:
+    """The sensor for the source table `contract` declares (its watermark row)."""
+
     @dg.sensor(
         name="upstream_completeness_sensor",
         job=daily_features_job,
@@ -40,7 +45,7 @@ def upstream_completeness_sensor(default_status: dg.DefaultSensorStatus) -> dg.S
         candidates = _days_to_consider(context.cursor, last_partition)
         if not candidates:
             return dg.SkipReason(f"Every finished day through {context.cursor} was requested.")
-        loaded_through = warehouse.read_watermark()
+        loaded_through = warehouse.read_watermark(contract)
         complete = [
             day
             for day in candidates
@@ -49,7 +54,7 @@ def upstream_completeness_sensor(default_status: dg.DefaultSensorStatus) -> dg.S
         if not complete:
             waiting_for = candidates[0]
             return dg.SkipReason(
-                f"Waiting for upstream: {waiting_for} needs the events watermark at "
+                f"Waiting for upstream: {waiting_for} needs the {contract.table} watermark at "
                 f"{day_bounds(waiting_for)[1].isoformat()}, it is at "
                 f"{loaded_through.isoformat() if loaded_through else 'nothing loaded yet'}."
             )

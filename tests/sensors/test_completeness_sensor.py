@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from assets.partitions import daily_partitions, day_bounds
+from contract.source import SOURCE
 from resources.warehouse.backends import SqliteBackend, create_tables, set_watermark
 from resources.warehouse.resource import Warehouse
 from sensors.completeness import upstream_completeness_sensor
@@ -37,7 +38,8 @@ def test_incomplete_day_is_skipped_with_the_reason(warehouse):
     set_watermark(warehouse, day_bounds(yesterday)[0] + dt.timedelta(hours=18))
     result = _tick(warehouse)
     assert isinstance(result, dg.SkipReason)
-    assert f"Waiting for upstream: {yesterday} needs the events watermark" in result.skip_message
+    waiting = f"Waiting for upstream: {yesterday} needs the {SOURCE.table} watermark"
+    assert waiting in result.skip_message
     assert "T18:00:00" in result.skip_message
 
 
