@@ -147,6 +147,8 @@ def evaluate_source_partition(
     events = normalize_events(raw, contract)
     time_column = contract.time_column
     categorical, numeric = contract.watched_categorical, contract.watched_numeric
+    # The history profile and category_drift (warn-only PSI) also cover the kind column.
+    profiled = (contract.kind_column, *categorical)
     content = contract.replay_content
     label = contract.label
     rate = history_gates.kind_rate(
@@ -178,7 +180,7 @@ def evaluate_source_partition(
             history_gates.event_mix(
                 events, contract.kind_column, contract.kinds, profiles, thresholds
             ),
-            history_gates.category_drift(events, categorical, profiles, thresholds),
+            history_gates.category_drift(events, profiled, profiles, thresholds),
             history_gates.numeric_drift(events, numeric, profiles, thresholds),
             distribution.category_stability(events, dated, categorical, drift),
             distribution.category_cardinality(events, dated, categorical, drift),
@@ -187,9 +189,7 @@ def evaluate_source_partition(
         ],
         metadata,
         profile={
-            **history_gates.events_profile(
-                events, time_column, (contract.kind_column, *categorical), numeric
-            ),
+            **history_gates.events_profile(events, time_column, profiled, numeric),
             distribution.PROFILE_KEY: distribution.distribution_profile(
                 events, categorical, numeric
             ),

@@ -37,7 +37,8 @@ def _event_mix(events, profiles, thresholds):
 
 
 def _category_drift(events, profiles, thresholds):
-    return history_gates.category_drift(events, SOURCE.watched_categorical, profiles, thresholds)
+    categorical = (SOURCE.kind_column, *SOURCE.watched_categorical)
+    return history_gates.category_drift(events, categorical, profiles, thresholds)
 
 
 def _numeric_drift(events, profiles, thresholds):
