@@ -42,7 +42,8 @@ class DaySelection:
 
 @dataclass(frozen=True)
 class LabelDefinition:
-    """The label the label_rate gate watches in the source: positives over exposures.
+    """The label as the source delivers it: positives over exposures (the source asset records
+    the rate per day as its `label_rate` metadata).
 
     `positive_kind` and `exposure_kind` are values of `SourceContract.kind_column` (a click
     over an impression in the example).
