@@ -56,10 +56,12 @@ def source_null_defaults(contract: SourceContract) -> dict[str, float]:
 
 
 def source_range_defaults(contract: SourceContract) -> dict[str, gates.ValueRange]:
-    """The value-range gate's default rule per column, as the contract declares it."""
+    """The value-range gate's default rule per column, as the contract declares it: numeric
+    bounds first, then enumerated domains (the order the gate's report lists them in)."""
+    ranged = sorted(contract.ranged_columns, key=lambda c: c.allowed is not None)
     return {
         c.name: gates.ValueRange(minimum=c.minimum, maximum=c.maximum, allowed=c.allowed)
-        for c in contract.ranged_columns
+        for c in ranged
     }
 
 
