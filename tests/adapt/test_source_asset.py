@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import shutil
 import sqlite3
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from assets.publishing.gate_reports import read_published, read_report
 from assets.sources.daily_events import ASSET, SOURCE_GATES, build_daily_events
 from resources.factory import build_resources
 from resources.warehouse.backends import (
+    PostgresBackend,
     SqliteBackend,
     day_range,
     normalize_events,
@@ -33,7 +35,9 @@ from resources.warehouse.backends import (
     replace_day,
     set_watermark,
 )
+from resources.warehouse.resource import Warehouse
 from tests.adapt.page_views import PAGE_VIEWS, generate_page_views, seed_page_views
+from tests.support.environment import POSTGRES_DSN, postgres_unavailable_reason
 
 FIRST_DAY = dt.date(2026, 10, 28)
 BAD_DAY = dt.date(2026, 11, 5)
@@ -217,3 +221,32 @@ def test_the_days_label_rate_follows_the_contracts_label_definition(tmp_path):
     expected = kinds.count(label.positive_kind) / kinds.count(label.exposure_kind)
     assert materialization.metadata["label_rate"].value == pytest.approx(expected)
     assert 0 < expected < 1
+
+
+@pytest.mark.postgres
+def test_postgres_and_sqlite_warehouses_publish_the_same_snapshot(tmp_path):
+    reason = postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    partition = BAD_DAY.isoformat()
+    postgres = PostgresBackend(POSTGRES_DSN, f"t_{uuid.uuid4().hex[:12]}", PAGE_VIEWS)
+    snapshots = []
+    try:
+        for name, backend in (("sqlite", _backend(tmp_path / "sqlite")), ("postgres", postgres)):
+            root = tmp_path / name
+            root.mkdir(exist_ok=True)
+            seed_page_views(backend, BAD_DAY, BAD_DAY)
+            resources = build_resources("local", local_root=root)
+            if name == "postgres":
+                resources["warehouse"] = Warehouse(
+                    backend="postgres", postgres_dsn=POSTGRES_DSN, postgres_schema=postgres.schema
+                )
+            dg.materialize([PAGE_VIEW_EVENTS], partition_key=partition, resources=resources)
+            store = resources["storage"].open_store()
+            snapshots.append(read_published(store, ASSET, partition, daily_partitions)[0])
+    finally:
+        with postgres.connect() as connection, connection.cursor() as cursor:
+            cursor.execute(f"DROP SCHEMA IF EXISTS {postgres.schema} CASCADE")
+            connection.commit()
+    assert snapshots[0] == snapshots[1]
+    assert pq.read_table(io.BytesIO(snapshots[0])).num_rows == generate_page_views(BAD_DAY).num_rows
