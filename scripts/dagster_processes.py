@@ -86,6 +86,10 @@ COORDINATOR_ITERATION_MARKERS = (
 )
 
 LOCATION = "ml_training_template"
+# How long the webserver may take to answer (it loads the code location, torch included,
+# before it listens): a bound on a hang, not on speed, so it allows for a machine whose cores
+# other work keeps busy.
+WEBSERVER_START_PATIENCE_S = 600
 REPOSITORY = "__repository__"
 
 
@@ -122,7 +126,7 @@ class DagsterProcesses:
                     command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
                 )
             )
-        self._wait_for_webserver(timeout=120)
+        self._wait_for_webserver(timeout=WEBSERVER_START_PATIENCE_S)
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -63,6 +63,11 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def parent_pid(pid: int) -> int:
+    """The pid of the process that started `pid` (Linux /proc)."""
+    return int((PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def process_tree(pid: int) -> list[int]:
     tree, frontier = [pid], [pid]
     while frontier:

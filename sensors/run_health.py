@@ -4,9 +4,17 @@ Dagster's default run launcher cannot tell that a run worker died (SIGKILL, the 
 laptop's lid): the run stays STARTED until `run_monitoring.max_runtime_seconds` and keeps its
 `gpu` slot, so every later training run waits behind a corpse. This sensor reads, for every
 STARTED run, the pid of the process that executes it (the engine event Dagster writes when the
-run worker or the multiprocess executor starts) and fails the run when that process no longer
-exists. Then `run_monitoring.free_slots_after_run_end_seconds` frees its slots and
-`run_retries` re-launches it; the retry resumes from the last checkpoint.
+run worker or the multiprocess executor starts) and, when that process no longer exists, frees
+the run's pool slots and fails it in the same tick, stamping the run with who did it and why
+(tags below); `run_retries` re-launches it and the retry resumes from the last checkpoint.
+
+Why the tick frees the slots itself: `run_monitoring.free_slots_after_run_end_seconds` also
+frees a finished run's slots, but only on a later monitoring poll, and (Dagster 1.13) without
+a trace: its "Freed N slots" log line is guarded by the return value of
+`free_concurrency_slots_for_run`, which the SQL event log storages return as None. The tick
+names the slots it freed in its own record, which the UI shows. Slots are freed before the run
+is failed, so the run is still STARTED and run monitoring cannot free them first; the process
+that held them is already gone, so nothing else can be using them.
 
 Why it cannot fail a live run: it judges only by the operating system's process table on this
 host, never by silence, so a long checkpoint write, a paused (SIGSTOPped) process or a busy
@@ -25,6 +33,10 @@ from pathlib import Path
 import dagster as dg
 
 PROC = Path("/proc")
+
+# Stamped on every run this sensor fails: the sensor's name, and the pid found gone.
+FAILED_BY_TAG = "ml-template/failed-by"
+DEAD_PID_TAG = "ml-template/dead-pid"
 
 
 def process_start_time(pid: int) -> float | None:
@@ -77,17 +89,50 @@ def run_process(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] 
     return None
 
 
+def held_slots(instance: dg.DagsterInstance, run_id: str) -> dict[str, int]:
+    """How many slots of each pool `run_id` holds now."""
+    held: dict[str, int] = {}
+    for pool in sorted(instance.event_log_storage.get_concurrency_keys()):
+        count = sum(
+            slot.run_id == run_id
+            for slot in instance.event_log_storage.get_concurrency_info(pool).claimed_slots
+        )
+        if count:
+            held[pool] = count
+    return held
+
+
+def release_dead_run(instance: dg.DagsterInstance, run: dg.DagsterRun, pid: int) -> str:
+    """Frees the pool slots of `run`, whose process `pid` is gone, then fails it; says what it
+    did (the tick's record names it)."""
+    instance.add_run_tags(run.run_id, {FAILED_BY_TAG: "dead_run_sensor", DEAD_PID_TAG: str(pid)})
+    held = held_slots(instance, run.run_id)
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    freed = {
+        pool: count - held_slots(instance, run.run_id).get(pool, 0) for pool, count in held.items()
+    }
+    instance.report_run_failed(
+        run,
+        f"The process executing this run (pid {pid}) no longer exists: it was killed "
+        "(SIGKILL, out of memory, node loss) without reporting an end. Marked failed "
+        "by dead_run_sensor, which freed its pool slots; run retries re-launch it and "
+        "training resumes from its last checkpoint.",
+    )
+    slots = ", ".join(f"{pool} x{count}" for pool, count in freed.items()) or "none held"
+    return f"{run.run_id} (pid {pid}; freed slots: {slots})"
+
+
 def dead_run_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
     @dg.sensor(
         name="dead_run_sensor",
         minimum_interval_seconds=10,
         default_status=default_status,
-        description="Fails STARTED runs whose process is gone (killed, OOM), so their pool "
-        "slots are freed and run retries re-launch them.",
+        description="Fails STARTED runs whose process is gone (killed, OOM) and frees their "
+        "pool slots, so run retries re-launch them.",
     )
     def sensor(context: dg.SensorEvaluationContext):
         instance = context.instance
-        failed = []
+        released = []
         for record in instance.get_run_records(
             filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=200
         ):
@@ -95,18 +140,10 @@ def dead_run_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDefiniti
             process = run_process(instance, run.run_id)
             if process is None or process_is_alive(*process):
                 continue
-            pid, _ = process
-            instance.report_run_failed(
-                run,
-                f"The process executing this run (pid {pid}) no longer exists: it was killed "
-                "(SIGKILL, out of memory, node loss) without reporting an end. Marked failed "
-                "by dead_run_sensor so its pool slots are freed; run retries re-launch it and "
-                "training resumes from its last checkpoint.",
-            )
-            failed.append(f"{run.run_id} (pid {pid})")
-        if not failed:
+            released.append(release_dead_run(instance, run, process[0]))
+        if not released:
             return dg.SkipReason("Every STARTED run's process is alive.")
-        context.log.warning(f"marked failed: {', '.join(failed)}")
-        return dg.SkipReason(f"Marked failed, process gone: {', '.join(failed)}")
+        context.log.warning(f"marked failed: {', '.join(released)}")
+        return dg.SkipReason(f"Marked failed, process gone: {', '.join(released)}")
 
     return sensor

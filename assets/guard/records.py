@@ -11,12 +11,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 
 from assets.partitions import training_partitions
 from assets.publishing.keys import partition_object_key
-from resources.storage.object_store import ObjectNotFound, ObjectStore, PreconditionFailed
+from resources.storage.create_only import create_or_read
+from resources.storage.object_store import ObjectNotFound, ObjectStore
 
 GUARD_ASSET = "model_next_day_guard"
 ALERTS_PREFIX = "guard/alerts"
@@ -40,16 +40,17 @@ def _read(store: ObjectStore, key: str) -> dict | None:
 
 
 def claim_verdict(store: ObjectStore, verdict: dict) -> tuple[dict, bool]:
-    """(the day's verdict, True if this call wrote it): the first verdict of a day stays."""
-    key = verdict_key(verdict["partition"])
-    try:
-        store.put_if_absent(key, json.dumps(verdict, sort_keys=True, indent=1).encode())  # type: ignore[attr-defined]
+    """(the day's verdict, True if this call wrote it): the first verdict of a day stays.
+
+    A refused claim is settled by reading the key (`create_or_read`): absent (S3's 409, not
+    applied; or deleted in between because an operator wants it decided again) it is claimed
+    again; these very bytes (they name this run) are an earlier attempt of this claim that
+    landed with its answer lost."""
+    data = json.dumps(verdict, sort_keys=True, indent=1).encode()
+    stored = create_or_read(store, verdict_key(verdict["partition"]), data)  # type: ignore[arg-type]
+    if stored is None or stored == data:
         return verdict, True
-    except PreconditionFailed:
-        stored = _read(store, key)
-        if stored is None:  # deleted in between: an operator wants it decided again
-            return claim_verdict(store, verdict)
-        return stored, False
+    return json.loads(stored), False
 
 
 def read_verdict(store: ObjectStore, partition: str) -> dict | None:
@@ -57,10 +58,10 @@ def read_verdict(store: ObjectStore, partition: str) -> dict | None:
 
 
 def record_rollback(store: ObjectStore, partition: str, rollback: dict) -> None:
-    with contextlib.suppress(PreconditionFailed):  # recorded by an earlier attempt
-        store.put_if_absent(  # type: ignore[attr-defined]
-            rollback_key(partition), json.dumps(rollback, sort_keys=True).encode()
-        )
+    """Create-only; a record already there was written by an earlier attempt. A 409 (not
+    applied) is sent again, never taken for "recorded"."""
+    data = json.dumps(rollback, sort_keys=True).encode()
+    create_or_read(store, rollback_key(partition), data)  # type: ignore[arg-type]
 
 
 def read_rollback(store: ObjectStore, partition: str) -> dict | None:

@@ -35,7 +35,8 @@ from resources.registry.registry import (
     ModelVersion,
     canonical_json,
 )
-from resources.storage.object_store import ObjectNotFound, ObjectStore, PreconditionFailed
+from resources.storage.create_only import create_or_read
+from resources.storage.object_store import ObjectNotFound, ObjectStore
 
 CANDIDATE_ASSET = "model_checkpoint"
 EVALUATION_ASSET = "model_evaluation"
@@ -95,13 +96,14 @@ def write_report(store: ObjectStore, report: dict) -> tuple[str, str]:
     data = canonical_json(report)
     digest = hashlib.sha256(data).hexdigest()
     key = report_key(report["candidate"], digest)
-    try:
-        store.put_if_absent(key, data)  # type: ignore[attr-defined]
-    except PreconditionFailed:
-        if store.get_bytes(key) != data:  # a 64-bit prefix collision: never overwrite
-            raise RuntimeError(
-                f"evaluation report {store.uri(key)} exists with other content; inspect it"
-            ) from None
+    # A refusal is settled by reading the key: S3's 409 (not applied) is sent again, and the
+    # same bytes already there are this report (written by an earlier attempt or run).
+    stored = create_or_read(store, key, data)  # type: ignore[arg-type]
+    if stored is not None and stored != data:  # a 64-bit prefix collision: never overwrite
+        raise RuntimeError(
+            f"evaluation report {store.uri(key)} exists with other content (sha256 "
+            f"{hashlib.sha256(stored).hexdigest()[:12]}, this report {digest[:12]}); inspect it"
+        )
     return key, digest
 
 

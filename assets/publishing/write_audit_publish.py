@@ -16,12 +16,15 @@ Per partition of the run (one day, or a batch of days in a backfill run):
 A kill at any point leaves the previous approved version readable: no write touches its
 bytes, and the pointer moves in one atomic write. Overlapping publishes of the same day never
 overwrite a pointer they have not read: the one that loses the swap re-reads the pointer,
-decides again on top of it and deletes nothing. The winner deletes only after re-reading that
-the pointer is still the one it wrote; should a later publish's pointer be swapped in within
-that instant and name a version it collects, that publish finds its version missing when it
-checks at its end and writes it again (same key, same bytes).
+decides again on top of it and deletes nothing (a swap that S3 answers 409, not applied, while
+the pointer stays where it was is no lost race: it is sent again after a pause). The winner
+deletes only after re-reading that the pointer is still the one it wrote; should a later
+publish's pointer be swapped in within that instant and name a version it collects, that
+publish finds its version missing when it checks at its end and writes it again (same key,
+same bytes).
 """
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -52,6 +55,8 @@ from resources.storage.object_store import (
 # How often a publish re-reads the pointer and decides again after losing its swap to an
 # overlapping publish of the same day, before it gives up (and fails the step).
 POINTER_ATTEMPTS = 10
+# The first pause before sending a swap again that S3 answered 409 (not applied); it doubles.
+CONFLICT_DELAY_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,7 @@ def _move_pointer(
     a conflict re-read it and decide again. Returns the pointer now in place, the one it
     replaced, and whether any swap conflicted."""
     conflicted = False
-    for _ in range(POINTER_ATTEMPTS):
+    for attempt in range(POINTER_ATTEMPTS):
         if conflicted and approved and approved.passed and approved.object_key == report.object_key:
             # An overlapping publish approved the same content: nothing is left to move.
             return approved, approved, True
@@ -217,18 +222,29 @@ def _move_pointer(
             write_approval(store, pointer, daily_partitions, version)
             return pointer, approved, conflicted
         except PreconditionFailed:
-            conflicted = True
-            approved, version = read_approval_versioned(
+            approved, current = read_approval_versioned(
                 store, report.asset, report.partition, daily_partitions
             )
+            if current == version:
+                _pause_after_not_applied(attempt)
+                continue  # the same swap again: no lost race, nobody else moved the pointer
+            conflicted, version = True, current
             # The winner's retention may have collected this version meanwhile: write it again
             # (same key, same bytes) before a pointer names it.
             store.put_bytes(report.object_key, data)
     raise RuntimeError(
-        f"{report.asset} partition {report.partition}: the approval pointer kept moving under "
-        f"{POINTER_ATTEMPTS} attempts to publish {report.object_key}; overlapping runs of the "
-        "same day are still writing. Re-run the partition once they are done."
+        f"{report.asset} partition {report.partition}: the approval pointer's swap was refused "
+        f"{POINTER_ATTEMPTS} times while publishing {report.object_key} (it kept moving, or "
+        "S3 kept answering 409: overlapping runs of the same day are still writing). Re-run "
+        "the partition once they are done."
     )
+
+
+def _pause_after_not_applied(attempt: int) -> None:
+    """A refused swap that left the pointer where it was is S3's 409 ConditionalRequestConflict:
+    another conditional write to the key was in flight and this one was not applied. It asks
+    for the same request again after a pause (growing, so a burst of writers thins out)."""
+    time.sleep(CONFLICT_DELAY_S * 2 ** min(attempt, 5))
 
 
 def _withdraw(
@@ -239,7 +255,7 @@ def _withdraw(
 ) -> None:
     """take_offline: the pointer records the refusal and still lists every version, so
     retention deletes them only after a later delivery is approved."""
-    for _ in range(POINTER_ATTEMPTS):
+    for attempt in range(POINTER_ATTEMPTS):
         if approved is None or not approved.passed:
             return  # nothing approved to take offline
         try:
@@ -247,9 +263,12 @@ def _withdraw(
             write_approval(store, withdrawn, daily_partitions, version)
             return
         except PreconditionFailed:
-            approved, version = read_approval_versioned(
+            approved, current = read_approval_versioned(
                 store, report.asset, report.partition, daily_partitions
             )
+            if current == version:
+                _pause_after_not_applied(attempt)
+            version = current
     raise RuntimeError(
         f"{report.asset} partition {report.partition}: the approval pointer kept moving under "
         f"{POINTER_ATTEMPTS} attempts to take the day offline. Re-run the partition."

@@ -23,6 +23,7 @@ TIMESTAMP_ATTRIBUTES = {
     "timestamp",
     "start_time",
     "end_time",
+    "end_timestamp",
     "create_timestamp",
     "update_timestamp",
     "enqueued_timestamp",
