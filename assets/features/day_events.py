@@ -1,0 +1,105 @@
+"""Days of events loaded into DuckDB, each once, for every feature table of that day to query.
+
+One DuckDB database per process holds the loaded days in its own compressed columns and works
+within a memory limit, spilling to a temporary directory past it, so days of any size are
+computed in bounded memory. Each row keeps its position in the snapshot (`row`): the
+compensated sums add in that order.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import shutil
+import tempfile
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+# What the engine may hold in memory before it spills; the rest of the process (the feature
+# table being published, its parquet bytes) comes on top.
+MEMORY_LIMIT = "1GB"
+THREADS = 2
+
+_database: duckdb.DuckDBPyConnection | None = None
+_table_numbers = itertools.count()
+
+
+def _shared_database() -> duckdb.DuckDBPyConnection:
+    global _database
+    if _database is None:
+        spill = Path(tempfile.mkdtemp(prefix="day-events-"))
+        _database = duckdb.connect(
+            ":memory:",
+            config={
+                "memory_limit": MEMORY_LIMIT,
+                "threads": THREADS,
+                "temp_directory": str(spill),
+                # Every query that needs an order says it (ORDER BY); the rest may stream.
+                "preserve_insertion_order": False,
+            },
+        )
+        atexit.register(shutil.rmtree, spill, ignore_errors=True)
+    return _database
+
+
+class DayEvents:
+    """One day's `events` (the snapshot's columns plus `row`), seen through its own cursor."""
+
+    def __init__(self, table: str):
+        self._table = table
+        self.connection = _shared_database().cursor()
+        # A temporary view is the cursor's own: every query of this day says just `events`.
+        self.connection.execute(f"CREATE TEMP VIEW events AS SELECT * FROM {table}")
+        [(self.rows,)] = self.connection.execute("SELECT count(*) FROM events").fetchall()
+
+    @staticmethod
+    def _new_table() -> str:
+        return f"day_events_{next(_table_numbers)}"
+
+    @classmethod
+    def from_parquet(cls, path: Path) -> DayEvents:
+        """Decode a snapshot file once; `row` is each row's position in the file."""
+        table = cls._new_table()
+        _shared_database().execute(
+            f"CREATE TABLE {table} AS SELECT * RENAME (file_row_number AS row) "
+            "FROM read_parquet($path, file_row_number = true)",
+            {"path": str(path)},
+        )
+        return cls(table)
+
+    @classmethod
+    def from_parquet_bytes(cls, data: bytes) -> DayEvents:
+        """A snapshot object's bytes, through a temporary file that DuckDB reads."""
+        with tempfile.NamedTemporaryFile(suffix=".parquet") as file:
+            file.write(data)
+            file.flush()
+            return cls.from_parquet(Path(file.name))
+
+    @classmethod
+    def from_arrow(cls, events: pa.Table) -> DayEvents:
+        """An in-memory table's rows, in their order (tests and small days)."""
+        table = cls._new_table()
+        numbered = events.append_column("row", pa.array(np.arange(events.num_rows)))
+        cursor = _shared_database().cursor()
+        cursor.register("arrow_events", numbered)
+        cursor.execute(f"CREATE TABLE {table} AS SELECT * FROM arrow_events")
+        cursor.close()
+        return cls(table)
+
+    def arrow(self, query: str) -> pa.Table:
+        """A query's whole result as one Arrow table."""
+        return self.connection.sql(query).to_arrow_table()
+
+    def close(self) -> None:
+        """Drop the day: its memory and spill files are freed."""
+        self.connection.close()
+        _shared_database().execute(f"DROP TABLE IF EXISTS {self._table}")
+
+    def __enter__(self) -> DayEvents:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
