@@ -131,3 +131,14 @@ def test_a_day_is_read_and_decoded_once_per_run(local_resources, local_root):
     # One read and one decode of the snapshot per run, not one per feature table.
     assert store.reads[snapshot] == 2
     assert RUN_SNAPSHOTS.loads - loads == 2
+
+
+def test_sums_in_several_passes_are_the_sums_in_one(monkeypatch):
+    keys, values = _random_case(0)
+    events = pa.table({"key": keys, "value": pa.array(values)})
+    with DayEvents.from_arrow(events) as day:
+        unique = np.unique(keys)
+        whole = compensated_sums(day, "key", unique, "value")
+        monkeypatch.setattr("assets.features.compensated.ROWS_PER_PASS", 700)
+        in_passes = compensated_sums(day, "key", unique, "value")
+    assert in_passes.tobytes() == whole.tobytes()
