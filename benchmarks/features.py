@@ -1,7 +1,7 @@
 """A day's features through Dagster, through the bare functions, and through plain DuckDB.
 
 Every measurement runs in a child process of its own, which reports its wall time and its peak
-RSS (getrusage of itself), so no measurement inherits another's memory. What is measured, on
+RSS (its own high-water mark), so no measurement inherits another's memory. What is measured, on
 the same day (default 1M impressions, about 1.35M events):
 
 - dagster_features: one run of the three feature assets for the partition, in-process on an
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import resource
 import shutil
 import statistics
 import subprocess
@@ -219,8 +218,16 @@ def child(mode: str, root: Path, partition: str) -> None:
     run_started = time.perf_counter()
     measured()
     wall = time.perf_counter() - run_started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"startup_s": startup, "wall_s": wall, "peak_rss_mib": peak}))
+    print(json.dumps({"startup_s": startup, "wall_s": wall, "peak_rss_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory since it started (exec'd). getrusage's ru_maxrss
+    would not do: Linux carries it over from the parent across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def measure(mode: str, root: Path, partition: str) -> dict:
