@@ -1,7 +1,7 @@
 """Daily feature tables, from the approved events snapshot:
 logic         pure feature computations: one day of events in, one feature table out
-day_events    a day of events loaded into DuckDB once, within a memory limit (spills past it)
+day_events    a day of events in DuckDB (a scanned snapshot file), within a memory limit
 compensated   per-key Kahan sums in row order, bit for bit as pandas' groupby computes them
-snapshot      the approved events snapshot of a day, read and decoded once per run
+snapshot      the approved events snapshot of a day, read from storage once per run
 assets        the Dagster feature assets: compute, gate, publish
 """

@@ -1,9 +1,11 @@
-"""Days of events loaded into DuckDB, each once, for every feature table of that day to query.
+"""Days of events in DuckDB, for every feature table of that day to query.
 
-One DuckDB database per process holds the loaded days in its own compressed columns and works
-within a memory limit, spilling to a temporary directory past it, so days of any size are
-computed in bounded memory. Each row keeps its position in the snapshot (`row`): the
-compensated sums add in that order.
+A snapshot is a local parquet file that DuckDB scans where it lies: each query decodes only
+the columns it needs, streaming, and one DuckDB database per process works within a memory
+limit, spilling to a temporary directory past it, so days of any size are computed in bounded
+memory. (Loading the decoded day into DuckDB once instead kept every column resident: 1.4x the
+peak memory of the plain scans at 1M impressions a day, for no gain in time.) Each row keeps
+its position in the snapshot (`row`): the compensated sums add in that order.
 """
 
 from __future__ import annotations
@@ -42,14 +44,16 @@ def _shared_database() -> duckdb.DuckDBPyConnection:
             },
         )
         atexit.register(shutil.rmtree, spill, ignore_errors=True)
+        # Registered last, so it runs first: closed before its spill directory goes.
+        atexit.register(_database.close)
     return _database
 
 
 class DayEvents:
     """One day's `events` (the snapshot's columns plus `row`), seen through its own cursor."""
 
-    def __init__(self, table: str):
-        self._table = table
+    def __init__(self, table: str, *, kind: str = "TABLE", files: Path | None = None):
+        self._table, self._kind, self._files = table, kind, files
         self.connection = _shared_database().cursor()
         # A temporary view is the cursor's own: every query of this day says just `events`.
         self.connection.execute(f"CREATE TEMP VIEW events AS SELECT * FROM {table}")
@@ -60,23 +64,24 @@ class DayEvents:
         return f"day_events_{next(_table_numbers)}"
 
     @classmethod
-    def from_parquet(cls, path: Path) -> DayEvents:
-        """Decode a snapshot file once; `row` is each row's position in the file."""
-        table = cls._new_table()
+    def from_parquet(cls, path: Path, *, owned: bool = False) -> DayEvents:
+        """A snapshot file, scanned where it lies; `row` is each row's position in the file.
+        `owned`: the file's directory is this day's, removed when it closes."""
+        view = cls._new_table()
+        quoted = str(path).replace("'", "''")
         _shared_database().execute(
-            f"CREATE TABLE {table} AS SELECT * RENAME (file_row_number AS row) "
-            "FROM read_parquet($path, file_row_number = true)",
-            {"path": str(path)},
+            f"CREATE VIEW {view} AS SELECT * RENAME (file_row_number AS row) "
+            f"FROM read_parquet('{quoted}', file_row_number = true)"
         )
-        return cls(table)
+        return cls(view, kind="VIEW", files=path.parent if owned else None)
 
     @classmethod
     def from_parquet_bytes(cls, data: bytes) -> DayEvents:
-        """A snapshot object's bytes, through a temporary file that DuckDB reads."""
-        with tempfile.NamedTemporaryFile(suffix=".parquet") as file:
-            file.write(data)
-            file.flush()
-            return cls.from_parquet(Path(file.name))
+        """A snapshot object's bytes, as a file of its own until the day closes."""
+        directory = Path(tempfile.mkdtemp(prefix="day-snapshot-"))
+        path = directory / "events.parquet"
+        path.write_bytes(data)
+        return cls.from_parquet(path, owned=True)
 
     @classmethod
     def from_arrow(cls, events: pa.Table) -> DayEvents:
@@ -94,9 +99,11 @@ class DayEvents:
         return self.connection.sql(query).to_arrow_table()
 
     def close(self) -> None:
-        """Drop the day: its memory and spill files are freed."""
+        """Drop the day: its memory, spill files and snapshot file are freed."""
         self.connection.close()
-        _shared_database().execute(f"DROP TABLE IF EXISTS {self._table}")
+        _shared_database().execute(f"DROP {self._kind} IF EXISTS {self._table}")
+        if self._files is not None:
+            shutil.rmtree(self._files, ignore_errors=True)
 
     def __enter__(self) -> DayEvents:
         return self

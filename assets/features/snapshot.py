@@ -1,9 +1,9 @@
-"""The approved events snapshot of a day, read and decoded once per run for all feature tables.
+"""The approved events snapshot of a day, read once per run for all feature tables.
 
 The feature assets of a run execute in one process (the in-process executor), one after the
 other, each over the run's partitions. The first to need a day reads the approved snapshot
-(verifying its hash) and loads it into DuckDB; the others reuse it while the approval still
-names the same content. A new run drops the previous run's days.
+from storage (verifying its hash) into a local file that DuckDB scans; the others reuse it
+while the approval still names the same content. A new run drops the previous run's days.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class RunSnapshots:
     def approved(
         self, store: ObjectStore, partition: str, run_id: str
     ) -> tuple[DayEvents, GateReport]:
-        """The day's approved events and their approval; read and decoded on first use."""
+        """The day's approved events and their approval; read from storage on first use."""
         if run_id != self.run_id:
             self.clear()
             self.run_id = run_id

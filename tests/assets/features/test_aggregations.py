@@ -1,6 +1,6 @@
 """The DuckDB aggregations give pandas' groupby results to the bit, on data built to break
 them: NaN and infinite values, empty and single-row groups, one very large group, tied modes;
-and a day is read and decoded once per run, whichever feature table needs it first."""
+and a day is read from storage once per run, whichever feature table needs it first."""
 
 import dagster as dg
 import numpy as np
@@ -117,7 +117,7 @@ class CountingStore(LocalObjectStore):
         return super().get_bytes(key)
 
 
-def test_a_day_is_read_and_decoded_once_per_run(local_resources, local_root):
+def test_a_day_is_read_once_per_run(local_resources, local_root):
     partition = "2026-11-03"
     assert dg.materialize([daily_events], partition_key=partition, resources=local_resources)
     store = CountingStore(local_paths(local_root).object_store)
@@ -128,7 +128,7 @@ def test_a_day_is_read_and_decoded_once_per_run(local_resources, local_root):
         for table in FEATURE_TABLES:
             evaluation = evaluate_feature_partition(table, partition, store, thresholds, run_id)
             assert evaluation.table.num_rows > 0
-    # One read and one decode of the snapshot per run, not one per feature table.
+    # One read of the snapshot per run, not one per feature table.
     assert store.reads[snapshot] == 2
     assert RUN_SNAPSHOTS.loads - loads == 2
 

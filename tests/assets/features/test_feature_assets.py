@@ -84,7 +84,7 @@ def test_range_run_writes_the_same_objects_as_single_runs(local_resources, tmp_p
     loads = RUN_SNAPSHOTS.loads
     batched = materialize(local_resources, partition_range=RANGE)
     assert batched.success
-    # Each day's snapshot decoded once in the run, for all three feature tables.
+    # Each day's snapshot read once in the run, for all three feature tables.
     assert RUN_SNAPSHOTS.loads - loads == len(RANGE_KEYS)
     materializations = [
         (e.asset_key.path[-1], e.materialization.partition)
