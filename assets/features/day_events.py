@@ -26,13 +26,16 @@ MEMORY_LIMIT = "1GB"
 THREADS = 2
 
 _database: duckdb.DuckDBPyConnection | None = None
+# The process's working directory: DuckDB's spill files and the days' snapshot files.
+_directory: Path | None = None
 _table_numbers = itertools.count()
 
 
 def _shared_database() -> duckdb.DuckDBPyConnection:
-    global _database
+    global _database, _directory
     if _database is None:
-        spill = Path(tempfile.mkdtemp(prefix="day-events-"))
+        _directory = Path(tempfile.mkdtemp(prefix="day-events-"))
+        spill = _directory / "spill"
         _database = duckdb.connect(
             ":memory:",
             config={
@@ -43,7 +46,7 @@ def _shared_database() -> duckdb.DuckDBPyConnection:
                 "preserve_insertion_order": False,
             },
         )
-        atexit.register(shutil.rmtree, spill, ignore_errors=True)
+        atexit.register(shutil.rmtree, _directory, ignore_errors=True)
         # Registered last, so it runs first: closed before its spill directory goes.
         atexit.register(_database.close)
     return _database
@@ -78,7 +81,8 @@ class DayEvents:
     @classmethod
     def from_parquet_bytes(cls, data: bytes) -> DayEvents:
         """A snapshot object's bytes, as a file of its own until the day closes."""
-        directory = Path(tempfile.mkdtemp(prefix="day-snapshot-"))
+        _shared_database()
+        directory = Path(tempfile.mkdtemp(prefix="snapshot-", dir=_directory))
         path = directory / "events.parquet"
         path.write_bytes(data)
         return cls.from_parquet(path, owned=True)
