@@ -1,57 +1,72 @@
-"""Per-partition cost of the feature assets through Dagster vs the same functions in a loop.
+"""A day's features through Dagster, through the bare functions, and through plain DuckDB.
 
-Orchestrated: one run of the events snapshot and the three feature assets per daily partition
-(what the daily job does), executed in-process on an ephemeral instance; the job is resolved
-once, as a code location is loaded once per process (process and code-location start-up are
-benchmarks/backfill.py's subject). Bare: the same functions in a plain loop (read the
-warehouse, evaluate the gates, write the objects and gate reports), without Dagster. Both write
-to their own object store under a temporary directory. The two alternate, each repeat swapping
-who goes first, and the medians of --repeats are reported.
+Every measurement runs in a child process of its own, which reports its wall time and its peak
+RSS (its own high-water mark), so no measurement inherits another's memory. What is measured, on
+the same day (default 1M impressions, about 1.35M events):
 
-    python -m benchmarks.features --days 7 --impressions 5000
+- dagster_features: one run of the three feature assets for the partition, in-process on an
+  ephemeral instance (the project's executor), from the published events snapshot.
+- bare_features: the same functions without Dagster (evaluate the gates, publish each table).
+- engine: the feature computation alone: the snapshot decoded into DuckDB once, the three
+  tables computed to Arrow (what the acceptance compares with DuckDB).
+- duckdb: the engine a user would reach for: DuckDB (2 threads) computing the same three
+  tables from the same snapshot file with plain SQL (sum, avg, mode).
+- dagster_day, bare_day (up to --source-up-to events a day): the whole day, the warehouse
+  read and the source gates included, through Dagster and bare.
 
-The last line is `ratio=<orchestrated / bare>`.
+Fixed costs are reported apart: process start (imports, definitions) comes before each
+child's timed section; Dagster's run start is dagster_features minus bare_features. The
+measurements alternate, the order rotating each repeat, and medians are reported; other
+processes on the machine make single timings noisy.
+
+    python -m benchmarks.features [--impressions 1000000] [--repeats 3]
+        [--scaling 100000,1000000,5000000,20000000]
+
+--scaling adds a table of the feature run per size in events a day (wall, events/s, peak
+RSS). The last line is `ratio=<dagster_features / bare_features>` at --impressions.
 """
+
+from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
-import dagster as dg
-
-from assets.features.assets import evaluate_feature_partition, feature_assets
-from assets.features.logic import FEATURE_TABLES
-from assets.publishing.write_audit_publish import publish_if_passed
-from assets.quality.gate_config import GateConfig
-from assets.sources.daily_events import (
-    daily_events,
-    evaluate_source_partition,
-    source_null_defaults,
-    source_range_defaults,
-)
-from contract.source import SOURCE
-from resources.factory import build_resources
-from resources.warehouse.backends import SqliteBackend
-from scripts.synthetic_events import seed_warehouse
-
 LAST_DAY = dt.date(2026, 11, 1)
+# A small day that each child computes first, untimed, so first-call costs (lazy imports,
+# caches) stay out of every measurement alike; far enough back to be no day's history.
+WARM_UP_DAY = LAST_DAY - dt.timedelta(days=90)
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+FEATURE_MODES = ("dagster_features", "bare_features", "engine", "duckdb")
+DAY_MODES = ("dagster_day", "bare_day")
+# Events per impression of the generator (clicks, carts and purchases follow impressions).
+EVENTS_PER_IMPRESSION = 1.353
 
 
-def daily_job(resources: dict) -> dg.JobDefinition:
-    """The events snapshot and the feature assets as one job, with the project's executor."""
+def daily_job(resources: dict, with_source: bool = True):
+    """The feature assets (and the events snapshot) as one job, with the project's executor."""
+    import dagster as dg
+
+    from assets.features.assets import feature_assets
+    from assets.sources.daily_events import daily_events
+
     definitions = dg.Definitions(
-        assets=[daily_events, *feature_assets],
+        assets=[daily_events, *feature_assets] if with_source else feature_assets,
         resources=resources,
         executor=dg.in_process_executor,
     )
     return definitions.resolve_implicit_global_asset_job_def()
 
 
-def run_orchestrated(job: dg.JobDefinition, partition_keys: list[str], instance) -> float:
+def run_orchestrated(job, partition_keys: list[str], instance) -> float:
     started = time.perf_counter()
     for key in partition_keys:
         result = job.execute_in_process(
@@ -61,10 +76,36 @@ def run_orchestrated(job: dg.JobDefinition, partition_keys: list[str], instance)
     return time.perf_counter() - started
 
 
-def run_bare(resources: dict, partition_keys: list[str]) -> float:
-    warehouse, store = resources["warehouse"], resources["storage"].open_store()
+def run_bare_features(store, partition_keys: list[str]) -> None:
+    """The feature tables of the days, gated and published, without Dagster."""
+    from assets.features.assets import evaluate_feature_partition
+    from assets.features.logic import FEATURE_TABLES
+    from assets.publishing.write_audit_publish import publish_if_passed
+    from assets.quality.gate_config import GateConfig
+
     config = GateConfig()
-    source_thresholds = config.thresholds(
+    # As a run would: the snapshot read once per call, for the three tables.
+    run_id = f"bare-{uuid.uuid4().hex}"
+    for key in partition_keys:
+        for table in FEATURE_TABLES:
+            thresholds = config.thresholds(table.null_defaults(), table.value_ranges)
+            evaluation = evaluate_feature_partition(table, key, store, thresholds, run_id)
+            assert publish_if_passed(store, table.name, "features", key, evaluation)
+
+
+def run_bare(resources: dict, partition_keys: list[str]) -> float:
+    """The events snapshot and the feature tables of the days, without Dagster."""
+    from assets.publishing.write_audit_publish import publish_if_passed
+    from assets.quality.gate_config import GateConfig
+    from assets.sources.daily_events import (
+        evaluate_source_partition,
+        source_null_defaults,
+        source_range_defaults,
+    )
+    from contract.source import SOURCE
+
+    warehouse, store = resources["warehouse"], resources["storage"].open_store()
+    source_thresholds = GateConfig().thresholds(
         source_null_defaults(SOURCE), source_range_defaults(SOURCE)
     )
     started = time.perf_counter()
@@ -73,62 +114,223 @@ def run_bare(resources: dict, partition_keys: list[str]) -> float:
         evaluation = evaluate_source_partition(
             key, raw, warehouse.read_watermark(), warehouse.raw_schema(), store, source_thresholds
         )
+        del raw
         assert publish_if_passed(store, "daily_events", "sources", key, evaluation)
-        for table in FEATURE_TABLES:
-            thresholds = config.thresholds(table.null_defaults(), table.value_ranges)
-            evaluation = evaluate_feature_partition(table, key, store, thresholds)
-            assert publish_if_passed(store, table.name, "features", key, evaluation)
+        del evaluation
+        run_bare_features(store, [key])
     return time.perf_counter() - started
 
 
+def duckdb_reference(snapshot: Path) -> None:
+    """The three tables as a DuckDB user would write them (assets/features/reference_sql.py)."""
+    import duckdb
+
+    from assets.features.reference_sql import reference_queries
+
+    connection = duckdb.connect(config={"threads": 2})
+    for query in reference_queries(str(snapshot)):
+        connection.sql(query).to_arrow_table()
+
+
+def child(mode: str, root: Path, partition: str) -> None:
+    """One measurement in this process: prints {"startup_s", "wall_s", "peak_rss_mib"}.
+
+    Start-up (imports, definitions, the warm-up day) is timed apart from the measured day.
+    """
+    started = time.perf_counter()
+    warm_up = WARM_UP_DAY.isoformat()
+    if mode == "duckdb":
+        duckdb_reference(root / "warm-up.parquet")
+
+        def measured() -> None:
+            duckdb_reference(root / "snapshot.parquet")
+
+    elif mode == "engine":
+        from assets.features.day_events import DayEvents
+        from assets.features.logic import FEATURE_TABLES
+
+        def compute(snapshot: Path, day: dt.date) -> None:
+            with DayEvents.from_parquet(snapshot) as events:
+                for table in FEATURE_TABLES:
+                    table.compute(events, day)
+
+        compute(root / "warm-up.parquet", WARM_UP_DAY)
+
+        def measured() -> None:
+            compute(root / "snapshot.parquet", LAST_DAY)
+
+    elif mode.startswith("bare"):
+        from resources.factory import build_resources
+
+        resources = build_resources("local", local_root=root / "bare")
+        if mode == "bare_day":
+            run_bare(resources, [warm_up])
+
+            def measured() -> None:
+                run_bare(resources, [partition])
+
+        else:
+            store = resources["storage"].open_store()
+            run_bare_features(store, [warm_up])
+
+            def measured() -> None:
+                run_bare_features(store, [partition])
+
+    else:
+        import dagster as dg
+
+        from resources.factory import build_resources
+
+        resources = build_resources("local", local_root=root / "orchestrated")
+        job = daily_job(resources, with_source=mode == "dagster_day")
+        instance = dg.DagsterInstance.ephemeral()
+        run_orchestrated(job, [warm_up], instance)
+
+        def measured() -> None:
+            run_orchestrated(job, [partition], instance)
+
+    startup = time.perf_counter() - started
+    run_started = time.perf_counter()
+    measured()
+    wall = time.perf_counter() - run_started
+    print(json.dumps({"startup_s": startup, "wall_s": wall, "peak_rss_mib": peak_rss_mib()}))
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory since it started (exec'd). getrusage's ru_maxrss
+    would not do: Linux carries it over from the parent across fork and exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def measure(mode: str, root: Path, partition: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.features", "--child", mode, str(root), partition],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode:
+        raise RuntimeError(f"{mode} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def prepare(root: Path, impressions: int, with_source: bool) -> tuple[str, int]:
+    """The day (and the small warm-up day) published as daily_events publishes it, for each
+    side, and as plain files for engine and duckdb; with_source: in a warehouse for each side
+    too. Returns the partition and its events."""
+    from assets.publishing.parquet import to_parquet_bytes
+    from assets.publishing.write_audit_publish import Evaluation, publish_if_passed
+    from resources.factory import build_resources
+    from resources.warehouse.backends import SqliteBackend, normalize_events
+    from scripts.synthetic_events import generate_events, seed_warehouse
+
+    for side in ("orchestrated", "bare"):
+        (root / side).mkdir()
+    stores = [
+        build_resources("local", local_root=root / side)["storage"].open_store()
+        for side in ("orchestrated", "bare")
+    ]
+    rows = 0
+    for day, count, name in ((WARM_UP_DAY, 200, "warm-up"), (LAST_DAY, impressions, "snapshot")):
+        events = normalize_events(generate_events(day, count))
+        rows = events.num_rows
+        (root / f"{name}.parquet").write_bytes(to_parquet_bytes(events).data)
+        # The source gates are the *_day modes' subject; here the snapshot is just published.
+        for store in stores:
+            assert publish_if_passed(
+                store, "daily_events", "sources", day.isoformat(), Evaluation(events, [])
+            )
+        del events
+        if with_source:
+            seed_warehouse(
+                SqliteBackend(str(root / "bare" / "warehouse.sqlite")), day, day, impressions=count
+            )
+    if with_source:
+        shutil.copyfile(
+            root / "bare" / "warehouse.sqlite", root / "orchestrated" / "warehouse.sqlite"
+        )
+    return LAST_DAY.isoformat(), rows
+
+
+def run_size(impressions: int, repeats: int, with_source: bool) -> tuple[int, dict[str, dict]]:
+    """Medians of each mode's measurements at one size, the modes alternating."""
+    modes = FEATURE_MODES + (DAY_MODES if with_source else ())
+    samples: dict[str, list[dict]] = {mode: [] for mode in modes}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        partition, rows = prepare(root, impressions, with_source)
+        for repeat in range(repeats):
+            shift = repeat % len(modes)
+            for mode in modes[shift:] + modes[:shift]:
+                samples[mode].append(measure(mode, root, partition))
+    medians = {
+        mode: {key: statistics.median(s[key] for s in runs) for key in runs[0]}
+        for mode, runs in samples.items()
+    }
+    return rows, medians
+
+
 def main(argv: list[str] | None = None) -> None:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], Path(sys.argv[3]), sys.argv[4])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--days", type=int, default=7)
-    parser.add_argument("--impressions", type=int, default=5000, help="impressions per day")
-    parser.add_argument("--repeats", type=int, default=5, help="runs of each, alternated")
+    parser.add_argument("--impressions", type=int, default=1_000_000, help="impressions a day")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternated")
+    parser.add_argument(
+        "--scaling", default="", help="comma-separated events a day for the scaling table"
+    )
+    parser.add_argument(
+        "--source-up-to",
+        type=int,
+        default=7_000_000,
+        help="largest day (events) also run through the warehouse read and source gates",
+    )
     args = parser.parse_args(argv)
 
-    first_day = LAST_DAY - dt.timedelta(days=args.days - 1)
-    partition_keys = [(first_day + dt.timedelta(days=i)).isoformat() for i in range(args.days)]
-    with tempfile.TemporaryDirectory() as tmp, dg.DagsterInstance.ephemeral() as instance:
-        roots = {name: Path(tmp, name) for name in ("orchestrated", "bare")}
-        for root in roots.values():
-            root.mkdir()
-        events = seed_warehouse(
-            SqliteBackend(str(roots["bare"] / "warehouse.sqlite")),
-            first_day,
-            LAST_DAY,
-            impressions=args.impressions,
-        )
-        (roots["orchestrated"] / "warehouse.sqlite").write_bytes(
-            (roots["bare"] / "warehouse.sqlite").read_bytes()
-        )
-        job = daily_job(build_resources("local", local_root=roots["orchestrated"]))
-        bare_resources = build_resources("local", local_root=roots["bare"])
+    def with_source(impressions: int) -> bool:
+        return impressions * EVENTS_PER_IMPRESSION <= args.source_up_to
 
-        # Warm-up (imports, first-call caches) is excluded from both sides.
-        run_orchestrated(job, partition_keys[:1], instance)
-        run_bare(bare_resources, partition_keys[:1])
-        orchestrated, bare = [], []
-        for repeat in range(args.repeats):
-            if repeat % 2:
-                orchestrated.append(run_orchestrated(job, partition_keys, instance))
-                bare.append(run_bare(bare_resources, partition_keys))
-            else:
-                bare.append(run_bare(bare_resources, partition_keys))
-                orchestrated.append(run_orchestrated(job, partition_keys, instance))
-
-    per_partition_orchestrated = statistics.median(orchestrated) / args.days
-    per_partition_bare = statistics.median(bare) / args.days
-    print(f"days={args.days} impressions_per_day={args.impressions} events={events}")
+    rows, medians = run_size(args.impressions, args.repeats, with_source(args.impressions))
     print(
-        f"assets per partition={1 + len(FEATURE_TABLES)} repeats={args.repeats} "
-        "(alternated, medians)"
+        f"impressions_per_day={args.impressions} events={rows} repeats={args.repeats} "
+        "(child process per measurement, alternated, medians)"
     )
-    print(f"orchestrated_s_per_partition={per_partition_orchestrated:.4f}")
-    print(f"bare_s_per_partition={per_partition_bare:.4f}")
-    print(f"overhead_s_per_partition={per_partition_orchestrated - per_partition_bare:.4f}")
-    print(f"ratio={per_partition_orchestrated / per_partition_bare:.2f}")
+    print(f"{'mode':18s} {'startup_s':>9s} {'wall_s':>8s} {'events/s':>10s} {'peak_rss_mib':>12s}")
+    for mode, m in medians.items():
+        print(
+            f"{mode:18s} {m['startup_s']:9.3f} {m['wall_s']:8.3f} "
+            f"{rows / m['wall_s']:10.0f} {m['peak_rss_mib']:12.0f}"
+        )
+    engine, duck = medians["engine"], medians["duckdb"]
+    print(f"engine_vs_duckdb_wall={engine['wall_s'] / duck['wall_s']:.2f}")
+    print(f"engine_vs_duckdb_peak_rss={engine['peak_rss_mib'] / duck['peak_rss_mib']:.2f}")
+    if args.scaling:
+        print("scaling (feature run through Dagster; bare; events a day as generated)")
+        print(
+            f"{'events/day':>11s} {'events':>9s} {'dagster_s':>9s} {'bare_s':>7s} "
+            f"{'events/s':>9s} {'rss_mib':>7s} {'bare_rss':>8s} {'engine_s':>8s} "
+            f"{'duckdb_s':>8s} {'run_start_s':>11s}"
+        )
+        for events_per_day in (int(size) for size in args.scaling.split(",")):
+            impressions = max(24, round(events_per_day / EVENTS_PER_IMPRESSION))
+            size_rows, m = run_size(impressions, 1, with_source=False)
+            dagster, bare = m["dagster_features"], m["bare_features"]
+            print(
+                f"{events_per_day:11d} {size_rows:9d} {dagster['wall_s']:9.2f} "
+                f"{bare['wall_s']:7.2f} {size_rows / dagster['wall_s']:9.0f} "
+                f"{dagster['peak_rss_mib']:7.0f} {bare['peak_rss_mib']:8.0f} "
+                f"{m['engine']['wall_s']:8.2f} {m['duckdb']['wall_s']:8.2f} "
+                f"{dagster['wall_s'] - bare['wall_s']:11.2f}"
+            )
+    dagster, bare = medians["dagster_features"], medians["bare_features"]
+    print(f"dagster_s_per_partition={dagster['wall_s']:.4f}")
+    print(f"bare_s_per_partition={bare['wall_s']:.4f}")
+    print(f"overhead_s_per_partition={dagster['wall_s'] - bare['wall_s']:.4f}")
+    print(f"ratio={dagster['wall_s'] / bare['wall_s']:.2f}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 Same seed and day -> the same rows, whatever range a day is generated in. Clicks follow a
 latent user x item affinity, so a CTR model trained on the features has real signal to learn.
+The population grows with the volume as real traffic's does (about 730k users and 100k items at
+10M events a day, items drawn with a heavy-tailed popularity); small days, `make dev`'s among
+them, keep the fixed 500 users and 200 uniformly drawn items.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import datetime as dt
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from assets.partitions import day_bounds
 from contract.source import SOURCE
@@ -27,6 +31,20 @@ _DAY_MICROS = 86_400_000_000
 _HOUR_MICROS = 3_600_000_000
 # Evening-heavy traffic, as in most consumer products.
 _HOURLY_WEIGHT = np.array([2, 1, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 6, 6, 5, 5, 6, 7, 8, 9, 9, 8, 6, 4])
+# The smallest population, and the impressions per user and per item above it.
+MIN_USERS, MIN_ITEMS = 500, 200
+IMPRESSIONS_PER_USER, IMPRESSIONS_PER_ITEM = 10, 70
+# Item popularity beyond the smallest catalogue: Zipf's law, the k-th most popular item drawn
+# with weight 1 / k ** exponent.
+POPULARITY_EXPONENT = 1.0
+
+
+def population_size(impressions: int) -> tuple[int, int]:
+    """Users and items for a day of this many impressions (fixed for small days)."""
+    return (
+        max(MIN_USERS, impressions // IMPRESSIONS_PER_USER),
+        max(MIN_ITEMS, impressions // IMPRESSIONS_PER_ITEM),
+    )
 
 
 class _Population:
@@ -40,6 +58,19 @@ class _Population:
         self.user_country = rng.integers(0, len(COUNTRIES), size=users)
         self.item_category = rng.integers(0, len(CATEGORIES), size=items)
         self.item_price = np.round(rng.lognormal(mean=3.0, sigma=0.8, size=items), 2)
+        self._rng = rng
+        self.items = items
+
+    def draw_items(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Items shown: uniform in the smallest catalogue, heavy-tailed in larger ones."""
+        if self.items <= MIN_ITEMS:
+            return rng.integers(0, self.items, size=size)
+        # Which item is how popular is part of the population, the same every day.
+        by_popularity = self._rng.permutation(self.items)
+        weights = 1.0 / np.arange(1, self.items + 1) ** POPULARITY_EXPONENT
+        cumulative = np.cumsum(weights) / weights.sum()
+        ranks = np.searchsorted(cumulative, rng.random(size), side="right")
+        return by_popularity[np.minimum(ranks, self.items - 1)]
 
 
 def generate_events(
@@ -47,13 +78,17 @@ def generate_events(
     impressions: int = 2000,
     *,
     seed: int = 7,
-    users: int = 500,
-    items: int = 200,
+    users: int | None = None,
+    items: int | None = None,
 ) -> pa.Table:
-    """One day of events: impressions, and the clicks, carts and purchases they lead to."""
+    """One day of events: impressions, and the clicks, carts and purchases they lead to.
+
+    `users` and `items` default to `population_size(impressions)`.
+    """
     if impressions < 24:
         raise ValueError("Generate at least 24 impressions a day so that every hour has data")
-    population = _Population(seed, users, items)
+    default_users, default_items = population_size(impressions)
+    population = _Population(seed, users or default_users, items or default_items)
     rng = np.random.default_rng([seed, day.toordinal()])
 
     # Every hour gets at least one impression; the rest follow the hourly traffic shape.
@@ -64,8 +99,8 @@ def generate_events(
         ]
     )
     offsets = hours * _HOUR_MICROS + rng.integers(0, _HOUR_MICROS, size=impressions)
-    user = rng.integers(0, users, size=impressions)
-    item = rng.integers(0, items, size=impressions)
+    user = rng.integers(0, len(population.user_vectors), size=impressions)
+    item = population.draw_items(rng, impressions)
     own_device = rng.random(impressions) < 0.8
     device = np.where(own_device, population.user_device[user], rng.integers(0, 3, impressions))
 
@@ -107,8 +142,8 @@ def generate_events(
     )
     user_of, item_of = user[parent], item[parent]
     columns = {
-        "event_id": [f"{day:%Y%m%d}-{i:07d}" for i in range(len(parent))],
-        "event_date": pa.array([day] * len(parent), pa.date32()),
+        "event_id": _event_ids(day, len(parent)),
+        "event_date": pa.repeat(pa.scalar(day, pa.date32()), len(parent)),
         "event_time": pa.array(start_micros + event_offset, pa.int64()).cast(
             SOURCE.schema.field("event_time").type
         ),
@@ -122,6 +157,12 @@ def generate_events(
         "item_category": CATEGORIES[population.item_category[item_of]],
     }
     return pa.table(columns, schema=SOURCE.schema)
+
+
+def _event_ids(day: dt.date, count: int) -> pa.Array:
+    """`YYYYMMDD-NNNNNNN`: the day and the event's number, zero-padded to at least 7 digits."""
+    numbers = pc.utf8_lpad(pa.array(np.arange(count)).cast(pa.string()), width=7, padding="0")
+    return pc.binary_join_element_wise(f"{day:%Y%m%d}", numbers, "-")
 
 
 def seed_warehouse(

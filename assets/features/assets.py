@@ -6,13 +6,9 @@ import datetime as dt
 import dagster as dg
 
 from assets.features.logic import FEATURE_TABLES, FeatureTable
+from assets.features.snapshot import RUN_SNAPSHOTS
 from assets.partitions import FEATURE_PARTITIONS_PER_RUN, daily_partitions
-from assets.publishing.gate_reports import (
-    PartitionNotPublished,
-    read_published,
-    trailing_passed_reports,
-)
-from assets.publishing.parquet import from_parquet_bytes
+from assets.publishing.gate_reports import PartitionNotPublished, trailing_passed_reports
 from assets.publishing.write_audit_publish import (
     Evaluation,
     gate_check_specs,
@@ -33,11 +29,18 @@ FEATURE_GATES = ("schema_contract", "volume", "null_rate", "value_ranges", "uniq
 
 
 def evaluate_feature_partition(
-    table: FeatureTable, partition: str, store: ObjectStore, thresholds: gates.GateThresholds
+    table: FeatureTable,
+    partition: str,
+    store: ObjectStore,
+    thresholds: gates.GateThresholds,
+    run_id: str,
 ) -> Evaluation:
-    """Compute one day's feature table from the approved events snapshot and gate it."""
-    data, source = read_published(store, EVENTS_ASSET, partition, daily_partitions)
-    features = table.compute(from_parquet_bytes(data), dt.date.fromisoformat(partition))
+    """Compute one day's feature table from the approved events snapshot and gate it.
+
+    The snapshot is read and decoded once per run (`run_id`), whichever table needs it first.
+    """
+    events, source = RUN_SNAPSHOTS.approved(store, partition, run_id)
+    features = table.compute(events, dt.date.fromisoformat(partition))
     history = trailing_passed_reports(
         store, table.name, partition, daily_partitions, thresholds.volume_history
     )
@@ -97,7 +100,9 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
 
         def evaluate(partition: str) -> Evaluation:
             try:
-                return evaluate_feature_partition(table, partition, store, thresholds)
+                return evaluate_feature_partition(
+                    table, partition, store, thresholds, context.run.run_id
+                )
             except PartitionNotPublished as err:
                 raise dg.Failure(description=str(err), allow_retries=False) from err
 

@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.features.grouped import Groups
+from assets.features.compensated import compensated_sums, present
+from assets.features.day_events import DayEvents
 from assets.quality.gates import ValueRange
 
 _DATE = pa.field("feature_date", pa.date32(), nullable=False)
@@ -67,14 +68,14 @@ TRAINING_EXAMPLES_SCHEMA = pa.schema(
 )
 
 
-def _is(events: pa.Table, kind: str) -> np.ndarray:
-    """Which rows are events of this kind (a null type is none)."""
-    return pc.fill_null(pc.equal(events["event_type"], kind), False).to_numpy(zero_copy_only=False)
+Events = pa.Table | DayEvents
 
 
-def _floats(column: pa.ChunkedArray) -> np.ndarray:
-    """A float column as numpy, nulls as NaN (what the aggregations skip)."""
-    return column.to_numpy(zero_copy_only=False).astype(np.float64)
+def _day_events(events: Events) -> tuple[DayEvents, bool]:
+    """The events in DuckDB, and whether this call loaded them (and so must close them)."""
+    if isinstance(events, DayEvents):
+        return events, False
+    return DayEvents.from_arrow(events), True
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -83,12 +84,23 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     return np.divide(numerator, denominator, out=out, where=denominator > 0)
 
 
+def _mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """sums / counts; NaN for a group without any value."""
+    return np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
+
+
+def _numpy(column: pa.ChunkedArray, missing: float | None = None) -> np.ndarray:
+    if missing is not None:
+        column = pc.fill_null(column, missing)
+    return column.to_numpy(zero_copy_only=False)
+
+
 def _table(
     day: dt.date, schema: pa.Schema, columns: dict[str, np.ndarray | pa.Array | pa.ChunkedArray]
 ) -> pa.Table:
     """The feature table in schema order, NaN stored as null, one row per key already sorted."""
     rows = len(next(iter(columns.values())))
-    arrays = {"feature_date": pa.array([day] * rows, pa.date32())}
+    arrays = {"feature_date": pa.repeat(pa.scalar(day, pa.date32()), rows)}
     for name in schema.names[1:]:
         column, type_ = columns[name], schema.field(name).type
         if isinstance(column, pa.Array | pa.ChunkedArray):
@@ -98,79 +110,155 @@ def _table(
     return pa.table(arrays, schema=schema)
 
 
-def user_daily_features(events: pa.Table, day: dt.date) -> pa.Table:
+def _kind(kind: str) -> str:
+    return f"event_type = '{kind}'"
+
+
+def _purchase_price() -> str:
+    """The price of a purchase, 0 for any other event (what spend and revenue add up)."""
+    return f"CASE WHEN {_kind('purchase')} THEN price ELSE 0.0 END"
+
+
+def _mode(key: str, column: str) -> str:
+    """Per key, the most frequent non-null value of `column`; ties go to the alphabetically
+    first (DuckDB orders strings by their bytes, so by code point), never to row order."""
+    return f"""
+        SELECT {key}, {column} AS mode FROM (
+            SELECT {key}, {column}, count(*) AS frequency FROM events
+            WHERE {column} IS NOT NULL GROUP BY ALL
+        )
+        QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY frequency DESC, {column}) = 1
+    """
+
+
+def _per_key(key: str, counts: dict[str, str], sums: dict[str, str], distinct: str) -> str:
+    """One row per key: conditional counts, how many values each sum adds, a distinct count."""
+    aggregates = [f"count(*) FILTER ({condition}) AS {name}" for name, condition in counts.items()]
+    # How many values each compensated sum adds (the sums themselves: `compensated_sums`).
+    aggregates += [f"count(*) FILTER ({present(value)}) AS {name}" for name, value in sums.items()]
+    aggregates.append(f"count(DISTINCT {distinct}) AS distinct_count")
+    return f"SELECT {key}, {', '.join(aggregates)} FROM events GROUP BY {key}"
+
+
+def user_daily_features(events: Events, day: dt.date) -> pa.Table:
     """Per user and day: funnel counts, click-through rate, spend, dwell, breadth."""
-    users = Groups.of(events["user_id"])
-    impressions, clicks = users.count(_is(events, "impression")), users.count(_is(events, "click"))
-    purchased = _is(events, "purchase")
-    spend, _ = users.compensated_sum(np.where(purchased, _floats(events["price"]), 0.0))
+    day_events, owned = _day_events(events)
+    try:
+        counts = {
+            "impressions": _kind("impression"),
+            "clicks": _kind("click"),
+            "add_to_carts": _kind("add_to_cart"),
+            "purchases": _kind("purchase"),
+        }
+        sums = {"spend_values": _purchase_price(), "dwell_values": "dwell_seconds"}
+        per_user = day_events.arrow(
+            f"""
+            SELECT u.*, d.mode AS main_device, c.mode AS country
+            FROM ({_per_key("user_id", counts, sums, "item_id")}) u
+            LEFT JOIN ({_mode("user_id", "device")}) d USING (user_id)
+            LEFT JOIN ({_mode("user_id", "country")}) c USING (user_id)
+            ORDER BY user_id
+            """
+        )
+        keys = _numpy(per_user["user_id"])
+        spend = compensated_sums(day_events, "user_id", keys, sums["spend_values"])
+        dwell = compensated_sums(day_events, "user_id", keys, sums["dwell_values"])
+    finally:
+        if owned:
+            day_events.close()
+    impressions, clicks = _numpy(per_user["impressions"]), _numpy(per_user["clicks"])
     return _table(
         day,
         USER_FEATURES_SCHEMA,
         {
-            "user_id": users.keys,
+            "user_id": keys,
             "impressions": impressions,
             "clicks": clicks,
-            "add_to_carts": users.count(_is(events, "add_to_cart")),
-            "purchases": users.count(purchased),
+            "add_to_carts": _numpy(per_user["add_to_carts"]),
+            "purchases": _numpy(per_user["purchases"]),
             "ctr": _ratio(clicks, impressions),
             "spend": np.round(spend, 6),
-            "mean_dwell_seconds": users.mean(_floats(events["dwell_seconds"])),
-            "distinct_items": users.distinct(events["item_id"]),
-            "main_device": users.mode(events["device"]),
-            "country": users.mode(events["country"]),
+            "mean_dwell_seconds": _mean(dwell, _numpy(per_user["dwell_values"])),
+            "distinct_items": _numpy(per_user["distinct_count"]),
+            "main_device": per_user["main_device"],
+            "country": per_user["country"],
         },
     )
 
 
-def item_daily_features(events: pa.Table, day: dt.date) -> pa.Table:
+def item_daily_features(events: Events, day: dt.date) -> pa.Table:
     """Per item and day: exposure, clicks, purchases, revenue and audience size."""
-    items = Groups.of(events["item_id"])
-    impressions, clicks = items.count(_is(events, "impression")), items.count(_is(events, "click"))
-    purchased = _is(events, "purchase")
-    price = _floats(events["price"])
-    revenue, _ = items.compensated_sum(np.where(purchased, price, 0.0))
+    day_events, owned = _day_events(events)
+    try:
+        counts = {
+            "impressions": _kind("impression"),
+            "clicks": _kind("click"),
+            "purchases": _kind("purchase"),
+        }
+        sums = {"revenue_values": _purchase_price(), "price_values": "price"}
+        per_item = day_events.arrow(
+            f"""
+            SELECT i.*, c.mode AS item_category
+            FROM ({_per_key("item_id", counts, sums, "user_id")}) i
+            LEFT JOIN ({_mode("item_id", "item_category")}) c USING (item_id)
+            ORDER BY item_id
+            """
+        )
+        keys = _numpy(per_item["item_id"])
+        revenue = compensated_sums(day_events, "item_id", keys, sums["revenue_values"])
+        price = compensated_sums(day_events, "item_id", keys, sums["price_values"])
+    finally:
+        if owned:
+            day_events.close()
+    impressions, clicks = _numpy(per_item["impressions"]), _numpy(per_item["clicks"])
     return _table(
         day,
         ITEM_FEATURES_SCHEMA,
         {
-            "item_id": items.keys,
-            "item_category": items.mode(events["item_category"]),
+            "item_id": keys,
+            "item_category": per_item["item_category"],
             "impressions": impressions,
             "clicks": clicks,
-            "purchases": items.count(purchased),
+            "purchases": _numpy(per_item["purchases"]),
             "ctr": _ratio(clicks, impressions),
             "revenue": np.round(revenue, 6),
-            "mean_price": items.mean(price),
-            "distinct_users": items.distinct(events["user_id"]),
+            "mean_price": _mean(price, _numpy(per_item["price_values"])),
+            "distinct_users": _numpy(per_item["distinct_count"]),
         },
     )
 
 
-def training_examples(events: pa.Table, day: dt.date) -> pa.Table:
+# The hour of a UTC timestamp from its epoch microseconds (floored, also before 1970).
+_HOUR_OF_DAY = "((epoch_us(e.event_time) % 86400000000 + 86400000000) % 86400000000) // 3600000000"
+
+
+def training_examples(events: Events, day: dt.date) -> pa.Table:
     """One row per impression, labelled 1 when the user clicked that item later that day."""
-    pair = ["user_id", "item_id"]
-    impressions = events.filter(_is(events, "impression"))
-    impressions = impressions.append_column("row", pa.array(np.arange(impressions.num_rows)))
-    clicks = events.filter(_is(events, "click")).select(pair)
-    clicked = clicks.group_by(pair, use_threads=False).aggregate([])
-    clicked = clicked.append_column("clicked", pa.array(np.ones(clicked.num_rows, np.int8)))
-    examples = impressions.join(clicked, keys=pair, join_type="left outer", use_threads=False)
-    # Joins do not keep row order: event_id decides it, and equal ids keep the events' order.
-    examples = examples.take(
-        pc.sort_indices(examples, [("event_id", "ascending"), ("row", "ascending")])
-    )
-    passed_through = ("event_id", "user_id", "item_id", "device", "country", "item_category")
+    day_events, owned = _day_events(events)
+    try:
+        examples = day_events.arrow(
+            f"""
+            WITH clicked AS (
+                SELECT DISTINCT user_id, item_id FROM events WHERE {_kind("click")}
+            )
+            SELECT e.event_id, e.user_id, e.item_id, {_HOUR_OF_DAY} AS hour_of_day,
+                e.device, e.country, e.item_category,
+                -- NaN prices become null, as in every other float column.
+                CASE WHEN isnan(e.price) THEN NULL ELSE e.price END AS price,
+                c.user_id IS NOT NULL AS label
+            FROM events e LEFT JOIN clicked c USING (user_id, item_id)
+            WHERE e.{_kind("impression")}
+            -- event_id decides the order; equal ids keep the events' order.
+            ORDER BY e.event_id, e.row
+            """
+        )
+    finally:
+        if owned:
+            day_events.close()
     return _table(
         day,
         TRAINING_EXAMPLES_SCHEMA,
-        {
-            **{name: examples[name] for name in passed_through},
-            "hour_of_day": pc.cast(pc.hour(examples["event_time"]), pa.int8()),
-            # NaN prices become null, as in every other float column.
-            "price": _floats(examples["price"]),
-            "label": pc.fill_null(examples["clicked"], 0),
-        },
+        {name: examples[name] for name in TRAINING_EXAMPLES_SCHEMA.names[1:]},
     )
 
 

@@ -43,12 +43,12 @@ def test_features_benchmark_prints_its_ratio_last():
             sys.executable,
             "-m",
             "benchmarks.features",
-            "--days",
-            "2",
             "--impressions",
             "100",
             "--repeats",
             "1",
+            "--scaling",
+            "200",
         ],
         cwd=REPO_ROOT,
         capture_output=True,
@@ -59,6 +59,10 @@ def test_features_benchmark_prints_its_ratio_last():
     lines = done.stdout.strip().splitlines()
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
     assert any(line.startswith("bare_s_per_partition=") for line in lines)
+    assert any(line.startswith("engine_vs_duckdb_peak_rss=") for line in lines)
+    modes = {line.split()[0] for line in lines}
+    assert {"dagster_features", "bare_features", "engine", "duckdb", "bare_day"} <= modes
+    assert any(line.split()[:1] == ["200"] for line in lines)  # the scaling table's row
 
 
 def test_model_quality_benchmark_prints_its_ratio_last():

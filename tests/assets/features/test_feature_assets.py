@@ -8,6 +8,7 @@ import pytest
 
 from assets.features.assets import feature_assets
 from assets.features.logic import FEATURE_TABLES
+from assets.features.snapshot import RUN_SNAPSHOTS
 from assets.partitions import daily_partitions, partition_range_tags
 from assets.publishing.gate_reports import read_approval, read_published, version_key
 from assets.publishing.keys import InvalidPartitionKey, partition_object_key
@@ -80,8 +81,11 @@ def test_rerun_overwrites_with_identical_bytes(local_resources):
 
 
 def test_range_run_writes_the_same_objects_as_single_runs(local_resources, tmp_path, local_root):
+    loads = RUN_SNAPSHOTS.loads
     batched = materialize(local_resources, partition_range=RANGE)
     assert batched.success
+    # Each day's snapshot read once in the run, for all three feature tables.
+    assert RUN_SNAPSHOTS.loads - loads == len(RANGE_KEYS)
     materializations = [
         (e.asset_key.path[-1], e.materialization.partition)
         for e in batched.get_asset_materialization_events()

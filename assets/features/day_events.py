@@ -1,0 +1,116 @@
+"""Days of events in DuckDB, for every feature table of that day to query.
+
+A snapshot is a local parquet file that DuckDB scans where it lies: each query decodes only
+the columns it needs, streaming, and one DuckDB database per process works within a memory
+limit, spilling to a temporary directory past it, so days of any size are computed in bounded
+memory. (Loading the decoded day into DuckDB once instead kept every column resident: 1.4x the
+peak memory of the plain scans at 1M impressions a day, for no gain in time.) Each row keeps
+its position in the snapshot (`row`): the compensated sums add in that order.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import shutil
+import tempfile
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+# What the engine may hold in memory before it spills; the rest of the process (the feature
+# table being published, its parquet bytes) comes on top.
+MEMORY_LIMIT = "1GB"
+THREADS = 2
+
+_database: duckdb.DuckDBPyConnection | None = None
+# The process's working directory: DuckDB's spill files and the days' snapshot files.
+_directory: Path | None = None
+_table_numbers = itertools.count()
+
+
+def _shared_database() -> duckdb.DuckDBPyConnection:
+    global _database, _directory
+    if _database is None:
+        _directory = Path(tempfile.mkdtemp(prefix="day-events-"))
+        spill = _directory / "spill"
+        _database = duckdb.connect(
+            ":memory:",
+            config={
+                "memory_limit": MEMORY_LIMIT,
+                "threads": THREADS,
+                "temp_directory": str(spill),
+                # Every query that needs an order says it (ORDER BY); the rest may stream.
+                "preserve_insertion_order": False,
+            },
+        )
+        atexit.register(shutil.rmtree, _directory, ignore_errors=True)
+        # Registered last, so it runs first: closed before its spill directory goes.
+        atexit.register(_database.close)
+    return _database
+
+
+class DayEvents:
+    """One day's `events` (the snapshot's columns plus `row`), seen through its own cursor."""
+
+    def __init__(self, table: str, *, kind: str = "TABLE", files: Path | None = None):
+        self._table, self._kind, self._files = table, kind, files
+        self.connection = _shared_database().cursor()
+        # A temporary view is the cursor's own: every query of this day says just `events`.
+        self.connection.execute(f"CREATE TEMP VIEW events AS SELECT * FROM {table}")
+        [(self.rows,)] = self.connection.execute("SELECT count(*) FROM events").fetchall()
+
+    @staticmethod
+    def _new_table() -> str:
+        return f"day_events_{next(_table_numbers)}"
+
+    @classmethod
+    def from_parquet(cls, path: Path, *, owned: bool = False) -> DayEvents:
+        """A snapshot file, scanned where it lies; `row` is each row's position in the file.
+        `owned`: the file's directory is this day's, removed when it closes."""
+        view = cls._new_table()
+        quoted = str(path).replace("'", "''")
+        _shared_database().execute(
+            f"CREATE VIEW {view} AS SELECT * RENAME (file_row_number AS row) "
+            f"FROM read_parquet('{quoted}', file_row_number = true)"
+        )
+        return cls(view, kind="VIEW", files=path.parent if owned else None)
+
+    @classmethod
+    def from_parquet_bytes(cls, data: bytes) -> DayEvents:
+        """A snapshot object's bytes, as a file of its own until the day closes."""
+        _shared_database()
+        directory = Path(tempfile.mkdtemp(prefix="snapshot-", dir=_directory))
+        path = directory / "events.parquet"
+        path.write_bytes(data)
+        return cls.from_parquet(path, owned=True)
+
+    @classmethod
+    def from_arrow(cls, events: pa.Table) -> DayEvents:
+        """An in-memory table's rows, in their order (tests and small days)."""
+        table = cls._new_table()
+        numbered = events.append_column("row", pa.array(np.arange(events.num_rows)))
+        cursor = _shared_database().cursor()
+        cursor.register("arrow_events", numbered)
+        cursor.execute(f"CREATE TABLE {table} AS SELECT * FROM arrow_events")
+        cursor.close()
+        return cls(table)
+
+    def arrow(self, query: str) -> pa.Table:
+        """A query's whole result as one Arrow table."""
+        return self.connection.sql(query).to_arrow_table()
+
+    def close(self) -> None:
+        """Drop the day: its memory, spill files and snapshot file are freed."""
+        self.connection.close()
+        _shared_database().execute(f"DROP {self._kind} IF EXISTS {self._table}")
+        if self._files is not None:
+            shutil.rmtree(self._files, ignore_errors=True)
+
+    def __enter__(self) -> DayEvents:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
