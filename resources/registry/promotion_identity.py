@@ -29,5 +29,7 @@ PROMOTION_RUN_TAGS = {"dagster-k8s/config": _PROMOTION_K8S_CONFIG}
 # Jobs, so it runs as this account (no cloud role) instead of the run workers'.
 STEP_LAUNCHER_SERVICE_ACCOUNT = "ml-training-step-launcher"
 STEP_LAUNCHER_RUN_TAGS = {
-    "dagster-k8s/config": {"pod_spec_config": {"service_account_name": STEP_LAUNCHER_SERVICE_ACCOUNT}}
+    "dagster-k8s/config": {
+        "pod_spec_config": {"service_account_name": STEP_LAUNCHER_SERVICE_ACCOUNT}
+    }
 }

@@ -141,9 +141,7 @@ def _run(instance: dg.DagsterInstance, job: dg.JobDefinition) -> dg.DagsterRun:
 
 
 def _single(api: LoopbackKubernetesApi, before: int) -> dict:
-    [body] = [
-        r.body for r in api.requests[before:] if r.method == "POST" and r.rbac()[2] == "jobs"
-    ]
+    [body] = [r.body for r in api.requests[before:] if r.method == "POST" and r.rbac()[2] == "jobs"]
     return validated(body)
 
 
@@ -187,12 +185,15 @@ def _step_contexts(instance: dg.DagsterInstance, job: dg.JobDefinition):
     )
     origin = _origin(job.name)
     for step in plan.steps:
-        yield step.key, StepHandlerContext(
-            instance=instance,
-            plan_context=plan_context,
-            steps=plan.steps,
-            execute_step_args=ExecuteStepArgs(origin, run.run_id, [step.key]),
-            dagster_run=run,
+        yield (
+            step.key,
+            StepHandlerContext(
+                instance=instance,
+                plan_context=plan_context,
+                steps=plan.steps,
+                execute_step_args=ExecuteStepArgs(origin, run.run_id, [step.key]),
+                dagster_run=run,
+            ),
         )
 
 

@@ -41,10 +41,8 @@ class ApiRequest:
         if match is None:
             raise AssertionError(f"not a namespaced API path: {self.method} {self.path}")
         resource = match["resource"] + (f"/{match['sub']}" if match["sub"] else "")
-        if self.method == "GET":
-            verb = "get" if match["name"] else "list"
-        else:
-            verb = _VERBS[self.method]
+        reads = "get" if match["name"] else "list"
+        verb = reads if self.method == "GET" else _VERBS[self.method]
         return match["namespace"], match["group"] or "", resource, verb
 
 
@@ -119,7 +117,10 @@ def loopback_kubernetes_api(directory: Path) -> Iterator[LoopbackKubernetesApi]:
                 "apiVersion": "v1",
                 "kind": "Config",
                 "clusters": [
-                    {"name": "loopback", "cluster": {"server": f"http://127.0.0.1:{server.server_port}"}}
+                    {
+                        "name": "loopback",
+                        "cluster": {"server": f"http://127.0.0.1:{server.server_port}"},
+                    }
                 ],
                 "users": [{"name": "loopback", "user": {}}],
                 "contexts": [
