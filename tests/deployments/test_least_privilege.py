@@ -25,7 +25,6 @@ from dagster_k8s.job import (
     DagsterK8sJobConfig,
     UserDefinedDagsterK8sConfig,
     construct_dagster_k8s_job,
-    get_user_defined_k8s_config,
 )
 from dagster_k8s.pipes import build_pod_body
 
@@ -156,23 +155,12 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
-def _run_worker_job(tags: dict[str, str] | None = None) -> dict:
-    """The run worker's Job as the K8sRunLauncher builds it from the Helm values (and a run's
-    dagster-k8s/config tag), validated by Kubernetes' schema."""
+def _run_worker_job() -> dict:
+    """The run worker's Job as the K8sRunLauncher builds it from the Helm values, validated by
+    Kubernetes' schema (each job's own pods, by dagster-k8s itself: test_promotion_pods.py)."""
     launcher = _values()["runLauncher"]["config"]["k8sRunLauncher"]
     run_k8s_config = {_snake(k): v for k, v in launcher["runK8sConfig"].items()}
     config = UserDefinedDagsterK8sConfig.from_dict(run_k8s_config)
-    if tags:
-        tagged = get_user_defined_k8s_config(tags)
-        config = UserDefinedDagsterK8sConfig.from_dict(
-            {
-                **run_k8s_config,
-                "container_config": {
-                    **config.container_config,
-                    "env_from": tagged.container_config.get("env_from", []),
-                },
-            }
-        )
     return validated(
         construct_dagster_k8s_job(
             DagsterK8sJobConfig(

@@ -7,7 +7,10 @@ executor config) launches each of that run's steps. Both talk through the real k
 client to a loopback stand-in for the API server (tests/support/kubernetes_api.py), which
 records the Jobs they would create and the API calls they make. Every Job passes Kubernetes'
 schemas. Only dagster-k8s's loading of a kubeconfig instead of the in-cluster one differs from
-the cluster (load_incluster_config: false, a kubeconfig naming the loopback server).
+the cluster (load_incluster_config: false, a kubeconfig naming the loopback server). Dagster
+has no public way to hand a step to its step handler outside a run, so the execution plan and
+the step-handler context are built from Dagster's internals, as dagster-k8s's own executor
+tests build them (the pinned dagster 1.13.27 / dagster-k8s 0.29.27).
 
 Asserted: a step's code runs with the promotion Secret only in the pods of the steps that move
 the alias (the next-day guard, the promotion) and in the rollback job's run pod; the training
