@@ -45,6 +45,7 @@ from resources.registry.promotion_identity import (
     PROMOTION_SECRET,
     STEP_LAUNCHER_SERVICE_ACCOUNT,
 )
+from resources.trainer.k8s_launcher import K8sTrainerLauncher
 from sensors.schedules import DAILY_RUN_TAGS
 from tests.support.environment import REPO_ROOT
 from tests.support.helm_run_launcher import RELEASE_NAMESPACE, render_k8s_run_launcher
@@ -345,7 +346,12 @@ def test_no_pod_that_runs_other_steps_may_create_pods_where_the_secret_lives():
     }
     assert release_creates == {STEP_LAUNCHER_SERVICE_ACCOUNT}
     trainer_namespaces = {ns for ns, *_ in bound[RUN_WORKER]}
-    assert trainer_namespaces and RELEASE_NAMESPACE not in trainer_namespaces
+    assert trainer_namespaces == {K8sTrainerLauncher.model_fields["namespace"].default}
+    assert RELEASE_NAMESPACE not in trainer_namespaces
+    accounts = {d["metadata"]["name"]: validated(d) for d in _rbac("service-accounts.yaml")}
+    assert accounts["ml-training-trainer"]["metadata"]["namespace"] in trainer_namespaces
+    for name in (RUN_WORKER, STEP_LAUNCHER_SERVICE_ACCOUNT):
+        assert accounts[name]["metadata"]["namespace"] == RELEASE_NAMESPACE
 
 
 def test_the_promotion_secret_is_not_the_launchers_or_the_code_servers():
