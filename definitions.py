@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.features.assets import feature_assets
 from assets.guard.asset import model_next_day_guard
-from assets.jobs import daily_features_job, daily_training_job, freshness_job, pipeline_slo_job
+from assets.jobs import daily_features_job, freshness_job, pipeline_slo_job, training_job
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.training_dataset import training_dataset
@@ -30,6 +30,8 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
     # Production triggers run from the first deploy; a laptop starts with every trigger off.
     # The daily schedule is the fallback trigger and starts off everywhere.
     running = deployment == "prod"
+    # In production its steps run in pods of their own (assets/jobs.py: the promotion Secret).
+    daily_training_job = training_job(deployment)
     sensor_status = dg.DefaultSensorStatus.RUNNING if running else dg.DefaultSensorStatus.STOPPED
     schedule_status = (
         dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
@@ -66,7 +68,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         ],
         sensors=[
             upstream_completeness_sensor(sensor_status),
-            daily_training_sensor(sensor_status),
+            daily_training_sensor(sensor_status, daily_training_job),
             *pipeline_slo_sensors(sensor_status),
             # Guards that launch nothing, so they run from the start everywhere: the daily
             # run takes a backfill's GPU; on a laptop, dead run workers give their slots back
@@ -83,6 +85,7 @@ def build_definitions(deployment: str | None = None) -> dg.Definitions:
         # a process per step (the default with several steps) only adds an interpreter start and
         # a code location load, about 2 s each, to every step of every backfill run. Pools are
         # still claimed per step (op granularity), and a killed run worker is still one pid.
+        # The one exception: production's daily training job (a pod per step, assets/jobs.py).
         executor=dg.in_process_executor,
     )
 

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.quality.deadline import daily_partitions_landed
-from resources.registry.promotion_identity import PROMOTION_RUN_TAGS
+from resources.registry.promotion_identity import STEP_LAUNCHER_RUN_TAGS
 
 daily_features_job = dg.define_asset_job(
     "daily_features_job",
@@ -19,22 +19,46 @@ freshness_job = dg.define_asset_job(
     description="Evaluates the daily-partition deadline checks.",
 )
 
-daily_training_job = dg.define_asset_job(
-    "daily_training_job",
-    selection=dg.AssetSelection.assets(
-        "training_dataset",
-        "model_next_day_guard",
-        "model_checkpoint",
-        "model_evaluation",
-        "model_promotion",
-    ),
-    description="Builds the day's approved training window, judges yesterday's promotion on the "
-    "day's unseen examples (rolling it back if it is worse than the version it replaced), "
-    "trains the day's model (warm start from production), evaluates it against the production "
-    "model and, if it passes, promotes it by compare-and-swap.",
-    # Its last step promotes: only its runs (and the rollback job's) get the promotion identity.
-    tags=PROMOTION_RUN_TAGS,
-)
+
+# define_asset_job's result type is not exported by Dagster: these two are not annotated.
+def _daily_training_job(executor_def: dg.ExecutorDefinition | None = None, tags=None):
+    return dg.define_asset_job(
+        "daily_training_job",
+        selection=dg.AssetSelection.assets(
+            "training_dataset",
+            "model_next_day_guard",
+            "model_checkpoint",
+            "model_evaluation",
+            "model_promotion",
+        ),
+        description="Builds the day's approved training window, judges yesterday's promotion on "
+        "the day's unseen examples (rolling it back if it is worse than the version it "
+        "replaced), trains the day's model (warm start from production), evaluates it against "
+        "the production model and, if it passes, promotes it by compare-and-swap.",
+        executor_def=executor_def,
+        tags=tags,
+    )
+
+
+# Local: every step in the run's process, like every other job (the definitions' executor).
+daily_training_job = _daily_training_job()
+
+
+def training_job(deployment: str):
+    """The daily training job of a deployment. In production each step runs in its own pod
+    (dagster-k8s's k8s_job_executor), so that only the steps that move the `production` alias
+    (model_next_day_guard, model_promotion: their op tags) hold the promotion identity's
+    Secret, and the dataset, trainer-launching and evaluation steps do not. Five pods a day
+    cost a pod start and a code-location load each, once a day; backfills (the asset job) stay
+    in one process. The run's own pod only launches the step Jobs: it runs as the step
+    launcher's service account, the only one allowed to create Jobs in the release namespace."""
+    if deployment != "prod":
+        return daily_training_job
+    # Imported only here: a laptop never loads the Kubernetes client.
+    from dagster_k8s import k8s_job_executor
+
+    return _daily_training_job(k8s_job_executor, STEP_LAUNCHER_RUN_TAGS)
+
 
 pipeline_slo_job = dg.define_asset_job(
     "pipeline_slo_job",

@@ -56,12 +56,17 @@ def training_request(run: dg.DagsterRun, newest: str | None) -> dg.RunRequest | 
     )
 
 
-def daily_training_sensor(default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
+def daily_training_sensor(
+    default_status: dg.DefaultSensorStatus, training_job=daily_training_job
+) -> dg.SensorDefinition:
+    """`training_job`: the deployment's own (assets/jobs.py `training_job`), the same object
+    the definitions list (two objects of one name do not load)."""
+
     @dg.run_status_sensor(
         name="daily_training_sensor",
         run_status=dg.DagsterRunStatus.SUCCESS,
         monitored_jobs=[daily_features_job],
-        request_job=daily_training_job,
+        request_job=training_job,
         minimum_interval_seconds=30,
         default_status=default_status,
         description="Trains and evaluates the newest day once its daily features run succeeded.",

@@ -86,19 +86,25 @@ def test_only_production_imports_the_kubernetes_and_aws_clients(deployment):
     )
     assert done.returncode == 0, done.stderr
     loaded = done.stdout.strip().splitlines()[-1]
-    # dagster-k8s's Pipes pieces are imported when a trainer Job is launched, not at load.
-    expected = (
-        "[]" if deployment == "local" else str(sorted(set(PRODUCTION_ONLY) - {"dagster_k8s"}))
-    )
+    # Production's daily training job names dagster-k8s's step executor (a pod per step), so
+    # prod loads it with the definitions; a laptop loads none of them.
+    expected = "[]" if deployment == "local" else str(sorted(PRODUCTION_ONLY))
     assert loaded == expected, f"{deployment} loaded {loaded}"
 
 
-def test_runs_execute_their_steps_in_the_run_worker():
+@pytest.mark.parametrize("deployment", ["local", "prod"])
+def test_runs_execute_their_steps_in_the_run_worker(deployment):
     # A process per step would start an interpreter and load this code location per step. The
-    # implicit asset job is what the UI's materializations and asset backfills run.
-    repository = build_definitions("local").get_repository_def()
-    for name in ("daily_features_job", "daily_training_job", "__ASSET_JOB"):
-        assert repository.get_job(name).executor_def.name == dg.in_process_executor.name, name
+    # implicit asset job is what the UI's materializations and asset backfills run. The one
+    # exception is production's daily training job: a pod per step, so that only its
+    # alias-moving steps hold the promotion identity (tests/deployments/test_promotion_pods.py
+    # builds those pods); on a laptop it runs in-process like the rest.
+    repository = build_definitions(deployment).get_repository_def()
+    executors = {job.name: job.executor_def.name for job in repository.get_all_jobs()}
+    assert {"daily_features_job", "daily_training_job", "__ASSET_JOB"} <= set(executors)
+    if deployment == "prod":
+        assert executors.pop("daily_training_job") == "k8s"
+    assert set(executors.values()) == {dg.in_process_executor.name}, executors
 
 
 def test_importing_definitions_reads_no_environment():

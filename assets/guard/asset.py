@@ -39,6 +39,7 @@ from assets.publishing.gate_reports import PartitionNotPublished
 from assets.registry.promotion import PRODUCTION_ASSET, alias_metadata
 from assets.slo.alerts import alert_once
 from resources.notifier import Alert, Notifier
+from resources.registry.promotion_identity import PROMOTION_STEP_TAGS
 from resources.registry.registry import PRODUCTION, ROLLBACK, ModelRegistry, ModelVersion
 from resources.registry.resource import ModelRegistryResource
 from resources.storage.object_store import ObjectStore
@@ -299,6 +300,8 @@ def _act(
     partitions_def=training_partitions,
     deps=[DATASET_ASSET],
     backfill_policy=dg.BackfillPolicy.multi_run(1),
+    # It may roll production back: its pod holds the promotion identity (model_promotion's too).
+    op_tags=PROMOTION_STEP_TAGS,
     kinds={"pytorch"},
     tags={"layer": "registry"},
 )

@@ -39,7 +39,7 @@ from assets.model.training_dataset import manifest_key as dataset_manifest_key
 from assets.partitions import training_partitions
 from assets.publishing.gate_reports import PartitionNotPublished
 from resources.paths import PROJECT_ROOT
-from resources.registry.promotion_identity import PROMOTION_RUN_TAGS
+from resources.registry.promotion_identity import PROMOTION_RUN_TAGS, PROMOTION_STEP_TAGS
 from resources.registry.registry import (
     PRODUCTION,
     AliasState,
@@ -315,6 +315,8 @@ def _redecide(
     partitions_def=training_partitions,
     deps=[EVALUATION_ASSET],
     backfill_policy=dg.BackfillPolicy.multi_run(1),
+    # Its pod, alone in the daily training run with the guard's, holds the promotion identity.
+    op_tags=PROMOTION_STEP_TAGS,
     tags={"layer": "registry"},
 )
 def model_promotion(

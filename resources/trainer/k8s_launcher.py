@@ -48,7 +48,11 @@ class K8sTrainerLauncher(TrainerLauncher):
     """
 
     image: str = Field(description="Project image, pinned by digest (repo@sha256:...).")
-    namespace: str = "dagster"
+    namespace: str = Field(
+        default="ml-training-trainer",
+        description="Where the training Jobs run: not the Dagster release's namespace, which "
+        "holds the promotion identity's Secret (a pod can mount any Secret of its namespace).",
+    )
     gpus: int = Field(
         default=1,
         description="GPUs of one attempt: the trainer's one shape. A divisor of the flavor's GPUs "

@@ -10,8 +10,8 @@ dagster-k8s builds from them.
 - Pods: a service account each, with a cloud role where it touches the store; non-root, read-only
   root filesystem, no privilege escalation, every capability dropped; secrets only from Secret
   references or the service account's role, never as literal values.
-- The webserver stays inside the cluster; the promotion identity's Secret reaches only the runs
-  that promote or roll back.
+- The webserver stays inside the cluster; the trainer pod never gets the promotion identity's
+  Secret (which pods do: tests/deployments/test_promotion_pods.py, built by dagster-k8s).
 """
 
 from __future__ import annotations
@@ -25,13 +25,11 @@ from dagster_k8s.job import (
     DagsterK8sJobConfig,
     UserDefinedDagsterK8sConfig,
     construct_dagster_k8s_job,
-    get_user_defined_k8s_config,
 )
 from dagster_k8s.pipes import build_pod_body
 
 from assets.model.model_checkpoint import checkpoint_prefix
 from assets.slo.alerts import ALERTS_PREFIX
-from definitions import build_definitions
 from resources.registry.promotion_identity import PROMOTION_SECRET
 from resources.registry.registry import REGISTRY_PREFIX
 from resources.trainer.k8s_launcher import K8sTrainerLauncher
@@ -157,23 +155,12 @@ def _snake(key: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", key).lower()
 
 
-def _run_worker_job(tags: dict[str, str] | None = None) -> dict:
-    """The run worker's Job as the K8sRunLauncher builds it from the Helm values (and a run's
-    dagster-k8s/config tag), validated by Kubernetes' schema."""
+def _run_worker_job() -> dict:
+    """The run worker's Job as the K8sRunLauncher builds it from the Helm values, validated by
+    Kubernetes' schema (each job's own pods, by dagster-k8s itself: test_promotion_pods.py)."""
     launcher = _values()["runLauncher"]["config"]["k8sRunLauncher"]
     run_k8s_config = {_snake(k): v for k, v in launcher["runK8sConfig"].items()}
     config = UserDefinedDagsterK8sConfig.from_dict(run_k8s_config)
-    if tags:
-        tagged = get_user_defined_k8s_config(tags)
-        config = UserDefinedDagsterK8sConfig.from_dict(
-            {
-                **run_k8s_config,
-                "container_config": {
-                    **config.container_config,
-                    "env_from": tagged.container_config.get("env_from", []),
-                },
-            }
-        )
     return validated(
         construct_dagster_k8s_job(
             DagsterK8sJobConfig(
@@ -308,27 +295,6 @@ def test_the_webserver_stays_inside_the_cluster():
     values = _values()
     assert values["dagsterWebserver"]["service"]["type"] == "ClusterIP"
     assert values["ingress"]["enabled"] is False
-
-
-def test_the_promotion_secret_reaches_only_the_runs_that_promote_or_roll_back():
-    defs = build_definitions("local")
-    holders = set()
-    for job in defs.resolve_all_job_defs():
-        secrets = {
-            e["secretRef"]["name"]
-            for e in _run_worker_job(job.tags)["spec"]["template"]["spec"]["containers"][0][
-                "envFrom"
-            ]
-            if "secretRef" in e
-        }
-        if PROMOTION_SECRET in secrets:
-            holders.add(job.name)
-        node_names = {node.name for node in job.graph.nodes}
-        # The implicit all-assets job (an ad-hoc materialization in the UI) holds no promotion
-        # credentials: a promotion launched that way fails closed (AccessDenied, nothing written).
-        if node_names & {"model_promotion", "move_model_alias"} and not job.name.startswith("__"):
-            assert PROMOTION_SECRET in secrets, job.name
-    assert holders == {"daily_training_job", "rollback_model_job"}
 
 
 def test_the_trainer_pod_holds_no_promotion_credentials():

@@ -80,7 +80,7 @@ def test_prod_factory_builds_the_k8s_launcher_from_env_vars(monkeypatch):
     launcher = build_resources("prod")["trainer"]
     assert isinstance(launcher, K8sTrainerLauncher)
     assert launcher.image == dg.EnvVar("TRAINER_IMAGE")
-    assert launcher.namespace == "dagster"
+    assert launcher.namespace == "ml-training-trainer"
     # The deployment's inventory, read by the factory; the shape was validated against it.
     assert launcher.inventory == INVENTORY
 
