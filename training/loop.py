@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +86,7 @@ class _Trainer:
         self,
         ctx: DistContext,
         store: ObjectStore,
-        input_keys: Sequence[str],
+        input_tables: Mapping[str, str],
         checkpoint_prefix: str,
         config: TrainConfig,
         run_fingerprint: str,
@@ -100,7 +100,7 @@ class _Trainer:
         self.precision = _precision(ctx.device)
         _configure_determinism(ctx.device)
 
-        self.dataset = load_dataset(store, input_keys, config)
+        self.dataset = load_dataset(store, input_tables, config)
         self.train_data = self.dataset.train.to(ctx.device)
         try:
             self.sampler = BatchSampler(
@@ -338,7 +338,7 @@ def _predict(
 def train(
     store: ObjectStore,
     *,
-    input_keys: Sequence[str],
+    input_tables: Mapping[str, str],
     checkpoint_prefix: str,
     config: TrainConfig,
     input_data_versions: Mapping[str, str],
@@ -352,7 +352,9 @@ def train(
 
     `stop_event` is set by the SIGTERM handler (see training.cli); the loop then saves at the
     next step boundary, waits for the write and returns status "preempted".
-    The fingerprint is `fingerprint(config, resolve_input_versions(input_keys,
+    `input_tables` is {object key: the declared table it is a partition of} (the config's
+    model_inputs says what each table is for).
+    The fingerprint is `fingerprint(config, resolve_input_versions(input_tables,
     input_data_versions), code_version, init_from)`; it is in the summary. `init_from`
     ({"step_key", "manifest_sha256"}) warm-starts from another run's verified checkpoint.
     Raises FingerprintMismatch if the prefix holds another run's checkpoints, ConfigError for
@@ -363,12 +365,12 @@ def train(
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     ctx = distributed.setup(device)
     try:
-        versions = resolve_input_versions(input_keys, input_data_versions)
+        versions = resolve_input_versions(input_tables, input_data_versions)
         run_fingerprint = fingerprint(config, versions, code_version, init_from)
         trainer = _Trainer(
             ctx,
             store,
-            input_keys,
+            input_tables,
             checkpoint_prefix,
             config,
             run_fingerprint,
