@@ -1,8 +1,8 @@
 """Command-line entry: `python -m training ...`, alone or under torchrun.
 
-Exit codes: 0 trained to total_steps; 143 stopped by SIGTERM after saving a checkpoint;
-2 bad arguments, config or input data; 3 the checkpoint prefix belongs to another fingerprint;
-1 anything else (a traceback on stderr).
+Exit codes: 0 trained to the run's length (total_steps, or epochs); 143 stopped by SIGTERM
+after saving a checkpoint; 2 bad arguments, config or input data; 3 the checkpoint prefix
+belongs to another fingerprint; 1 anything else (a traceback on stderr).
 """
 
 from __future__ import annotations

@@ -47,6 +47,10 @@ class TrainConfig:
     batch_size: int = 512  # per process; the global batch is batch_size * world_size
     total_steps: int = 2000
     warmup_steps: int = 100
+    # Training length from the data: with epochs > 0, a run makes ceil(epochs x the full global
+    # batches in one pass over its training rows) steps, at most total_steps (then the cap), so
+    # a window of another size gets as many passes, not as many steps. 0: total_steps steps.
+    epochs: float = 0.0
     # Checkpointing and reporting (operational, see OPERATIONAL_FIELDS).
     checkpoint_every_steps: int = 500
     checkpoint_every_seconds: float = 900.0
@@ -107,12 +111,25 @@ class TrainConfig:
             problems.append(f"eval_fraction must be in [0, 1) (got {self.eval_fraction})")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             problems.append(f"min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio})")
-        for name in ("lr", "weight_decay", "embedding_l2", "checkpoint_every_seconds"):
+        for name in ("lr", "weight_decay", "embedding_l2", "checkpoint_every_seconds", "epochs"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 problems.append(f"{name} must be a finite number >= 0 (got {value!r})")
         if problems:
             raise ConfigError("Invalid TrainConfig: " + "; ".join(problems))
+
+    def steps_for(self, batches_per_epoch: int) -> int:
+        """The run's optimizer steps, given the full global batches one pass holds."""
+        if self.epochs == 0:
+            return self.total_steps
+        return max(1, min(self.total_steps, math.ceil(self.epochs * batches_per_epoch)))
+
+    def schedule_for(self, steps: int) -> TrainConfig:
+        """This config with the run's length as `total_steps` (what the LR schedule decays
+        over), warmup no longer than the run."""
+        return dataclasses.replace(
+            self, total_steps=steps, warmup_steps=min(self.warmup_steps, steps), epochs=0.0
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

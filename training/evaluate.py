@@ -4,8 +4,8 @@ the trainer's own hash-chosen evaluation split (`training.data.load_dataset`).
 
 Per model: AUC, log loss, calibration (mean predicted CTR against the observed CTR, and the
 expected calibration error over equal-width bins) and AUC per value of each segment column the
-model-input declaration names. Once per window: the constant-CTR baseline, which predicts the
-training split's positive rate for every held-out row.
+model-input declaration names. Once per window: the constant-rate baseline, which predicts the
+training split's positive rate for every held-out row (its log loss, and its AUC: one half).
 
 Every model is built and encodes the rows with its own config; a config recorded before configs
 carried the model-input declaration is read with the day's.
@@ -109,11 +109,13 @@ def held_out_rows(
 
 
 def baseline_scores(rows: HeldOutRows) -> dict[str, Any]:
-    """The constant-CTR baseline: the training split's positive rate predicted for every row."""
+    """The constant-rate baseline: the training split's positive rate predicted for every row.
+    Its AUC is one half (every row tied) where both classes are present, else undefined."""
     rate = rows.train_positive_rate
     return {
         "ctr": rate,
         "log_loss": None if rate is None else constant_log_loss(rows.labels, rate),
+        "auc": None if rate is None else roc_auc(rows.labels, np.full(len(rows), rate)),
         "train_rows": rows.train_rows,
     }
 

@@ -51,7 +51,21 @@ TRAINING_PACKAGE = Path(__file__).resolve().parent.parent / "training"
 class ModelTrainingConfig(dg.Config):
     """Trainer settings (see training/config.py for the rest of TrainConfig's defaults)."""
 
-    total_steps: int = 400
+    total_steps: int | None = Field(
+        default=None,
+        description="A fixed number of optimizer steps (tests, benchmarks, reproducing a run). "
+        "Unset: the length follows the data, epochs passes over the window's training rows, at "
+        "most max_steps.",
+    )
+    epochs: float = Field(
+        default=16.0,
+        description="Passes over the window's training rows when total_steps is unset: "
+        "ceil(epochs x full batches per pass) steps (the example's window: 24 batches, 384 "
+        "steps), so a window of another size is neither starved nor overtrained.",
+    )
+    max_steps: int = Field(
+        default=20_000, description="The cap on the steps epochs asks for (a very large window)."
+    )
     batch_size: int = 512
     lr: float = 1e-2
     warmup_steps: int = 20
@@ -95,9 +109,21 @@ class ModelTrainingConfig(dg.Config):
     def train_config(self, model_inputs: ModelInputs) -> TrainConfig:
         """The trainer's config, reading what the day's manifest declares (`model_inputs`)."""
         fields = self.model_dump(
-            exclude={"resume", "resume_fingerprint", "init_from", "allow_environment_drift"}
+            exclude={
+                "resume",
+                "resume_fingerprint",
+                "init_from",
+                "allow_environment_drift",
+                "total_steps",
+                "epochs",
+                "max_steps",
+            }
         )
-        return TrainConfig.from_dict({**fields, "model_inputs": model_inputs.to_dict()})
+        if self.total_steps is not None:
+            length = {"total_steps": self.total_steps, "epochs": 0.0}
+        else:  # the trainer resolves the steps once it knows the window's rows
+            length = {"total_steps": self.max_steps, "epochs": self.epochs}
+        return TrainConfig.from_dict({**fields, **length, "model_inputs": model_inputs.to_dict()})
 
 
 def training_code_version() -> str:
@@ -547,6 +573,7 @@ def model_checkpoint(
                 {
                     "attempt": context.retry_number + 1,
                     "steps": summary["steps"],
+                    "epochs": run.train_config.epochs,
                     "resumed_from_step": resumed_from or 0,
                     "steps_lost": summary["steps_lost"],
                     "world_size": summary["world_size"],

@@ -185,6 +185,7 @@ def build_version_record(
             "report_uri": store.uri(report_key),
             "report_sha256": report_sha256,
             "passed": report["passed"],
+            "decided_by": report.get("decided_by"),
             "checks": report["checks"],
             "candidate_auc": scores["candidate"].get("auc"),
             "candidate_log_loss": scores["candidate"].get("log_loss"),
