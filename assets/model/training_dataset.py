@@ -2,8 +2,8 @@
 hash of each (what audits need to reproduce a model).
 
 It stands between the quality gates and the trainer. For every day of the window, the events
-snapshot and every feature table (FEATURE_TABLES: the examples, the user features and the item
-features) must have passed their gates and still hold the approved bytes. A window containing
+snapshot and every feature table must have passed their gates and still hold the approved
+bytes. A window containing
 a day where any of them is blocked, missing or changed is refused with the asset, the day and
 the next step, and nothing is written.
 
@@ -13,13 +13,17 @@ so the trainer, the evaluation and the guard read the same one: the examples tab
 of the window, and each history table of the window's days before D: an example of day d sees
 only the history of days before d (training/data.py joins it point-in-time), so D's own
 history rows, verified above like every day's, are never read by D's model (they feed D+1's).
+
+`training_dataset` is the asset for the example (FEATURE_TABLES, MODEL_INPUTS);
+`build_training_dataset(inputs, feature_tables)` builds it for another declaration.
 """
 
 import json
+from collections.abc import Sequence
 
 import dagster as dg
 
-from assets.features.logic import FEATURE_TABLES
+from assets.features.logic import FEATURE_TABLES, FeatureTable
 from assets.partitions import (
     TRAINING_WINDOW,
     TRAINING_WINDOW_DAYS,
@@ -44,14 +48,18 @@ ASSET = "training_dataset"
 # source snapshot first, then each feature table with its lineage back to that snapshot.
 FEATURE_ASSETS = tuple(table.name for table in FEATURE_TABLES)
 REQUIRED_ASSETS = (EVENTS_ASSET, *FEATURE_ASSETS)
-# The model can only read what the window verifies: a declared table no asset publishes is a
-# mistake in the declaration, refused when the definitions load.
-_UNPUBLISHED = [table for table in MODEL_INPUTS.tables if table not in FEATURE_ASSETS]
-if _UNPUBLISHED:
-    raise ValueError(
-        f"contract/model_inputs.py declares tables {_UNPUBLISHED} that no feature asset "
-        f"publishes (FEATURE_TABLES: {list(FEATURE_ASSETS)}); fix the table names"
-    )
+
+
+def required_assets(feature_tables: Sequence[FeatureTable]) -> tuple[str, ...]:
+    """The assets every day of the window must have approved, in verification order."""
+    return (EVENTS_ASSET, *(table.name for table in feature_tables))
+
+
+def unpublished_tables(model_inputs: ModelInputs, feature_tables: Sequence[FeatureTable]):
+    """The declared tables no feature asset publishes: the model can only read what the window
+    verifies, so such a declaration is refused when the definitions load."""
+    published = {table.name for table in feature_tables}
+    return [table for table in model_inputs.tables if table not in published]
 
 
 def manifest_key(partition: str) -> str:
@@ -61,11 +69,13 @@ def manifest_key(partition: str) -> str:
     )
 
 
-def verify_day(store: ObjectStore, day: str) -> list[dict]:
+def verify_day(
+    store: ObjectStore, day: str, required: Sequence[str] = REQUIRED_ASSETS
+) -> list[dict]:
     """One manifest entry per required asset of `day`, each verified now (approved, intact,
     computed from the approved snapshot). Raises PartitionNotPublished naming the asset."""
     entries = []
-    for asset in REQUIRED_ASSETS:
+    for asset in required:
         read = read_published if asset == EVENTS_ASSET else read_published_with_lineage
         _, report = read(store, asset, day, daily_partitions)
         entries.append(
@@ -122,64 +132,81 @@ def _model_input_days(manifest: dict) -> dict[str, list[str]]:
     return days
 
 
-@dg.asset(
-    name=ASSET,
-    description="The gate-approved window a day's model trains on: the declared examples, and "
-    "the declared history tables of the days before each example's day.",
-    group_name="training",
-    partitions_def=training_partitions,
-    deps=[
-        dg.AssetDep(asset, partition_mapping=TRAINING_WINDOW)
-        for asset in (EVENTS_ASSET, *FEATURE_ASSETS)
-    ],
-    # One day per run: each day's model depends on the one before it.
-    backfill_policy=dg.BackfillPolicy.multi_run(1),
-    kinds={"json"},
-    tags={"layer": "training"},
-)
-def training_dataset(
-    context: dg.AssetExecutionContext, storage: ObjectStorage
-) -> dg.MaterializeResult:
-    store = storage.open_store()
-    partition = context.partition_key
-    inputs = []
-    for day in training_window(partition):
-        try:
-            inputs += verify_day(store, day)
-        except PartitionNotPublished as err:
-            raise dg.Failure(
-                description=(
-                    f"{ASSET} partition {partition} refused its input window "
-                    f"({', '.join(REQUIRED_ASSETS)} must be approved for every day): {err}"
-                ),
-                allow_retries=False,
-            ) from err
-    manifest = {
-        "partition": partition,
-        "window_days": TRAINING_WINDOW_DAYS,
-        "inputs": inputs,
-        # What the model reads and how: the trainer, evaluation and guard take it from here.
-        "model_input_declaration": MODEL_INPUTS.to_dict(),
-    }
-    # Spelled out for audits (model_inputs derives the same from the entries).
-    manifest["model_inputs"] = _model_input_days(manifest)
-    key = manifest_key(partition)
-    stored = store.put_bytes(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
-    examples = manifest_inputs(manifest)
-    history_tables = {spec.table for spec in MODEL_INPUTS.history}
-    history: dict[str, dict[str, str]] = {}
-    for entry in model_inputs(manifest):
-        if entry["asset"] in history_tables:
-            history.setdefault(entry["asset"], {})[entry["partition"]] = entry["content_sha256"]
-    return dg.MaterializeResult(
-        data_version=dg.DataVersion(stored.sha256),
-        metadata={
-            "manifest_key": key,
-            "input_partitions": len(examples),
-            "verified_objects": len(inputs),
-            "training_rows": sum(i["rows"] for i in examples),
-            "input_data_versions": {i["partition"]: i["content_sha256"] for i in examples},
-            # The history the model reads, as of the day before each example's day.
-            "history_feature_versions": dg.MetadataValue.json(history),
-        },
+def build_training_dataset(
+    inputs: ModelInputs = MODEL_INPUTS,
+    feature_tables: Sequence[FeatureTable] = FEATURE_TABLES,
+) -> dg.AssetsDefinition:
+    """The training-set asset for one model-input declaration (`inputs`) over the feature
+    tables that publish its tables (the asset key stays `training_dataset`)."""
+    unpublished = unpublished_tables(inputs, feature_tables)
+    if unpublished:
+        raise ValueError(
+            f"the model-input declaration names tables {unpublished} that no feature asset "
+            f"publishes (feature tables: {[t.name for t in feature_tables]}); fix the table names"
+        )
+    required = required_assets(feature_tables)
+    declared = inputs.to_dict()
+    history_tables = {spec.table for spec in inputs.history}
+
+    @dg.asset(
+        name=ASSET,
+        description="The gate-approved window a day's model trains on: the declared examples, "
+        "and the declared history tables of the days before each example's day.",
+        group_name="training",
+        partitions_def=training_partitions,
+        deps=[dg.AssetDep(asset, partition_mapping=TRAINING_WINDOW) for asset in required],
+        # One day per run: each day's model depends on the one before it.
+        backfill_policy=dg.BackfillPolicy.multi_run(1),
+        kinds={"json"},
+        tags={"layer": "training"},
     )
+    def training_dataset(
+        context: dg.AssetExecutionContext, storage: ObjectStorage
+    ) -> dg.MaterializeResult:
+        store = storage.open_store()
+        partition = context.partition_key
+        entries = []
+        for day in training_window(partition):
+            try:
+                entries += verify_day(store, day, required)
+            except PartitionNotPublished as err:
+                raise dg.Failure(
+                    description=(
+                        f"{ASSET} partition {partition} refused its input window "
+                        f"({', '.join(required)} must be approved for every day): {err}"
+                    ),
+                    allow_retries=False,
+                ) from err
+        manifest = {
+            "partition": partition,
+            "window_days": TRAINING_WINDOW_DAYS,
+            "inputs": entries,
+            # What the model reads and how: the trainer, evaluation and guard take it from here.
+            "model_input_declaration": declared,
+        }
+        # Spelled out for audits (model_inputs derives the same from the entries).
+        manifest["model_inputs"] = _model_input_days(manifest)
+        key = manifest_key(partition)
+        stored = store.put_bytes(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
+        examples = manifest_inputs(manifest)
+        history: dict[str, dict[str, str]] = {}
+        for entry in model_inputs(manifest):
+            if entry["asset"] in history_tables:
+                history.setdefault(entry["asset"], {})[entry["partition"]] = entry["content_sha256"]
+        return dg.MaterializeResult(
+            data_version=dg.DataVersion(stored.sha256),
+            metadata={
+                "manifest_key": key,
+                "input_partitions": len(examples),
+                "verified_objects": len(entries),
+                "training_rows": sum(i["rows"] for i in examples),
+                "input_data_versions": {i["partition"]: i["content_sha256"] for i in examples},
+                # The history the model reads, as of the day before each example's day.
+                "history_feature_versions": dg.MetadataValue.json(history),
+            },
+        )
+
+    return training_dataset
+
+
+training_dataset = build_training_dataset()
