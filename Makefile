@@ -61,8 +61,8 @@ test-fast: venv
 	$(PY) -m pytest -m "not slow"
 
 # The machinery on a second upstream schema that lives only under tests/adapt/ (another table,
-# key, kinds and label, a timestamp and no date column): what a team adapting the template
-# relies on.
+# key, kinds and label, a timestamp and no date column), and one whole day of the loop on it
+# through to a promoted first model: what a team adapting the template relies on.
 test-adapt: venv
 	$(PY) -m pytest tests/adapt
 
