@@ -19,7 +19,7 @@ GPU_PIP_OPTIONS ?= --isolated
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_DEPLOYMENT ?= local
 
-.PHONY: venv prepare dev test test-fast test-adapt demo lint audit lock lock-gpu clean
+.PHONY: venv prepare dev run-day test test-fast test-adapt demo lint audit lock lock-gpu clean
 
 # Exact versions, no resolution: --no-deps installs what the lock names and nothing else, so
 # no transitive upgrade (or CUDA torch) can sneak in; pip check proves the set is consistent.
@@ -40,6 +40,14 @@ prepare: venv
 dev: prepare
 	$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
 
+# One day of the loop without the UI, on the same instance and resources as `make dev`: the
+# features of the WINDOW days ending at DAY (default: the training window), then DAY's
+# training job; one line per asset, exit status 1 on a refusal. CONFIG: the training job's
+# run config as YAML. make run-day DAY=2026-11-04 [WINDOW=7] [CONFIG=run_config.yaml]
+run-day: prepare
+	$(PY) -m scripts.run_day --day "$(DAY)" $(if $(WINDOW),--window $(WINDOW)) \
+	  $(if $(CONFIG),--config "$(CONFIG)")
+
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/hadolint $(DOCKERFILES)
@@ -53,8 +61,8 @@ test-fast: venv
 	$(PY) -m pytest -m "not slow"
 
 # The machinery on a second upstream schema that lives only under tests/adapt/ (another table,
-# key, kinds and label, a timestamp and no date column): what a team adapting the template
-# relies on.
+# key, kinds and label, a timestamp and no date column), and one whole day of the loop on it
+# through to a promoted first model: what a team adapting the template relies on.
 test-adapt: venv
 	$(PY) -m pytest tests/adapt
 

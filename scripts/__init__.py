@@ -1,6 +1,7 @@
 """Commands run by the Makefile, benchmarks and tests:
 prepare_local       the embedded defaults: DAGSTER_HOME, a seeded warehouse, an object store
 demo                three days of features through the embedded instance, headless
+run_day             one day's features and training job from the command line (make run-day)
 synthetic_events    the deterministic event generator that fills the embedded warehouse
 dagster_processes   the real webserver and daemon as subprocesses, driven through GraphQL
 training_scenarios  approved days, a whole training run killed, an uninterrupted reference

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from training.model_inputs import ModelInputs, ModelInputsError
+
 # Fields that change how often we save or report, never what the model learns. They are left
 # out of the fingerprint so an operator can tune checkpoint cadence on a preempted run without
 # orphaning its checkpoints.
@@ -45,6 +47,10 @@ class TrainConfig:
     batch_size: int = 512  # per process; the global batch is batch_size * world_size
     total_steps: int = 2000
     warmup_steps: int = 100
+    # Training length from the data: with epochs > 0, a run makes ceil(epochs x the full global
+    # batches in one pass over its training rows) steps, at most total_steps (then the cap), so
+    # a window of another size gets as many passes, not as many steps. 0: total_steps steps.
+    epochs: float = 0.0
     # Checkpointing and reporting (operational, see OPERATIONAL_FIELDS).
     checkpoint_every_steps: int = 500
     checkpoint_every_seconds: float = 900.0
@@ -58,8 +64,17 @@ class TrainConfig:
     # (training/data.py). Off by default for the standalone trainer; the Dagster asset turns it
     # on and passes those partitions.
     history_features: bool = False
+    # What the model reads and how (training/model_inputs.py): its tables, join keys, as-of
+    # rule, categorical and numeric inputs. Part of the fingerprint: other inputs, other model.
+    # The Dagster asset fills it from the training_dataset manifest.
+    model_inputs: ModelInputs | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.model_inputs, Mapping):  # JSON gives the declaration as an object
+            try:
+                object.__setattr__(self, "model_inputs", ModelInputs.from_dict(self.model_inputs))
+            except (ModelInputsError, TypeError) as err:
+                raise ConfigError(f"Invalid TrainConfig: model_inputs: {err}") from err
         problems = _type_problems(self)
         if problems:  # value checks below would only add noise about the same fields
             raise ConfigError("Invalid TrainConfig: " + "; ".join(problems))
@@ -96,16 +111,35 @@ class TrainConfig:
             problems.append(f"eval_fraction must be in [0, 1) (got {self.eval_fraction})")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             problems.append(f"min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio})")
-        for name in ("lr", "weight_decay", "embedding_l2", "checkpoint_every_seconds"):
+        for name in ("lr", "weight_decay", "embedding_l2", "checkpoint_every_seconds", "epochs"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 problems.append(f"{name} must be a finite number >= 0 (got {value!r})")
         if problems:
             raise ConfigError("Invalid TrainConfig: " + "; ".join(problems))
 
+    def steps_for(self, batches_per_epoch: int) -> int:
+        """The run's optimizer steps, given the full global batches one pass holds."""
+        if self.epochs == 0:
+            return self.total_steps
+        return max(1, min(self.total_steps, math.ceil(self.epochs * batches_per_epoch)))
+
+    def schedule_for(self, steps: int) -> TrainConfig:
+        """This config with the run's length as `total_steps` (what the LR schedule decays
+        over), warmup no longer than the run."""
+        return dataclasses.replace(
+            self, total_steps=steps, warmup_steps=min(self.warmup_steps, steps), epochs=0.0
+        )
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["hidden_sizes"] = list(self.hidden_sizes)
+        # Absent rather than null when unset: configs recorded before the declaration existed
+        # keep their spelling, so their fingerprints still check.
+        if self.model_inputs is None:
+            del data["model_inputs"]
+        else:
+            data["model_inputs"] = self.model_inputs.to_dict()
         return data
 
     @classmethod
@@ -130,6 +164,8 @@ def _type_problems(config: TrainConfig) -> list[str]:
         value = getattr(config, f.name)
         if f.name == "hidden_sizes":
             ok = isinstance(value, list | tuple) and all(_is_int(h) for h in value)
+        elif f.name == "model_inputs":
+            ok = value is None or isinstance(value, ModelInputs)
         elif f.type == "bool":
             ok = isinstance(value, bool)
         elif f.type == "int":

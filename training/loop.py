@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,7 +86,7 @@ class _Trainer:
         self,
         ctx: DistContext,
         store: ObjectStore,
-        input_keys: Sequence[str],
+        input_tables: Mapping[str, str],
         checkpoint_prefix: str,
         config: TrainConfig,
         run_fingerprint: str,
@@ -100,7 +100,7 @@ class _Trainer:
         self.precision = _precision(ctx.device)
         _configure_determinism(ctx.device)
 
-        self.dataset = load_dataset(store, input_keys, config)
+        self.dataset = load_dataset(store, input_tables, config)
         self.train_data = self.dataset.train.to(ctx.device)
         try:
             self.sampler = BatchSampler(
@@ -108,6 +108,9 @@ class _Trainer:
             )
         except ValueError as err:  # too few examples: an input problem, not a crash
             raise InputDataError(str(err)) from err
+        # The run's length: total_steps, or epochs over these rows (the same inputs and world
+        # size give the same length, so a resumed run ends where the uninterrupted one would).
+        self.total_steps = config.steps_for(self.sampler.batches_per_epoch)
 
         # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
         rng.seed_everything(config.seed)
@@ -128,7 +131,7 @@ class _Trainer:
             device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
         self.optimizer = build_optimizer(self.model, config)
-        self.scheduler = build_scheduler(self.optimizer, config)
+        self.scheduler = build_scheduler(self.optimizer, config.schedule_for(self.total_steps))
         self.scaler = torch.amp.GradScaler("cuda") if self.precision.use_scaler else None
         # Then one stream per rank, so ranks draw different dropout masks.
         rng.seed_everything(config.seed + 1_000_003 * (ctx.rank + 1))
@@ -249,9 +252,9 @@ class _Trainer:
         return loss
 
     def run(self) -> tuple[str, ProgressMeter]:
-        """Train to total_steps or until stopped; returns ("completed"|"preempted", meter)."""
+        """Train to the run's length or until stopped; returns ("completed"|"preempted", meter)."""
         config, ctx = self.config, self.ctx
-        meter = ProgressMeter(config.total_steps, config.batch_size * ctx.world_size, self.step)
+        meter = ProgressMeter(self.total_steps, config.batch_size * ctx.world_size, self.step)
         last_save_time = time.monotonic()
         while True:
             # The step boundary: decide together, then save and/or stop.
@@ -263,7 +266,7 @@ class _Trainer:
                 and pending
                 and time.monotonic() - last_save_time >= config.checkpoint_every_seconds,
             )
-            finished = self.step >= config.total_steps
+            finished = self.step >= self.total_steps
             interval_due = self.step % config.checkpoint_every_steps == 0
             reasons = {
                 "sigterm": stop,
@@ -280,7 +283,7 @@ class _Trainer:
                 return "completed", meter
             meter.add_loss(self._train_step())
             if ctx.is_writer and (
-                self.step % config.log_every_steps == 0 or self.step == config.total_steps
+                self.step % config.log_every_steps == 0 or self.step == self.total_steps
             ):
                 # Heartbeat first: any step a parent saw reported is then on record.
                 self._write_heartbeat()
@@ -338,7 +341,7 @@ def _predict(
 def train(
     store: ObjectStore,
     *,
-    input_keys: Sequence[str],
+    input_tables: Mapping[str, str],
     checkpoint_prefix: str,
     config: TrainConfig,
     input_data_versions: Mapping[str, str],
@@ -352,7 +355,9 @@ def train(
 
     `stop_event` is set by the SIGTERM handler (see training.cli); the loop then saves at the
     next step boundary, waits for the write and returns status "preempted".
-    The fingerprint is `fingerprint(config, resolve_input_versions(input_keys,
+    `input_tables` is {object key: the declared table it is a partition of} (the config's
+    model_inputs says what each table is for).
+    The fingerprint is `fingerprint(config, resolve_input_versions(input_tables,
     input_data_versions), code_version, init_from)`; it is in the summary. `init_from`
     ({"step_key", "manifest_sha256"}) warm-starts from another run's verified checkpoint.
     Raises FingerprintMismatch if the prefix holds another run's checkpoints, ConfigError for
@@ -363,12 +368,12 @@ def train(
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     ctx = distributed.setup(device)
     try:
-        versions = resolve_input_versions(input_keys, input_data_versions)
+        versions = resolve_input_versions(input_tables, input_data_versions)
         run_fingerprint = fingerprint(config, versions, code_version, init_from)
         trainer = _Trainer(
             ctx,
             store,
-            input_keys,
+            input_tables,
             checkpoint_prefix,
             config,
             run_fingerprint,
@@ -387,7 +392,7 @@ def train(
             len(trainer.dataset.train),
             len(trainer.dataset.eval),
             trainer.step,
-            config.total_steps,
+            trainer.total_steps,
         )
         if ctx.is_writer and resume:
             emit("resumed", from_step=resumed_from, steps_lost=steps_lost)
@@ -410,7 +415,9 @@ def train(
         summary = {
             "status": status,
             "steps": trainer.step,
-            "total_steps": config.total_steps,
+            "total_steps": trainer.total_steps,
+            "epochs": config.epochs,
+            "batches_per_epoch": trainer.sampler.batches_per_epoch,
             "resumed_from_step": resumed_from,
             "steps_lost": steps_lost,
             "metrics": metrics,

@@ -2,6 +2,7 @@
 it, and publish one parquet object per partition at a deterministic key."""
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -122,4 +123,9 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
     return feature_asset
 
 
-feature_assets = [build_feature_asset(table) for table in FEATURE_TABLES]
+def build_feature_assets(feature_tables: Sequence[FeatureTable]) -> list[dg.AssetsDefinition]:
+    """One asset per declared feature table (the example's: `feature_assets`)."""
+    return [build_feature_asset(table) for table in feature_tables]
+
+
+feature_assets = build_feature_assets(FEATURE_TABLES)

@@ -24,7 +24,12 @@ import dagster as dg
 from pydantic import Field
 
 from assets.model.evaluation import ASSET as EVALUATION_ASSET
-from assets.model.evaluation import EvaluationConfig, evaluate_candidate, failed_checks
+from assets.model.evaluation import (
+    EvaluationConfig,
+    evaluate_candidate,
+    failed_checks,
+    report_inputs,
+)
 from assets.model.model_checkpoint import ASSET as CANDIDATE_ASSET
 from assets.model.model_checkpoint import read_manifest
 from assets.model.records import (
@@ -180,6 +185,7 @@ def build_version_record(
             "report_uri": store.uri(report_key),
             "report_sha256": report_sha256,
             "passed": report["passed"],
+            "decided_by": report.get("decided_by"),
             "checks": report["checks"],
             "candidate_auc": scores["candidate"].get("auc"),
             "candidate_log_loss": scores["candidate"].get("log_loss"),
@@ -252,7 +258,7 @@ def _redecide(
         store,
         report["candidate"],
         production,
-        input_keys=report["input_keys"],
+        **report_inputs(store, report),
         eval_fraction=report["eval_fraction"],
         config=EvaluationConfig(**report["config"]),
         run_id=context.run_id,

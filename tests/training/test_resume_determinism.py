@@ -23,6 +23,8 @@ CONFIG = {
     # Time-based saves too, so checkpoint steps differ between runs: they must not matter.
     "checkpoint_every_seconds": 0.05,
 }
+# The length from the data: four passes over the training rows (about 150 steps), the cap far.
+EPOCHS_CONFIG = {**CONFIG, "total_steps": 10_000, "epochs": 4}
 
 
 def _final_state(root: Path, prefix: str, step: int) -> dict:
@@ -34,10 +36,13 @@ def _has_manifest(root: Path, prefix: str) -> bool:
     return any((root / prefix).glob("step-*/manifest.json"))
 
 
-def test_sigkill_at_random_steps_then_resume_matches_uninterrupted(inputs, start_trainer):
-    reference = start_trainer(trainer_args(inputs, "ckpt/reference", CONFIG))
+@pytest.mark.parametrize("config", [CONFIG, EPOCHS_CONFIG], ids=["total_steps", "epochs"])
+def test_sigkill_at_random_steps_then_resume_matches_uninterrupted(inputs, start_trainer, config):
+    reference = start_trainer(trainer_args(inputs, "ckpt/reference", config))
     assert reference.finish() == 0, reference.stderr[-3000:]
-    expected = _final_state(inputs.root, "ckpt/reference", CONFIG["total_steps"])
+    final_step = reference.summary()["steps"]
+    assert final_step > 100  # past every step a kill is drawn from
+    expected = _final_state(inputs.root, "ckpt/reference", final_step)
     expected_metrics = reference.summary()["metrics"]
 
     # Replay a failure with RESUME_TEST_SEED=<seed printed below> (pytest -s shows it).
@@ -46,7 +51,7 @@ def test_sigkill_at_random_steps_then_resume_matches_uninterrupted(inputs, start
     steps = random.Random(seed).sample(range(30, 100), 2)
     for attempt, kill_at in enumerate(steps):
         prefix = f"ckpt/killed-{attempt}"
-        victim = start_trainer(trainer_args(inputs, prefix, CONFIG))
+        victim = start_trainer(trainer_args(inputs, prefix, config))
         # Kill once the chosen step is reached and at least one checkpoint is published, so
         # the resume below really starts mid-run (not from scratch).
         reached = victim.read_until(
@@ -62,7 +67,7 @@ def test_sigkill_at_random_steps_then_resume_matches_uninterrupted(inputs, start
         assert not [e for e in victim.events if e["event"] == "summary"]
         last_seen = max(e["step"] for e in victim.events if e["event"] == "progress")
 
-        resumed = start_trainer(trainer_args(inputs, prefix, CONFIG))
+        resumed = start_trainer(trainer_args(inputs, prefix, config))
         assert resumed.finish() == 0, resumed.stderr[-3000:]
         summary = resumed.summary()
         assert summary["status"] == "completed"
@@ -72,7 +77,8 @@ def test_sigkill_at_random_steps_then_resume_matches_uninterrupted(inputs, start
         # the kill (the victim may have got a step or two past the last line we read).
         assert summary["resumed_from_step"] + summary["steps_lost"] >= last_seen
 
-        actual = _final_state(inputs.root, prefix, CONFIG["total_steps"])
+        assert summary["steps"] == final_step
+        actual = _final_state(inputs.root, prefix, final_step)
         for name, tensor in expected["model.pt"].items():
             assert torch.equal(actual["model.pt"][name], tensor), (
                 f"seed {seed}, killed at step {kill_at}: weight {name} differs"

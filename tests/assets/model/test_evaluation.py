@@ -1,7 +1,9 @@
 """The daily loop in-process: a day's model warm-starts from the production model (the newest
 earlier day whose evaluation passed), and the evaluation scores candidate and production on
-the same held-out rows, next to a constant-CTR baseline; a candidate that fails a blocking
-check does not become production, and the failing check says why in numbers."""
+the same held-out rows, next to a constant-rate baseline; a first model is judged by the
+baseline rule, later ones by the production rule, an opt-in floor only when set; a candidate
+that fails a blocking check does not become production, and the failing check says why in
+numbers, with the partition and the next step."""
 
 import hashlib
 import json
@@ -12,7 +14,7 @@ import dagster as dg
 import pytest
 
 from assets.features.assets import feature_assets
-from assets.model.evaluation import EvaluationConfig, model_evaluation, verdicts
+from assets.model.evaluation import EvaluationConfig, decided_by, model_evaluation, verdicts
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.records import ProductionRef, production_model, read_evaluation
 from assets.model.training_dataset import training_dataset
@@ -32,14 +34,19 @@ STEPS = {
 }
 # Learning rate 0: the candidate keeps its random initial weights.
 UNTRAINED = {**STEPS, "lr": 0.0, "init_from": "none", "total_steps": 10, "warmup_steps": 0}
-# 150 steps on one window reach an AUC of about 0.6: the floor here is below that, so what is
-# tested is the comparison, not how good a 150-step model gets (the floor's failure is tested
-# with an unreachable floor below).
-MIN_AUC = 0.55
 ALL_CHECKS = {"auc_floor", "beats_baseline", "no_regression", "no_segment_regression"}
+# Only the opt-in floor can refuse: every relative rule relaxed.
+FLOOR_ONLY = {
+    "min_auc": 0.999,
+    "baseline_margin": -1.0,
+    "baseline_auc_margin": -1.0,
+    "max_auc_drop": 1.0,
+    "max_log_loss_increase": 1.0,
+    "max_segment_auc_drop": 1.0,
+}
 
 
-def _day(resources, partition, min_auc=MIN_AUC, training=STEPS):
+def _day(resources, partition, evaluation=None, training=STEPS):
     result = dg.materialize(
         [*PIPELINE, *TRAINING],
         selection=[asset.key for asset in TRAINING],
@@ -48,7 +55,7 @@ def _day(resources, partition, min_auc=MIN_AUC, training=STEPS):
         run_config={
             "ops": {
                 "model_checkpoint": {"config": training},
-                "model_evaluation": {"config": {"min_auc": min_auc}},
+                "model_evaluation": {"config": evaluation or {}},
             }
         },
         raise_on_error=False,
@@ -88,6 +95,11 @@ def test_the_daily_loop_warm_starts_from_production_and_compares_against_it(
     assert checks == dict.fromkeys(ALL_CHECKS, True)
     verdict = read_evaluation(store, FIRST)
     assert verdict["passed"]
+    # A first model: the baseline rule decided (no floor by default), on AUC and log loss.
+    assert verdict["decided_by"] == meta["model_evaluation"]["decided_by"] == "baseline"
+    assert verdict["checks"]["auc_floor"]["detail"].startswith("off: no min_auc set")
+    assert verdict["scores"]["baseline"]["auc"] == 0.5
+    assert verdict["scores"]["candidate"]["auc"] > 0.5 + EvaluationConfig().baseline_auc_margin
     # Every metric is numeric metadata, and the same numbers are in the report next to the
     # model, written under its sha256.
     evaluation_meta = meta["model_evaluation"]
@@ -116,6 +128,7 @@ def test_the_daily_loop_warm_starts_from_production_and_compares_against_it(
     assert second.success
     assert meta["model_checkpoint"]["warm_start_from"]["day"] == FIRST
     evaluation = read_evaluation(store, SECOND)
+    assert evaluation["decided_by"] == "production"
     scores = evaluation["scores"]
     assert scores["production"]["partition"] == FIRST
     # Nothing promoted (no registry alias): the reference is the newest passing day, and the
@@ -133,15 +146,26 @@ def test_the_daily_loop_warm_starts_from_production_and_compares_against_it(
         checks["no_segment_regression"] == evaluation["checks"]["no_segment_regression"]["passed"]
     )
 
-    # A candidate that misses the floor: the blocking check fails, one alert, and it does not
-    # become production (the next day would still start from the last passing model).
+    # A candidate that misses an opt-in floor: the blocking check fails, the floor decided,
+    # one alert, and it does not become production (the next day would still start from the
+    # last passing model).
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="ml_template.alerts"):
-        _, _, checks = _day(resources, THIRD, min_auc=0.999)
-    assert checks["auc_floor"] is False
-    assert not read_evaluation(store, THIRD)["passed"]
+        _, meta, checks = _day(resources, THIRD, evaluation=FLOOR_ONLY)
+    assert checks == {**dict.fromkeys(ALL_CHECKS, True), "auc_floor": False}
+    refused = read_evaluation(store, THIRD)
+    assert not refused["passed"]
+    assert refused["decided_by"] == meta["model_evaluation"]["decided_by"] == "floor"
+    auc = refused["scores"]["candidate"]["auc"]
+    detail = refused["checks"]["auc_floor"]["detail"]
+    assert detail.startswith(
+        f"model_evaluation {THIRD} refused by the floor rule: auc: candidate {auc:.4f} is below "
+        "the floor min_auc 0.999"
+    )
+    assert "Next: the floor is opt-in" in detail
     alerts = [r.getMessage() for r in caplog.records if r.name == "ml_template.alerts"]
     assert len(alerts) == 1 and f"model_evaluation partition {THIRD}" in alerts[0]
+    assert "decided by the floor rule" in alerts[0]
     newest_passing = SECOND if evaluation["passed"] else FIRST
     assert production_model(store, before="2026-11-07")["partition"] == newest_passing
 
@@ -156,6 +180,7 @@ def test_an_untrained_candidate_fails_a_blocking_check_that_names_its_numbers(
     assert checks["beats_baseline"] is False
     verdict = read_evaluation(store, FIRST)
     assert not verdict["passed"]
+    assert verdict["decided_by"] == meta["model_evaluation"]["decided_by"] == "baseline"
     loss = verdict["scores"]["candidate"]["log_loss"]
     baseline = verdict["scores"]["baseline"]["log_loss"]
     assert loss > baseline
@@ -164,10 +189,15 @@ def test_an_untrained_candidate_fails_a_blocking_check_that_names_its_numbers(
     ]
     message = evaluation.description
     assert message == verdict["checks"]["beats_baseline"]["detail"]
-    # The metric, the candidate's value, the baseline's value and the tolerance.
-    assert message.startswith(f"log_loss: candidate {loss:.4f} vs the constant-CTR baseline's ")
+    # The partition, the metric, the candidate's value, the baseline's, the threshold and the
+    # next step.
+    assert message.startswith(
+        f"model_evaluation {FIRST} refused by the baseline rule: log_loss: candidate {loss:.4f} "
+        "vs the constant-rate baseline's "
+    )
     assert f"baseline's {baseline:.4f}" in message
-    assert "tolerance baseline_margin 0.0" in message
+    assert f"tolerance baseline_margin 0.0 (the candidate must be below {baseline:.4f})" in message
+    assert "Next: train longer (model_checkpoint's epochs, or total_steps)" in message
     # One alert for the failed evaluation, naming every failed check.
     alerts = [r.getMessage() for r in caplog.records if r.name == "ml_template.alerts"]
     assert len(alerts) == 1 and "beats_baseline" in alerts[0] and message in alerts[0]
@@ -188,26 +218,37 @@ def _scores(auc, log_loss, segment_aucs, rows=300):
     }
 
 
+DAY = "2026-11-05"
+BASELINE = {"ctr": 0.2, "log_loss": 0.50, "auc": 0.5, "train_rows": 1000}
+NO_PRODUCTION = ProductionRef(None, None, "nothing promoted yet: baseline only")
+
+
+def _judge(scores, production, config=None):
+    results = verdicts(scores, production, config or EvaluationConfig(), partition=DAY)
+    return results, decided_by(results, first_model=production.model is None)
+
+
 def test_checks_name_metric_candidate_production_and_tolerance():
-    config = EvaluationConfig()
     production = ProductionRef("2026-11-04-0123456789ab", {"partition": "2026-11-04"}, "registry")
-    baseline = {"ctr": 0.2, "log_loss": 0.50, "train_rows": 1000}
     good = {
         "candidate": _scores(0.70, 0.45, {"ios": 0.70, "web": 0.69}),
         "production": _scores(0.705, 0.455, {"ios": 0.72, "web": 0.70}),
-        "baseline": baseline,
+        "baseline": BASELINE,
     }
-    assert all(ok for ok, _ in verdicts(good, production, config).values())
+    results, rule = _judge(good, production)
+    assert all(ok for ok, _ in results.values()) and rule == "production"
 
     bad = {
         "candidate": _scores(0.66, 0.47, {"ios": 0.60, "web": 0.69}),
         "production": _scores(0.70, 0.45, {"ios": 0.72, "web": 0.70}),
-        "baseline": baseline,
+        "baseline": BASELINE,
     }
-    results = verdicts(bad, production, config)
+    results, rule = _judge(bad, production)
+    assert rule == "production"
     assert results["auc_floor"][0] and results["beats_baseline"][0]
     ok, detail = results["no_regression"]
     assert not ok
+    assert detail.startswith(f"model_evaluation {DAY} refused by the production rule: ")
     assert (
         "auc: candidate 0.6600 vs production '2026-11-04-0123456789ab' 0.7000, tolerance "
         "max_auc_drop 0.01 (drop 0.0400)" in detail
@@ -216,6 +257,7 @@ def test_checks_name_metric_candidate_production_and_tolerance():
         "log_loss: candidate 0.4700 vs production '2026-11-04-0123456789ab' 0.4500, tolerance "
         "max_log_loss_increase 0.01 (increase 0.0200)" in detail
     )
+    assert "Next: production keeps serving" in detail
     ok, detail = results["no_segment_regression"]
     assert not ok
     assert (
@@ -226,16 +268,63 @@ def test_checks_name_metric_candidate_production_and_tolerance():
     # The country segment is too small to be judged; web is within the tolerance.
     assert "country" not in detail and "web" not in detail
 
-    # No production yet: the regression checks pass, the baseline still judges.
-    alone = {"candidate": _scores(0.65, 0.52, {"ios": 0.6}), "baseline": baseline}
-    none = ProductionRef(None, None, "nothing promoted yet: baseline only")
-    results = verdicts(alone, none, config)
+
+def test_a_first_model_is_judged_by_the_baseline_on_auc_and_log_loss():
+    # Beats the baseline on both by more than the margins: passes, the baseline decided.
+    better = {"candidate": _scores(0.56, 0.49, {"ios": 0.6}), "baseline": BASELINE}
+    results, rule = _judge(better, NO_PRODUCTION)
+    assert all(ok for ok, _ in results.values()) and rule == "baseline"
+    assert results["auc_floor"] == (True, "off: no min_auc set (an opt-in floor)")
     assert results["no_regression"][0] and results["no_segment_regression"][0]
+
+    # Log loss above the baseline's: refused, with the partition, numbers, threshold, next step.
+    worse = {"candidate": _scores(0.65, 0.52, {"ios": 0.6}), "baseline": BASELINE}
+    results, rule = _judge(worse, NO_PRODUCTION)
     ok, detail = results["beats_baseline"]
-    assert not ok
+    assert not ok and rule == "baseline"
     assert detail.startswith(
-        "log_loss: candidate 0.5200 vs the constant-CTR baseline's 0.5000 (it predicts the "
-        "training window's CTR 0.2000 for every row), tolerance baseline_margin 0.0"
+        f"model_evaluation {DAY} refused by the baseline rule: log_loss: candidate 0.5200 vs "
+        "the constant-rate baseline's 0.5000 (it predicts the training window's positive rate "
+        "0.2000 for every row), tolerance baseline_margin 0.0 (the candidate must be below "
+        "0.5000). Next: train longer"
     )
-    ok, detail = verdicts(alone, none, EvaluationConfig(min_auc=0.7))["auc_floor"]
-    assert not ok and detail.startswith("auc: candidate 0.6500 is below the floor min_auc 0.7")
+    assert "auc:" not in detail  # AUC beat the baseline's by more than the margin
+
+    # Lower log loss but an AUC within the margin of the baseline's: refused on AUC.
+    flat = {"candidate": _scores(0.505, 0.49, {"ios": 0.6}), "baseline": BASELINE}
+    results, rule = _judge(flat, NO_PRODUCTION)
+    ok, detail = results["beats_baseline"]
+    assert not ok and rule == "baseline"
+    assert (
+        "auc: candidate 0.5050 vs the baseline's 0.5000, tolerance baseline_auc_margin 0.01 "
+        "(the candidate must be above 0.5100)" in detail
+    )
+    assert "log_loss" not in detail
+    # The margins are configuration: a margin below zero lets the same model through.
+    results, rule = _judge(flat, NO_PRODUCTION, EvaluationConfig(baseline_auc_margin=-0.01))
+    assert results["beats_baseline"][0] and rule == "baseline"
+
+    # Later days: AUC is held to production's, not the baseline's.
+    production = ProductionRef("v1", {"partition": "2026-11-04"}, "registry")
+    later = {**flat, "production": _scores(0.506, 0.49, {"ios": 0.6})}
+    results, rule = _judge(later, production)
+    assert all(ok for ok, _ in results.values()) and rule == "production"
+
+
+def test_an_opt_in_floor_refuses_and_says_it_decided():
+    better = {"candidate": _scores(0.65, 0.49, {"ios": 0.6}), "baseline": BASELINE}
+    results, rule = _judge(better, NO_PRODUCTION, EvaluationConfig(min_auc=0.7))
+    ok, detail = results["auc_floor"]
+    assert not ok and rule == "floor"
+    assert detail.startswith(
+        f"model_evaluation {DAY} refused by the floor rule: auc: candidate 0.6500 is below the "
+        "floor min_auc 0.7"
+    )
+    assert "Next: the floor is opt-in: if it does not fit this data, lower or unset min_auc" in (
+        detail
+    )
+    assert results["beats_baseline"][0]
+    # Refused by the baseline too: the day's own rule is named first.
+    worse = {"candidate": _scores(0.65, 0.52, {"ios": 0.6}), "baseline": BASELINE}
+    _, rule = _judge(worse, NO_PRODUCTION, EvaluationConfig(min_auc=0.7))
+    assert rule == "baseline"
