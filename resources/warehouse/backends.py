@@ -4,8 +4,8 @@ Every statement is built from the source contract a backend carries (`contract/s
 the table and column names, the DDL from the Arrow types, how a day is selected (a date column,
 or a half-open range on the timestamp), the key. Both backends hold the same rows and answer
 with the contract's canonical Arrow schema; the differences (placeholders, how dates and
-timestamps are stored, schemas) live here only. Dagster-free, so the seeding script and tests
-use it directly.
+timestamps are stored, schemas, how a day's read is batched) live here only. Dagster-free, so
+the seeding script and tests use it directly.
 """
 
 from __future__ import annotations
@@ -366,7 +366,9 @@ def read_day_raw(backend: WarehouseBackend, day: dt.date) -> pa.Table:
         return reader.read_all()
 
 
-def _canonical_columns(raw: pa.Table | pa.RecordBatch, contract: SourceContract) -> list:
+def _canonical_columns(
+    raw: pa.Table | pa.RecordBatch, contract: SourceContract
+) -> list[pa.Array | pa.ChunkedArray]:
     return [
         # A column with no values carries whatever type the driver guessed (SQLite: int64),
         # which may not cast to the contract's type; it is simply nulls of that type.
