@@ -110,11 +110,11 @@ def run_bare(resources: dict, partition_keys: list[str]) -> float:
     )
     started = time.perf_counter()
     for key in partition_keys:
-        raw = warehouse.read_day_raw(dt.date.fromisoformat(key))
+        day = warehouse.read_day(dt.date.fromisoformat(key))
         evaluation = evaluate_source_partition(
-            key, raw, warehouse.read_watermark(), warehouse.raw_schema(), store, source_thresholds
+            key, day, warehouse.read_watermark(), warehouse.raw_schema(), store, source_thresholds
         )
-        del raw
+        del day
         assert publish_if_passed(store, "daily_events", "sources", key, evaluation)
         del evaluation
         run_bare_features(store, [key])

@@ -6,7 +6,7 @@ explains itself. Severity ERROR blocks publication; WARN only reports. No Dagste
 
 import datetime as dt
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
@@ -88,21 +88,34 @@ DRIFT_GATES = frozenset({"category_drift", "numeric_drift"})
 def schema_contract(raw: pa.Table, expected: pa.Schema, thresholds: GateThresholds) -> GateResult:
     """Exact column names and Arrow types; an all-null column's type is not judged here
     (SQLite cannot type it) but by the null-rate gate."""
-    names = set(raw.schema.names)
+    valued = [name for name in raw.schema.names if raw.column(name).null_count < raw.num_rows]
+    return streamed_schema_contract(raw.schema, valued, expected, thresholds)
+
+
+def schema_drift(schema: pa.Schema, valued: Collection[str], expected: pa.Schema) -> list[str]:
+    """Each difference from the expected columns; `valued` names the columns holding a value
+    (a column with none is not typed, so its type is not judged)."""
+    names = set(schema.names)
     missing = [name for name in expected.names if name not in names]
-    unexpected = [name for name in raw.schema.names if name not in expected.names]
+    unexpected = [name for name in schema.names if name not in expected.names]
     retyped = [
-        f"{f.name}: expected {f.type}, got {raw.schema.field(f.name).type}"
+        f"{f.name}: expected {f.type}, got {schema.field(f.name).type}"
         for f in expected
-        if f.name in names
-        and raw.schema.field(f.name).type != f.type
-        and raw.column(f.name).null_count < raw.num_rows
+        if f.name in names and schema.field(f.name).type != f.type and f.name in valued
     ]
     diff = (
         [f"missing column {n}" for n in missing]
         + [f"unexpected column {n}" for n in unexpected]
         + retyped
     )
+    return diff
+
+
+def streamed_schema_contract(
+    schema: pa.Schema, valued: Collection[str], expected: pa.Schema, thresholds: GateThresholds
+) -> GateResult:
+    """The schema contract from a stream's schema and the columns that held a value."""
+    diff = schema_drift(schema, valued, expected)
     return GateResult(
         gate="schema_contract",
         passed=not diff,

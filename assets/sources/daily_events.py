@@ -27,7 +27,7 @@ from contract.source import SOURCE, SourceContract
 from resources.notifier import Alert, Notifier
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
-from resources.warehouse.backends import normalize_events
+from resources.warehouse.day_read import DayRows
 from resources.warehouse.errors import WAREHOUSE_ERRORS, is_transient
 from resources.warehouse.resource import Warehouse
 
@@ -71,10 +71,11 @@ def read_source(
     notifier: Notifier,
     day: dt.date,
     contract: SourceContract = SOURCE,
-) -> tuple[pa.Table, dt.datetime | None]:
-    """The day's raw rows and the watermark; transient errors retry with backoff, others fail."""
+) -> tuple[DayRows, dt.datetime | None]:
+    """The day's rows (streamed) and the watermark; transient errors, also mid-stream, retry
+    with backoff, others fail."""
     try:
-        return warehouse.read_day_raw(day, contract), warehouse.read_watermark(contract)
+        return warehouse.read_day(day, contract), warehouse.read_watermark(contract)
     except WAREHOUSE_ERRORS as err:
         attempt = context.retry_number
         if not is_transient(err):
@@ -116,7 +117,7 @@ def read_source(
 
 def evaluate_source_partition(
     partition: str,
-    raw: pa.Table,
+    day: DayRows,
     loaded_through: dt.datetime | None,
     raw_schema: pa.Schema,
     store: ObjectStore,
@@ -136,17 +137,17 @@ def evaluate_source_partition(
     replays = replays or replay.ReplayThresholds()
     start, end = day_bounds(dt.date.fromisoformat(partition))
     metadata = {
-        "source_rows": raw.num_rows,
+        "source_rows": day.rows,
         "watermark": loaded_through.isoformat() if loaded_through else "none",
     }
-    schema = gates.schema_contract(raw, raw_schema, thresholds)
-    if schema.blocks:
+    schema = gates.streamed_schema_contract(day.schema, day.valued, raw_schema, thresholds)
+    if schema.blocks or day.events is None:
         skipped = [
             gates.not_evaluated(name, "the schema contract failed", thresholds)
             for name in SOURCE_GATES[1:]
         ]
         return Evaluation(None, [schema, *skipped], metadata)
-    events = normalize_events(raw, contract)
+    events = day.events
     time_column = contract.time_column
     categorical, numeric = contract.watched_categorical, contract.watched_numeric
     # The history profile and category_drift (warn-only PSI) also cover the kind column.
@@ -232,12 +233,12 @@ def build_daily_events(contract: SourceContract = SOURCE) -> dg.AssetsDefinition
         thresholds = config.thresholds(null_defaults, range_defaults)
 
         def evaluate(partition: str) -> Evaluation:
-            raw, loaded_through = read_source(
+            day, loaded_through = read_source(
                 context, warehouse, notifier, dt.date.fromisoformat(partition), contract
             )
             return evaluate_source_partition(
                 partition,
-                raw,
+                day,
                 loaded_through,
                 warehouse.raw_schema(contract),
                 store,

@@ -4,8 +4,8 @@ Every statement is built from the source contract a backend carries (`contract/s
 the table and column names, the DDL from the Arrow types, how a day is selected (a date column,
 or a half-open range on the timestamp), the key. Both backends hold the same rows and answer
 with the contract's canonical Arrow schema; the differences (placeholders, how dates and
-timestamps are stored, schemas) live here only. Dagster-free, so the seeding script and tests
-use it directly.
+timestamps are stored, schemas, how a day's read is batched) live here only. Dagster-free, so
+the seeding script and tests use it directly.
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ from contract.source import SOURCE, SourceContract
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # ADBC SQLite infers result types from the first batch; one batch per query keeps a column
-# whose first rows are NULL from being typed INT64 and then rejecting later doubles.
+# whose first rows are NULL from being typed INT64 and then rejecting later doubles. SQLite is
+# the embedded development warehouse, so it alone reads a day in one batch.
 _SQLITE_SINGLE_BATCH = {"adbc.sqlite.query.batch_rows": str(2**30)}
+# PostgreSQL declares every column's type, so its reads stream in batches of about this size:
+# the day never sits in memory as the driver's raw answer.
+POSTGRES_BATCH_BYTES = 16 * 2**20
 _UNITS_PER_SECOND = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
@@ -57,8 +61,6 @@ class WarehouseBackend(ABC):
     """One database dialect for one source contract: connecting, storing times, binding."""
 
     name: str
-    # ADBC statement options set before every read.
-    read_options: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, contract: SourceContract = SOURCE):
         self.contract = _check_contract(contract)
@@ -90,6 +92,10 @@ class WarehouseBackend(ABC):
     @abstractmethod
     def value_param(self, data_type: pa.DataType, value: dt.date | dt.datetime) -> Any:
         """A date or timestamp bound against a column of `data_type`."""
+
+    def read_options(self) -> Mapping[str, str]:
+        """ADBC statement options set before every read (how the driver batches the day)."""
+        return {}
 
     def table(self, name: str) -> str:
         return name
@@ -135,20 +141,26 @@ class WarehouseBackend(ABC):
                 events = events.set_column(index, field_, column)
         return events
 
+    def bound_value(
+        self, data_type: pa.DataType, value: dt.date | dt.datetime, position: int
+    ) -> tuple[str, tuple[Any, ...]]:
+        """A date or timestamp in a day filter: its SQL and the parameters it binds."""
+        return self.placeholder(position), (self.value_param(data_type, value),)
+
     def day_filter(self, day: dt.date) -> tuple[str, tuple[Any, ...]]:
         """The WHERE clause selecting one UTC day, and its parameters."""
         contract = self.contract
         if contract.date_column is not None:
             column = contract.column(contract.date_column)
-            return (
-                f"{column.name} = {self.placeholder(1)}",
-                (self.value_param(column.type, day),),
-            )
+            sql, params = self.bound_value(column.type, day, 1)
+            return f"{column.name} = {sql}", params
         column = contract.column(contract.time_column)
         start, end = day_range(day)
+        start_sql, start_params = self.bound_value(column.type, start, 1)
+        end_sql, end_params = self.bound_value(column.type, end, 2)
         return (
-            f"{column.name} >= {self.placeholder(1)} AND {column.name} < {self.placeholder(2)}",
-            (self.value_param(column.type, start), self.value_param(column.type, end)),
+            f"{column.name} >= {start_sql} AND {column.name} < {end_sql}",
+            start_params + end_params,
         )
 
 
@@ -157,7 +169,6 @@ class SqliteBackend(WarehouseBackend):
     (SQLite has neither type)."""
 
     name = "sqlite"
-    read_options = _SQLITE_SINGLE_BATCH
 
     def __init__(self, path: str, contract: SourceContract = SOURCE):
         super().__init__(contract)
@@ -167,6 +178,9 @@ class SqliteBackend(WarehouseBackend):
         import adbc_driver_sqlite.dbapi
 
         return adbc_driver_sqlite.dbapi.connect(self.path)
+
+    def read_options(self) -> Mapping[str, str]:
+        return _SQLITE_SINGLE_BATCH
 
     def placeholder(self, position: int) -> str:
         return "?"
@@ -221,10 +235,20 @@ class PostgresBackend(WarehouseBackend):
         (pa.date32(), "DATE"),
     )
 
-    def __init__(self, dsn: str, schema: str = "public", contract: SourceContract = SOURCE):
+    def __init__(
+        self,
+        dsn: str,
+        schema: str = "public",
+        contract: SourceContract = SOURCE,
+        batch_bytes: int = POSTGRES_BATCH_BYTES,
+    ):
         super().__init__(contract)
         self.dsn = dsn
         self.schema = _plain_identifier(schema, "Postgres schema name")
+        self.batch_bytes = batch_bytes
+
+    def read_options(self) -> Mapping[str, str]:
+        return {"adbc.postgresql.batch_size_hint_bytes": str(self.batch_bytes)}
 
     def connect(self) -> Any:
         import adbc_driver_postgresql.dbapi
@@ -271,6 +295,21 @@ class PostgresBackend(WarehouseBackend):
     def value_param(self, data_type: pa.DataType, value: dt.date | dt.datetime) -> Any:
         return _require_utc(value) if isinstance(value, dt.datetime) else value
 
+    def bound_value(
+        self, data_type: pa.DataType, value: dt.date | dt.datetime, position: int
+    ) -> tuple[str, tuple[Any, ...]]:
+        """A typed literal, no parameter: the driver answers a statement with bound parameters
+        in one batch, which would hold the whole day. The text comes from a date or datetime
+        object's ISO form only, never from a caller's string."""
+        if isinstance(value, dt.datetime):
+            utc = _require_utc(value)
+            if data_type.tz is None:
+                return f"TIMESTAMP '{utc.replace(tzinfo=None).isoformat()}'", ()
+            return f"TIMESTAMPTZ '{utc.isoformat()}'", ()
+        if isinstance(value, dt.date):
+            return f"DATE '{value.isoformat()}'", ()
+        raise TypeError(f"A day filter binds dates and datetimes only, not {value!r}")
+
 
 def _require_utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
@@ -304,35 +343,55 @@ def create_tables(backend: WarehouseBackend) -> None:
         connection.commit()
 
 
-def read_day_raw(backend: WarehouseBackend, day: dt.date) -> pa.Table:
-    """Every row the warehouse holds for the UTC day, exactly as the driver returns it.
+@contextmanager
+def stream_day_raw(backend: WarehouseBackend, day: dt.date) -> Iterator[pa.RecordBatchReader]:
+    """Every row the warehouse holds for the UTC day, as the driver's record batches.
 
     No column list and no casts: the schema contract gate must see upstream drift (a dropped,
-    renamed or retyped column) instead of a SQL error or a silent cast.
+    renamed or retyped column) instead of a SQL error or a silent cast. The reader is valid
+    inside the block only; a connection error mid-stream raises while iterating.
     """
     where, params = backend.day_filter(day)
     query = f"SELECT * FROM {backend.table(backend.contract.table)} WHERE {where}"
     with _cursor(backend) as (_, cursor):
-        if backend.read_options:
-            cursor.adbc_statement.set_options(**backend.read_options)
-        cursor.execute(query, params)
-        return cursor.fetch_arrow_table()
+        if options := backend.read_options():
+            cursor.adbc_statement.set_options(**options)
+        cursor.execute(query, params or None)
+        yield cursor.fetch_record_batch()
 
 
-def normalize_events(raw: pa.Table, contract: SourceContract = SOURCE) -> pa.Table:
-    """A raw table that passed the schema contract, in the canonical schema and key order."""
-    schema = contract.schema
-    columns = [
+def read_day_raw(backend: WarehouseBackend, day: dt.date) -> pa.Table:
+    """The day's raw rows as one table (tests and tools; the source asset streams)."""
+    with stream_day_raw(backend, day) as reader:
+        return reader.read_all()
+
+
+def _canonical_columns(
+    raw: pa.Table | pa.RecordBatch, contract: SourceContract
+) -> list[pa.Array | pa.ChunkedArray]:
+    return [
         # A column with no values carries whatever type the driver guessed (SQLite: int64),
         # which may not cast to the contract's type; it is simply nulls of that type.
         pa.nulls(raw.num_rows, f.type)
         if raw.column(f.name).null_count == raw.num_rows
         else raw.column(f.name).cast(f.type)
-        for f in schema
+        for f in contract.schema
     ]
-    return pa.Table.from_arrays(columns, schema=schema).sort_by(
-        [(name, "ascending") for name in contract.key]
-    )
+
+
+def normalize_batch(raw: pa.RecordBatch, contract: SourceContract = SOURCE) -> pa.RecordBatch:
+    """Raw rows that passed the schema contract, in the canonical schema (order unchanged)."""
+    return pa.RecordBatch.from_arrays(_canonical_columns(raw, contract), schema=contract.schema)
+
+
+def sort_by_key(events: pa.Table, contract: SourceContract = SOURCE) -> pa.Table:
+    return events.sort_by([(name, "ascending") for name in contract.key])
+
+
+def normalize_events(raw: pa.Table, contract: SourceContract = SOURCE) -> pa.Table:
+    """A raw table that passed the schema contract, in the canonical schema and key order."""
+    columns = _canonical_columns(raw, contract)
+    return sort_by_key(pa.Table.from_arrays(columns, schema=contract.schema), contract)
 
 
 def replace_day(backend: WarehouseBackend, day: dt.date, events: pa.Table) -> None:
@@ -340,7 +399,7 @@ def replace_day(backend: WarehouseBackend, day: dt.date, events: pa.Table) -> No
     where, params = backend.day_filter(day)
     delete = f"DELETE FROM {backend.table(backend.contract.table)} WHERE {where}"
     with _cursor(backend) as (connection, cursor):
-        cursor.execute(delete, params)
+        cursor.execute(delete, params or None)
         if events.num_rows:
             cursor.adbc_ingest(
                 backend.contract.table,

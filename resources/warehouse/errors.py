@@ -18,6 +18,7 @@ WAREHOUSE_ERRORS = (adbc_driver_manager.Error, OSError)
 
 # SQLSTATE classes/codes that describe the connection or server state, not the query.
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P0", "40001", "40P01", "HYT")
+_DRIVER_PREFIXES = ("[libpq]", "[sqlite]")
 _TRANSIENT_MESSAGES = (
     "connection refused",
     "connection reset",
@@ -40,9 +41,13 @@ def is_transient(error: BaseException) -> bool:
     if sqlstate:
         return False
     message = str(error).lower()
-    return type(error).__name__ == "OperationalError" and any(
-        fragment in message for fragment in _TRANSIENT_MESSAGES
+    # An error while reading a result stream comes through Arrow's C stream interface as a
+    # plain OSError carrying the driver's message (prefixed "[libpq]", "[SQLite]") and no
+    # SQLSTATE; it is judged by its message like a driver's OperationalError.
+    from_driver = type(error).__name__ == "OperationalError" or (
+        type(error) is OSError and message.startswith(_DRIVER_PREFIXES)
     )
+    return from_driver and any(fragment in message for fragment in _TRANSIENT_MESSAGES)
 
 
 def retry_delay(attempt: int, base_seconds: float, jitter: float, rng: random.Random) -> float:

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from contract.source import SOURCE, SourceContract
 from resources.warehouse import backends
+from resources.warehouse.day_read import DayRows, collect_day
 from resources.warehouse.errors import retry_delay
 
 
@@ -27,6 +28,10 @@ class Warehouse(dg.ConfigurableResource):
         default=None, description="postgresql:// URI (backend=postgres); pass it via EnvVar."
     )
     postgres_schema: str = "public"
+    postgres_batch_bytes: int = Field(
+        default=backends.POSTGRES_BATCH_BYTES,
+        description="Bytes per record batch of a day's read, about (backend=postgres).",
+    )
     max_retries: int = Field(default=3, description="Retries of a transient connection error.")
     retry_base_delay_seconds: float = Field(default=2.0, description="Wait before retry 1.")
     retry_jitter: float = Field(default=0.25, description="Random spread of each wait, +/-.")
@@ -38,10 +43,18 @@ class Warehouse(dg.ConfigurableResource):
             return backends.SqliteBackend(self.sqlite_path, contract)
         if not self.postgres_dsn:
             raise ValueError("Warehouse backend 'postgres' needs postgres_dsn (set WAREHOUSE_DSN)")
-        return backends.PostgresBackend(self.postgres_dsn, self.postgres_schema, contract)
+        return backends.PostgresBackend(
+            self.postgres_dsn, self.postgres_schema, contract, self.postgres_batch_bytes
+        )
 
     def read_day_raw(self, day: dt.date, contract: SourceContract = SOURCE) -> pa.Table:
         return backends.read_day_raw(self.connection_backend(contract), day)
+
+    def read_day(self, day: dt.date, contract: SourceContract = SOURCE) -> DayRows:
+        """The day streamed from the warehouse and normalised batch by batch."""
+        backend = self.connection_backend(contract)
+        with backends.stream_day_raw(backend, day) as reader:
+            return collect_day(reader, backend.raw_schema(), contract)
 
     def raw_schema(self, contract: SourceContract = SOURCE) -> pa.Schema:
         return self.connection_backend(contract).raw_schema()

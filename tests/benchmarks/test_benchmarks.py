@@ -65,6 +65,12 @@ def test_features_benchmark_prints_its_ratio_last():
     assert any(line.split()[:1] == ["200"] for line in lines)  # the scaling table's row
 
 
+def test_source_read_benchmark_prints_its_ratio_last():
+    lines = _run("benchmarks.source_read", "--impressions", "300")
+    assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
+    assert {"streamed", "whole"} <= {line.split()[0] for line in lines}
+
+
 def test_model_quality_benchmark_prints_its_ratio_last():
     lines = _run(
         "benchmarks.model_quality", "--days", "8", "--impressions", "300", "--steps", "20",

@@ -39,6 +39,16 @@ class OperationalError(Exception):
         (TimeoutError("timed out"), True),
         (OperationalError("terminating connection due to administrator command", "57P01"), True),
         (OperationalError("could not connect to server", "08006"), True),
+        # Raised mid-stream through Arrow's C stream interface: the driver's message only.
+        (
+            OSError(
+                "[libpq] Execution error [PGRES_FATAL_ERROR]: FATAL:  terminating connection "
+                "due to administrator command"
+            ),
+            True,
+        ),
+        (OSError("[libpq] Execution error: relation does not exist"), False),
+        (OSError("terminating connection"), False),
         (OperationalError("Failed to connect: Connection refused"), True),
         (OperationalError("database is locked"), True),
         (OperationalError('relation "events" does not exist', "42P01"), False),
@@ -99,10 +109,10 @@ def test_exhausted_retries_alert_and_fail(tmp_path, caplog):
 
 
 def test_a_bug_in_our_code_surfaces_as_itself(tmp_path, seeded_sqlite, monkeypatch):
-    def broken_read(self, day):
+    def broken_read(self, day, contract):
         raise TypeError("unsupported operand in our own query builder")
 
-    monkeypatch.setattr(Warehouse, "read_day_raw", broken_read)
+    monkeypatch.setattr(Warehouse, "read_day", broken_read)
     instance = dg.DagsterInstance.ephemeral()
     result = _materialize(
         Warehouse(backend="sqlite", sqlite_path=str(seeded_sqlite)), tmp_path, instance

@@ -1,0 +1,81 @@
+"""A day read in record batches: bounded batches from Postgres, normalised batch by batch into
+the same rows as the whole-table path, and schema drift seen in any batch."""
+
+import datetime as dt
+
+import pyarrow as pa
+import pytest
+
+from contract.source import SOURCE
+from resources.warehouse.backends import (
+    PostgresBackend,
+    SqliteBackend,
+    normalize_events,
+    read_day_raw,
+    stream_day_raw,
+)
+from resources.warehouse.day_read import collect_day, collect_table
+from resources.warehouse.resource import Warehouse
+from scripts.synthetic_events import generate_events, seed_warehouse
+
+DAY = dt.date(2026, 11, 3)
+
+
+def _batches(table: pa.Table, rows: int) -> pa.RecordBatchReader:
+    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=rows))
+
+
+def test_batch_by_batch_gives_the_whole_table_paths_rows(seeded_sqlite):
+    backend = SqliteBackend(str(seeded_sqlite))
+    raw = read_day_raw(backend, DAY)
+    day = collect_day(_batches(raw, 97), backend.raw_schema())
+    assert day.rows == raw.num_rows
+    assert day.events is not None and day.events.equals(normalize_events(raw))
+    assert day.valued == frozenset(raw.schema.names) - {
+        name for name in raw.schema.names if raw.column(name).null_count == raw.num_rows
+    }
+
+
+def test_a_retyped_column_valued_only_in_a_later_batch_is_drift(seeded_sqlite):
+    backend = SqliteBackend(str(seeded_sqlite))
+    raw = read_day_raw(backend, DAY)
+    expected = backend.raw_schema()
+    numeric = next(f.name for f in expected if pa.types.is_floating(f.type))
+    index = raw.schema.get_field_index(numeric)
+    # The column as text, null in the first 100 rows and valued after them.
+    values = [None] * 100 + ["1.5"] * (raw.num_rows - 100)
+    drifted = raw.set_column(index, pa.field(numeric, pa.string()), pa.array(values))
+    day = collect_day(_batches(drifted, 50), expected)
+    assert day.events is None and numeric in day.valued and day.rows == raw.num_rows
+    # The same column null the whole day is not judged by its type (SQLite cannot type it).
+    untyped = raw.set_column(
+        index, pa.field(numeric, pa.string()), pa.nulls(raw.num_rows, pa.string())
+    )
+    assert collect_table(untyped, expected).events is not None
+
+
+def test_a_missing_column_on_an_empty_day_is_drift(seeded_sqlite):
+    expected = SqliteBackend(str(seeded_sqlite)).raw_schema()
+    empty = expected.empty_table().drop_columns([expected.names[-1]])
+    day = collect_table(empty, expected)
+    assert day.events is None and day.rows == 0
+
+
+@pytest.mark.postgres
+def test_postgres_streams_the_day_in_bounded_batches(postgres_backend):
+    seed_warehouse(postgres_backend, DAY, DAY, impressions=2_000)
+    small = PostgresBackend(
+        postgres_backend.dsn, postgres_backend.schema, SOURCE, batch_bytes=64 * 1024
+    )
+    with stream_day_raw(small, DAY) as reader:
+        sizes = [batch.num_rows for batch in reader]
+    expected = generate_events(DAY, 2_000)
+    assert len(sizes) > 1 and sum(sizes) == expected.num_rows
+    warehouse = Warehouse(
+        backend="postgres",
+        postgres_dsn=postgres_backend.dsn,
+        postgres_schema=postgres_backend.schema,
+        postgres_batch_bytes=64 * 1024,
+    )
+    day = warehouse.read_day(DAY)
+    assert day.events is not None and day.events.equals(expected)
