@@ -124,7 +124,12 @@ class Inputs:
 
 def _kind(table: pa.Table) -> str | None:
     """Which table a partition is, from its columns (keys may be versioned or renamed)."""
-    names = set(table.column_names)
+    return partition_kind(table.column_names)
+
+
+def partition_kind(column_names: Iterable[str]) -> str | None:
+    """Which table a partition with these columns is (a parquet footer's schema suffices)."""
+    names = set(column_names)
     if "label" in names or {"user_id", "item_id"} <= names:
         return "training_examples"
     for id_column, asset in HISTORY_TABLES.items():
