@@ -4,6 +4,7 @@ Modules, one job each:
   config        TrainConfig and the run fingerprint (config + input data versions + code)
   data          parquet partitions -> tensors, the held-out split by event-id hash
   sampler       deterministic batches with a save/restore-able position
+  streaming     examples streamed per parquet row group: sharded, window-shuffled, resumable
   model         the CTR model (matrix factorisation + context MLP), warm start, its loss
   optim         AdamW with linear warmup then cosine decay
   rng           seeding and weights_only-safe capture/restore of every RNG
