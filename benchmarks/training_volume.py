@@ -158,7 +158,9 @@ def _tree_pss_bytes(pid: int) -> int:
     return total
 
 
-def run_trainer(root: Path, keys: list[str], versions: dict, config: dict, prefix: str) -> dict:
+def run_trainer(
+    root: Path, keys: list[str], versions: dict, config: dict, prefix: str, threads: int
+) -> dict:
     """One `python -m training` child: its summary, getrusage peak and sampled tree peak."""
     command = [sys.executable, "-m", "training", "--store-root", str(root)]
     for key in keys:
@@ -171,7 +173,12 @@ def run_trainer(root: Path, keys: list[str], versions: dict, config: dict, prefi
     stdout = Path(root, f"{prefix.replace('/', '-')}.out")
     started = time.perf_counter()
     with stdout.open("w") as out:
-        proc = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.PIPE)
+        # A fixed thread count: on a loaded machine, spinning OpenMP threads beyond the free
+        # cores dominate whatever else is measured.
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        proc = subprocess.Popen(
+            command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.PIPE, env=env
+        )
         peak = [0]
         done = threading.Event()
 
@@ -209,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--buffer-rows", type=int, default=1_048_576)
     parser.add_argument("--repeats", type=int, default=3, help="runs of each mode, alternated")
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
     parser.add_argument("--root", type=Path, help="keep the generated window here")
     args = parser.parse_args(argv)
     base = {
@@ -239,8 +247,8 @@ def main(argv: list[str] | None = None) -> None:
             order = args.modes if repeat % 2 == 0 else list(reversed(args.modes))
             for mode in order:
                 prefix = f"ckpt/{mode}-{repeat}"
-                results[mode].append(run_trainer(root, keys, versions, configs[mode], prefix))
-                run = results[mode][-1]
+                run = run_trainer(root, keys, versions, configs[mode], prefix, args.threads)
+                results[mode].append(run)
                 print(
                     f"run repeat={repeat} mode={mode} wall_s={run['wall_s']:.1f} "
                     f"loop_s={run['loop_s']:.1f} "
@@ -253,7 +261,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"window={WINDOW_DAYS}d impressions_per_day={args.impressions} rows={rows} "
         f"generate_s={generated:.1f} steps={args.steps} batch_size={args.batch_size} "
-        f"workers={args.workers} buffer_rows={args.buffer_rows} repeats={args.repeats} "
+        f"workers={args.workers} threads={args.threads} buffer_rows={args.buffer_rows} "
+        f"repeats={args.repeats} "
         "(alternated, medians; shared machine, timings noisy)"
     )
     loop_rate = {}
