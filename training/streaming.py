@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -199,33 +200,54 @@ class EpochPlan:
         self.batches_per_stream = int(loads.min()) // config.batch_size
 
 
-def stream_batches(
-    source: ExampleSource, epoch: int, stream: int, streams: int, start: int
-) -> Iterator[EncodedExamples]:
-    """Batches `start`.. of `stream` in `epoch`; rows before batch `start` are never read."""
-    config = source.config
-    plan = EpochPlan(source.train_rows, config, epoch, streams)
-    size = config.batch_size
-    skip, wanted = start * size, (plan.batches_per_stream - start) * size
-    carry: list[EncodedExamples] = []
+def _reads(
+    plan: EpochPlan, train_rows: np.ndarray, stream: int, skip: int, wanted: int
+) -> Iterator[tuple[int, list[int], int, int]]:
+    """(window index, row groups, rows to skip, rows to take) of each window to be read."""
     for window_index, window in enumerate(plan.windows[stream]):
         if wanted <= 0:
             return
-        rows = int(source.train_rows[window].sum())
+        rows = int(train_rows[window].sum())
         if skip >= rows:
             skip -= rows
             continue
+        take = min(rows - skip, wanted)
+        yield window_index, window, skip, take
+        skip, wanted = 0, wanted - take
+
+
+def stream_batches(
+    source: ExampleSource, epoch: int, stream: int, streams: int, start: int
+) -> Iterator[EncodedExamples]:
+    """Batches `start`.. of `stream` in `epoch`; rows before batch `start` are never read.
+    The next window is read in a thread while this one's batches are served (arrow and numpy
+    release the GIL), so a stream waits on storage only for its first window."""
+    config = source.config
+    plan = EpochPlan(source.train_rows, config, epoch, streams)
+    size = config.batch_size
+    wanted = (plan.batches_per_stream - start) * size
+    reads = list(_reads(plan, source.train_rows, stream, start * size, wanted))
+
+    def load(read: tuple[int, list[int], int, int]) -> EncodedExamples:
+        window_index, window, skip, take = read
         generator = np.random.default_rng([config.seed, epoch, stream, window_index])
-        order = generator.permutation(rows)[skip : skip + wanted]
-        skip, wanted = 0, wanted - len(order)
+        order = generator.permutation(int(source.train_rows[window].sum()))[skip : skip + take]
         examples = _cat([source.read(position, held_out=False) for position in window])
-        pending = _cat([*carry, examples.take(torch.from_numpy(order))])
-        full = len(pending) // size
-        for batch in range(full):
-            # take() copies: a worker must not ship the whole window's storage with a batch.
-            yield pending.take(torch.arange(batch * size, (batch + 1) * size))
-        rest = torch.arange(full * size, len(pending))
-        carry = [pending.take(rest)] if len(rest) else []
+        return examples.take(torch.from_numpy(order))
+
+    carry: list[EncodedExamples] = []
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upcoming = [pool.submit(load, read) for read in reads[:1]]
+        for index in range(len(reads)):
+            taken = upcoming.pop().result()
+            upcoming += [pool.submit(load, read) for read in reads[index + 1 : index + 2]]
+            pending = _cat([*carry, taken])
+            full = len(pending) // size
+            for batch in range(full):
+                # take() copies: a worker must not ship the whole window's storage with a batch.
+                yield pending.take(torch.arange(batch * size, (batch + 1) * size))
+            rest = torch.arange(full * size, len(pending))
+            carry = [pending.take(rest)] if len(rest) else []
 
 
 class _Streams(IterableDataset):
