@@ -281,7 +281,7 @@ class StreamingBatches:
         self.dataset = _Streams(source, rank, max(1, self.workers), world_size)
         self.global_batch = config.batch_size * world_size
         self.train_examples = int(source.train_rows.sum())
-        if self._epoch_batches(0) == 0:
+        if self.batches_in_epoch(0) == 0:
             raise InputDataError(
                 f"{self.train_examples} training examples in {len(source.row_groups)} row "
                 f"groups cannot give each of {self.dataset.streams} streams (world size x "
@@ -291,7 +291,7 @@ class StreamingBatches:
         self.epoch = self.batch_index = 0
         self._iterator: Iterator | None = None
 
-    def _epoch_batches(self, epoch: int) -> int:
+    def batches_in_epoch(self, epoch: int) -> int:
         """Batches this rank serves in `epoch` (each epoch's deal decides its own count)."""
         plan = EpochPlan(self.source.train_rows, self.config, epoch, self.dataset.streams)
         return plan.batches_per_stream * self.dataset.workers
@@ -299,7 +299,7 @@ class StreamingBatches:
     def next_batch(self) -> EncodedExamples:
         if self._iterator is None:
             self.dataset.epoch, self.dataset.batch_index = self.epoch, self.batch_index
-            self._batches = self._epoch_batches(self.epoch)
+            self._batches = self.batches_in_epoch(self.epoch)
             loader = DataLoader(
                 self.dataset,
                 batch_size=None,
@@ -344,6 +344,6 @@ class StreamingBatches:
                 position.epoch,
             )
         self.epoch, self.batch_index = position.epoch, batch_index
-        if batch_index >= self._epoch_batches(position.epoch):
+        if batch_index >= self.batches_in_epoch(position.epoch):
             self.epoch, self.batch_index = position.epoch + 1, 0
         self.close()

@@ -123,7 +123,7 @@ def test_streaming_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
         rank=0,
         world_size=1,
     )
-    per_epoch = batches._epoch_batches(0)
+    per_epoch = batches.batches_in_epoch(0)
     resumed_from = summary["resumed_from_step"]
     print(f"resumed at step {resumed_from}: batch {resumed_from % per_epoch} of {per_epoch}")
     assert resumed_from % per_epoch, f"seed {seed}: resumed at an epoch boundary"

@@ -78,7 +78,7 @@ def _streaming(store, rank: int = 0, world_size: int = 1, **overrides) -> Stream
 def test_an_epoch_serves_training_rows_once_and_holds_out_the_in_memory_split(store, workers):
     batches = _streaming(store, loader_workers=workers)
     in_memory = load_dataset(store, KEYS, TrainConfig(**BASE))
-    per_epoch = batches._epoch_batches(0)
+    per_epoch = batches.batches_in_epoch(0)
     served = [row for batch in _batches(batches, per_epoch) for row in batch]
     assert batches.position().epoch == 1 and batches.position().batch_index == 0
     assert len(served) == per_epoch * BASE["batch_size"]
@@ -106,7 +106,7 @@ def _multiset_within(rows: list[tuple], pool: list[tuple]) -> bool:
 @pytest.mark.parametrize("workers", [0, 2])
 def test_a_restart_at_any_position_serves_the_uninterrupted_batches(store, workers):
     reference = _streaming(store, loader_workers=workers)
-    per_epoch = reference._epoch_batches(0)
+    per_epoch = reference.batches_in_epoch(0)
     total = per_epoch + 7  # into the second epoch
     expected = _batches(reference, total)
     for start in (1, 4, 5, per_epoch - 1, per_epoch + 3):
@@ -120,7 +120,7 @@ def test_a_restart_at_any_position_serves_the_uninterrupted_batches(store, worke
 
 def test_ranks_read_disjoint_rows_and_step_together(store):
     ranks = [_streaming(store, rank=rank, world_size=2, loader_workers=2) for rank in range(2)]
-    per_epoch = {rank._epoch_batches(0) for rank in ranks}
+    per_epoch = {rank.batches_in_epoch(0) for rank in ranks}
     assert len(per_epoch) == 1
     [count] = per_epoch
     served = [[row for batch in _batches(rank, count) for row in batch] for rank in ranks]
