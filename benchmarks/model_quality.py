@@ -40,15 +40,16 @@ from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.records import read_candidate, read_evaluation
 from assets.model.training_dataset import (
-    HISTORY_ASSETS,
+    declaration,
     manifest_key,
-    model_inputs,
+    model_input_tables,
     training_dataset,
 )
 from assets.partitions import TRAINING_WINDOW_DAYS, daily_partitions, partition_range_tags
 from assets.publishing.gate_reports import read_published
 from assets.sources.daily_events import daily_events
 from benchmarks.features import QUIET_CONSOLE
+from contract.model_inputs import MODEL_INPUTS
 from resources.factory import build_resources
 from resources.storage.object_store import LocalObjectStore
 from resources.warehouse.backends import SqliteBackend
@@ -68,6 +69,7 @@ TARGET_DAY = 14
 
 
 def oracle_logits(table: pa.Table, population: _Population) -> np.ndarray:
+    """The example generator's true logits (scripts/synthetic_events.py): its own columns."""
     users = table["user_id"].to_numpy()
     items = table["item_id"].to_numpy()
     ios = np.array(table["device"].to_pylist()) == "ios"
@@ -78,7 +80,7 @@ def oracle_logits(table: pa.Table, population: _Population) -> np.ndarray:
 @torch.no_grad()
 def model_logits(store, candidate: dict, table: pa.Table) -> np.ndarray:
     """The candidate's logits on `table` (history columns attached when it uses them)."""
-    config = TrainConfig.from_dict(candidate["config"])
+    config = TrainConfig.from_dict({"model_inputs": MODEL_INPUTS.to_dict(), **candidate["config"]})
     model = build_model(config)
     loaded = load_step_key(store, candidate["checkpoint_key"], candidate["manifest_sha256"])
     model.load_state_dict(loaded.payloads[MODEL_FILE])
@@ -91,11 +93,13 @@ def held_out_rows(store, partition: str, eval_fraction: float) -> pa.Table:
     """The rows the evaluation asset scored: the window's eval split, with the history the
     model read (the manifest's model inputs), in the trainer's row order."""
     manifest = json.loads(store.get_bytes(manifest_key(partition)))
-    inputs = read_inputs(store, [entry["object_key"] for entry in model_inputs(manifest)])
+    declared = declaration(manifest)
+    inputs = read_inputs(store, model_input_tables(manifest), declared)
+    key = declared.examples.key
     table = inputs.examples
-    table = table.take(pc.sort_indices(table, sort_keys=[("event_id", "ascending")]))
-    table = attach_history(table, inputs.user_features, inputs.item_features)
-    return table.filter(pa.array(eval_mask(table["event_id"], eval_fraction)))
+    table = table.take(pc.sort_indices(table, sort_keys=[(key, "ascending")]))
+    table = attach_history(table, inputs.history, declared)
+    return table.filter(pa.array(eval_mask(table[key], eval_fraction)))
 
 
 def fresh_rows(store, day: dt.date, impressions: int) -> pa.Table:
@@ -103,7 +107,7 @@ def fresh_rows(store, day: dt.date, impressions: int) -> pa.Table:
     before it (what the model would be served with that day)."""
     fresh = training_examples(generate_events(day, impressions, seed=SEED), day)
     history = {}
-    for asset in HISTORY_ASSETS:
+    for asset in (spec.table for spec in MODEL_INPUTS.history):
         tables = []
         for back in range(1, TRAINING_WINDOW_DAYS):
             data, _ = read_published(
@@ -111,7 +115,7 @@ def fresh_rows(store, day: dt.date, impressions: int) -> pa.Table:
             )
             tables.append(pq.read_table(pa.BufferReader(data)))
         history[asset] = pa.concat_tables(tables, promote_options="permissive")
-    return attach_history(fresh, history["user_daily_features"], history["item_daily_features"])
+    return attach_history(fresh, history, MODEL_INPUTS)
 
 
 def publish_features(
@@ -181,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(f"{index + 1:3d}  {partition}  run failed (success={result.success})")
                 continue
             held_out = held_out_rows(store, partition, candidate["config"]["eval_fraction"])
-            labels = held_out["label"].to_numpy()
+            labels = held_out[MODEL_INPUTS.examples.label].to_numpy()
             logits = model_logits(store, candidate, held_out)
             auc, loss = roc_auc(labels, logits), log_loss(labels, logits)
             oracle = oracle_logits(held_out, population)
@@ -189,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             fresh_text = "-         -            -    "
             if args.fresh:
                 fresh = fresh_rows(store, day + dt.timedelta(days=1), args.fresh)
-                fresh_labels = fresh["label"].to_numpy()
+                fresh_labels = fresh[MODEL_INPUTS.examples.label].to_numpy()
                 fresh_auc = roc_auc(fresh_labels, model_logits(store, candidate, fresh))
                 fresh_oracle = roc_auc(fresh_labels, oracle_logits(fresh, population))
                 fresh_text = (

@@ -39,7 +39,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from assets.guard.asset import day_input_keys
+from assets.guard.asset import day_inputs
 from assets.guard.decision import GuardConfig, decide
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
             promoted_on = dt.date.fromisoformat(production["partition"])
             for n in range(1, args.days_per_pair + 1):
                 partition = (promoted_on + dt.timedelta(days=n)).isoformat()
-                rows = unseen_rows(store, day_input_keys(store, partition))
+                rows = unseen_rows(store, *day_inputs(store, partition))
                 labels = rows.labels
                 ours, theirs = _logits(store, production, rows), _logits(store, replaced, rows)
                 difference = paired_difference(

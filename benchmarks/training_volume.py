@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 
 from assets.features.logic import TRAINING_EXAMPLES_SCHEMA
 from assets.publishing.parquet import to_parquet_bytes
+from contract.model_inputs import MODEL_INPUTS
 from resources.paths import PROJECT_ROOT
 from resources.storage.object_store import LocalObjectStore
 from scripts.synthetic_events import _HOURLY_WEIGHT, CATEGORIES, COUNTRIES, DEVICES
@@ -126,11 +127,12 @@ def history_table(examples: pa.Table, id_column: str, day: dt.date) -> pa.Table:
     )
 
 
-def prepare(root: Path, impressions: int) -> tuple[list[str], dict[str, str]]:
-    """Write the window; returns the trainer's input keys and their content versions."""
+def prepare(root: Path, impressions: int) -> tuple[dict[str, str], dict[str, str]]:
+    """Write the window; returns the trainer's inputs ({object key: table}) and their content
+    versions."""
     store = LocalObjectStore(root)
     population = Population(impressions)
-    keys, versions = [], {}
+    keys, versions = {}, {}
     for offset in range(WINDOW_DAYS - 1, -1, -1):
         day = LAST_DAY - dt.timedelta(days=offset)
         examples = examples_table(population, day, impressions)
@@ -141,7 +143,7 @@ def prepare(root: Path, impressions: int) -> tuple[list[str], dict[str, str]]:
         for asset, table in tables.items():
             parquet = to_parquet_bytes(table)
             store.put_bytes(_key(asset, day), parquet.data)
-            keys.append(_key(asset, day))
+            keys[_key(asset, day)] = asset
             versions[_key(asset, day)] = parquet.sha256
         del examples, tables
     return keys, versions
@@ -163,12 +165,12 @@ def _tree_pss_bytes(pid: int) -> int:
 
 
 def run_trainer(
-    root: Path, keys: list[str], versions: dict, config: dict, prefix: str, threads: int
+    root: Path, keys: dict[str, str], versions: dict, config: dict, prefix: str, threads: int
 ) -> dict:
     """One `python -m training` child: its summary, getrusage peak and sampled tree peak."""
     command = [sys.executable, "-m", "training", "--store-root", str(root)]
-    for key in keys:
-        command += ["--input-key", key]
+    for key, table in keys.items():
+        command += ["--input-key", f"{table}={key}"]
     command += [
         "--checkpoint-prefix", prefix, "--config-json", json.dumps(config),
         "--input-data-versions-json", json.dumps(versions), "--code-version", "bench",
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         "checkpoint_every_seconds": 1e9,
         "log_every_steps": max(1, args.steps // 10),
         "history_features": True,
+        "model_inputs": MODEL_INPUTS.to_dict(),
     }
     configs = {
         "in_memory": base,

@@ -2,7 +2,8 @@
 
 Modules, one job each:
   config        TrainConfig and the run fingerprint (config + input data versions + code)
-  data          parquet partitions -> tensors, the held-out split by event-id hash
+  model_inputs  the model-input declaration: tables, join keys, as-of rule, inputs, segments
+  data          the declared tables' partitions -> tensors, the held-out split by key hash
   sampler       deterministic batches with a save/restore-able position
   streaming     examples streamed per parquet row group: sharded, window-shuffled, resumable
   model         the CTR model (matrix factorisation + context MLP), warm start, its loss

@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--input-key",
         action="append",
         required=True,
-        help="training_examples partition key, e.g. features/training_examples/2026-11-01.parquet"
-        " (repeat per day; order does not matter)",
+        help="TABLE=KEY: a partition of a table the config's model_inputs declares, e.g. "
+        "training_examples=features/training_examples/2026-11-01.parquet (repeat per table and "
+        "day; order does not matter)",
     )
     parser.add_argument(
         "--checkpoint-prefix", required=True, help="key prefix for this run's checkpoints"
@@ -75,6 +76,23 @@ def _json_object(text: str, flag: str) -> dict:
     return value
 
 
+def input_tables(values: Sequence[str]) -> dict[str, str]:
+    """{object key: table} from the repeated `--input-key TABLE=KEY`."""
+    tables: dict[str, str] = {}
+    for value in values:
+        table, sep, key = value.partition("=")
+        if not sep or not table or not key:
+            raise ConfigError(
+                f"--input-key {value!r} must be TABLE=KEY, naming the declared table the "
+                "partition belongs to (e.g. training_examples=features/training_examples/"
+                "2026-11-01.parquet)"
+            )
+        if tables.get(key, table) != table:
+            raise ConfigError(f"--input-key {key} is given as both {tables[key]} and {table}")
+        tables[key] = table
+    return tables
+
+
 def install_sigterm_handler() -> threading.Event:
     """SIGTERM (Kubernetes preemption, torchrun shutdown) only sets a flag: the loop saves at
     the next step boundary. Doing the save inside the handler could run it in the middle of an
@@ -101,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("--init-from-json needs exactly step_key and manifest_sha256")
         result = train(
             build_store(args),
-            input_keys=args.input_key,
+            input_tables=input_tables(args.input_key),
             checkpoint_prefix=args.checkpoint_prefix,
             config=config,
             input_data_versions=versions,

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from training.model_inputs import ModelInputs, ModelInputsError
+
 # Fields that change how often we save or report, never what the model learns. They are left
 # out of the fingerprint so an operator can tune checkpoint cadence on a preempted run without
 # orphaning its checkpoints.
@@ -72,8 +74,17 @@ class TrainConfig:
     data_loading: str = "in_memory"
     shuffle_buffer_rows: int = 1_048_576
     loader_workers: int = 0
+    # What the model reads and how (training/model_inputs.py): its tables, join keys, as-of
+    # rule, categorical and numeric inputs. Part of the fingerprint: other inputs, other model.
+    # The Dagster asset fills it from the training_dataset manifest.
+    model_inputs: ModelInputs | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.model_inputs, Mapping):  # JSON gives the declaration as an object
+            try:
+                object.__setattr__(self, "model_inputs", ModelInputs.from_dict(self.model_inputs))
+            except (ModelInputsError, TypeError) as err:
+                raise ConfigError(f"Invalid TrainConfig: model_inputs: {err}") from err
         problems = _type_problems(self)
         if problems:  # value checks below would only add noise about the same fields
             raise ConfigError("Invalid TrainConfig: " + "; ".join(problems))
@@ -127,6 +138,12 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["hidden_sizes"] = list(self.hidden_sizes)
+        # Absent rather than null when unset: configs recorded before the declaration existed
+        # keep their spelling, so their fingerprints still check.
+        if self.model_inputs is None:
+            del data["model_inputs"]
+        else:
+            data["model_inputs"] = self.model_inputs.to_dict()
         return data
 
     @classmethod
@@ -151,6 +168,8 @@ def _type_problems(config: TrainConfig) -> list[str]:
         value = getattr(config, f.name)
         if f.name == "hidden_sizes":
             ok = isinstance(value, list | tuple) and all(_is_int(h) for h in value)
+        elif f.name == "model_inputs":
+            ok = value is None or isinstance(value, ModelInputs)
         elif f.type == "bool":
             ok = isinstance(value, bool)
         elif f.type == "int":

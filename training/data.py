@@ -1,6 +1,10 @@
-"""Training examples: read parquet partitions from an ObjectStore, join each example's user
-and item history from the daily feature tables (only days before the example's own day),
-encode them into tensors, and split off a held-out evaluation slice.
+"""Training examples: read the declared tables' parquet partitions from an ObjectStore, join
+each example's history from the declared history tables (only days before the example's own
+day), encode them into tensors as the declaration says, and split off a held-out slice.
+
+Which table a partition is comes from the caller ({object key: table}, from the
+training_dataset manifest), never from its columns; which columns are read, joined and encoded
+comes from the model-input declaration (training/model_inputs.py) in the config.
 
 Everything here is a pure function of the input bytes and the config: no global RNG, no
 Python `hash()` (salted per process), no dependence on the order the keys were passed in.
@@ -10,7 +14,7 @@ That is what lets a resumed run (or another rank) rebuild exactly the same tenso
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,44 +24,15 @@ import pyarrow.parquet as pq
 import torch
 
 from resources.storage.object_store import ObjectStore
-from training.config import TrainConfig
-
-# Columns the trainer reads from TRAINING_EXAMPLES_SCHEMA (assets/features/logic.py).
-INPUT_COLUMNS = (
-    "feature_date",
-    "event_id",
-    "user_id",
-    "item_id",
-    "hour_of_day",
-    "device",
-    "country",
-    "item_category",
-    "price",
-    "label",
+from training.config import ConfigError, TrainConfig
+from training.model_inputs import (
+    FACTOR_BUCKET_FIELDS,
+    ID_HASH,
+    INTEGER_RANGE,
+    LOG1P,
+    HistoryTable,
+    ModelInputs,
 )
-# Order of the categorical index columns; the model builds one embedding per entry.
-CATEGORICAL_FEATURES = ("user_id", "item_id", "device", "country", "item_category", "hour_of_day")
-# Low-cardinality strings get small hash spaces; bucket 0 is reserved for null.
-STRING_BUCKETS = {"device": 16, "country": 64, "item_category": 64}
-HOURS = 24
-# log1p(price) and a missing-price indicator.
-NUMERIC_FEATURES = ("log1p_price", "price_missing")
-# With `history_features`: the user's and the item's history before the example's day, from
-# user_daily_features / item_daily_features (USER_FEATURES_SCHEMA / ITEM_FEATURES_SCHEMA).
-HISTORY_FEATURES = (
-    "user_log_impressions",
-    "user_ctr_logit",
-    "user_no_history",
-    "item_log_impressions",
-    "item_ctr_logit",
-    "item_no_history",
-)
-# The columns each daily feature table must hold, by the id it is keyed on.
-HISTORY_TABLES = {"user_id": "user_daily_features", "item_id": "item_daily_features"}
-HISTORY_COLUMNS = ("feature_date", "impressions", "clicks")
-# Beta(1, 5) prior on a history's click rate (mean 1/6, about the data's CTR): a user seen
-# twice without a click is not a zero-CTR user.
-PRIOR_CLICKS, PRIOR_IMPRESSIONS = 1.0, 6.0
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -66,26 +41,41 @@ class InputDataError(ValueError):
     """The training input is missing, empty or does not match the expected schema."""
 
 
+def declaration(config: TrainConfig) -> ModelInputs:
+    """The config's model-input declaration; a config without one cannot read data."""
+    if config.model_inputs is None:
+        raise ConfigError(
+            "TrainConfig.model_inputs is not set: pass the model-input declaration (the "
+            "training_dataset manifest's model_input_declaration) in the config"
+        )
+    return config.model_inputs
+
+
 def numeric_features(config: TrainConfig) -> tuple[str, ...]:
     """Names of the numeric input columns, in order (the model's numeric width)."""
-    return NUMERIC_FEATURES + (HISTORY_FEATURES if config.history_features else ())
+    return declaration(config).numeric_features(config.history_features)
 
 
 def categorical_cardinalities(config: TrainConfig) -> tuple[int, ...]:
-    """Embedding table sizes, in CATEGORICAL_FEATURES order."""
-    sizes = {
-        "user_id": config.user_buckets,
-        "item_id": config.item_buckets,
-        "hour_of_day": HOURS,
-        **STRING_BUCKETS,
+    """Embedding table sizes, in the declaration's categorical order."""
+    inputs = declaration(config)
+    factor_buckets = {
+        getattr(inputs.factorized, side): getattr(config, field)
+        for side, field in FACTOR_BUCKET_FIELDS.items()
     }
-    return tuple(sizes[name] for name in CATEGORICAL_FEATURES)
+    sizes = []
+    for c in inputs.categorical:
+        if c.kind == INTEGER_RANGE:
+            sizes.append(c.maximum - c.minimum + 1)
+        else:
+            sizes.append(c.buckets if c.buckets is not None else factor_buckets[c.column])
+    return tuple(sizes)
 
 
 @dataclass(frozen=True)
 class EncodedExamples:
-    """Row-aligned tensors: categorical indices [N, 6], numeric [N, len(numeric_features)],
-    labels [N]."""
+    """Row-aligned tensors: categorical indices [N, len(categorical)], numeric
+    [N, len(numeric_features)], labels [N]."""
 
     categorical: torch.Tensor
     numeric: torch.Tensor
@@ -114,80 +104,70 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Inputs:
-    """The input partitions, by kind: the examples, and the user/item daily features (None
-    when no partition of that table was given)."""
+    """The input partitions, by table: the examples, and each history table of the declaration
+    (None when no partition of it was given)."""
 
     examples: pa.Table
-    user_features: pa.Table | None
-    item_features: pa.Table | None
+    history: dict[str, pa.Table | None]
 
 
-def _kind(table: pa.Table) -> str | None:
-    """Which table a partition is, from its columns (keys may be versioned or renamed)."""
-    return partition_kind(table.column_names)
-
-
-def partition_kind(column_names: Iterable[str]) -> str | None:
-    """Which table a partition with these columns is (a parquet footer's schema suffices)."""
-    names = set(column_names)
-    if "label" in names or {"user_id", "item_id"} <= names:
-        return "training_examples"
-    for id_column, asset in HISTORY_TABLES.items():
-        if id_column in names:
-            return asset
-    return None
-
-
-def read_inputs(store: ObjectStore, keys: Iterable[str]) -> Inputs:
-    """Read the partitions at `keys` (sorted, so flag order is irrelevant) and concatenate them
-    by kind: training_examples, user_daily_features, item_daily_features."""
-    ordered = sorted(set(keys))
+def read_inputs(
+    store: ObjectStore, input_tables: Mapping[str, str], model_inputs: ModelInputs
+) -> Inputs:
+    """Read the partitions of `input_tables` ({object key: the declared table it is a
+    partition of}), in key order (so flag order is irrelevant), and concatenate them by table."""
+    ordered = sorted(input_tables)
     if not ordered:
-        raise InputDataError("No input keys given: pass at least one --input-key")
+        raise InputDataError("No input keys given: pass at least one --input-key TABLE=KEY")
+    declared = model_inputs.tables
+    columns_of = {model_inputs.examples.table: model_inputs.example_columns}
+    columns_of |= {h.table: h.columns for h in model_inputs.history}
     parts: dict[str, list[pa.Table]] = {}
     for key in ordered:
+        table_name = input_tables[key]
+        if table_name not in declared:
+            raise InputDataError(
+                f"{key} is given as a partition of {table_name!r}, which the model-input "
+                f"declaration does not read (it reads {list(declared)})"
+            )
         if not store.exists(key):
             raise InputDataError(
                 f"Input object {store.uri(key)} does not exist; materialize that partition "
-                "of its asset (training_examples or a daily feature table) first"
+                f"of {table_name} first"
             )
         filesystem, path = store.arrow_location(key)
         table = pq.read_table(path, filesystem=filesystem)
-        kind = _kind(table)
-        if kind is None:
-            raise InputDataError(
-                f"{store.uri(key)} is neither training_examples nor user/item daily features "
-                f"(columns {table.column_names})"
-            )
-        if kind == "training_examples":
-            columns = INPUT_COLUMNS
-        else:
-            id_column = next(c for c, a in HISTORY_TABLES.items() if a == kind)
-            columns = (id_column, *HISTORY_COLUMNS)
+        columns = columns_of[table_name]
         missing = [c for c in columns if c not in table.column_names]
         if missing:
-            raise InputDataError(f"{store.uri(key)} lacks columns {missing}")
-        parts.setdefault(kind, []).append(table.select(list(columns)))
-    if "training_examples" not in parts:
-        raise InputDataError(f"Input partitions {ordered} hold no training_examples partition")
+            raise InputDataError(
+                f"{store.uri(key)} ({table_name}) lacks columns {missing} that the model-input "
+                f"declaration reads (it has {table.column_names})"
+            )
+        parts.setdefault(table_name, []).append(table.select(list(columns)))
+    examples_table = model_inputs.examples.table
+    if examples_table not in parts:
+        raise InputDataError(f"Input partitions {ordered} hold no {examples_table} partition")
     tables = {}
-    for kind, kind_tables in parts.items():
+    for name, name_tables in parts.items():
         try:
-            tables[kind] = pa.concat_tables(kind_tables, promote_options="permissive")
+            tables[name] = pa.concat_tables(name_tables, promote_options="permissive")
         except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-            raise InputDataError(f"{kind} partitions have incompatible schemas: {err}") from err
-    if tables["training_examples"].num_rows == 0:
+            raise InputDataError(f"{name} partitions have incompatible schemas: {err}") from err
+    if tables[examples_table].num_rows == 0:
         raise InputDataError(f"Input partitions {ordered} hold no rows")
     return Inputs(
-        tables["training_examples"],
-        tables.get("user_daily_features"),
-        tables.get("item_daily_features"),
+        tables[examples_table], {h.table: tables.get(h.table) for h in model_inputs.history}
     )
 
 
-def read_examples(store: ObjectStore, keys: Iterable[str]) -> pa.Table:
-    """The training_examples rows among the partitions at `keys`."""
-    return read_inputs(store, keys).examples
+def read_examples(
+    store: ObjectStore, input_tables: Mapping[str, str], model_inputs: ModelInputs
+) -> pa.Table:
+    """The examples rows among the partitions of `input_tables`, in key order."""
+    examples = read_inputs(store, input_tables, model_inputs).examples
+    key = model_inputs.examples.key
+    return examples.take(pc.sort_indices(examples, sort_keys=[(key, "ascending")]))
 
 
 def _days(column: pa.ChunkedArray) -> np.ndarray:
@@ -195,55 +175,61 @@ def _days(column: pa.ChunkedArray) -> np.ndarray:
     return column.cast(pa.int32()).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
+def _integers(table: pa.Table, column: str, what: str) -> np.ndarray:
+    values = table[column]
+    if values.null_count:
+        raise InputDataError(f"{what} {column!r} holds {values.null_count} nulls")
+    if not pa.types.is_integer(values.type):
+        raise InputDataError(f"{what} {column!r} must hold integers (it holds {values.type})")
+    return values.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def _history_sums(
-    example_days: np.ndarray, example_ids: np.ndarray, features: pa.Table | None, id_column: str
+    example_days: np.ndarray, example_ids: np.ndarray, rows: pa.Table | None, spec: HistoryTable
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Impressions and clicks of each example's user (or item) summed over the feature rows
-    of days strictly before the example's own day: nothing from that day or later is read."""
-    impressions = np.zeros(len(example_ids), dtype=np.float64)
-    clicks = np.zeros(len(example_ids), dtype=np.float64)
-    if features is None or features.num_rows == 0:
-        return impressions, clicks
-    feature_days = _days(features["feature_date"])
-    ids = features[id_column].to_numpy(zero_copy_only=False).astype(np.int64)
-    shown = features["impressions"].to_numpy(zero_copy_only=False).astype(np.float64)
-    clicked = features["clicks"].to_numpy(zero_copy_only=False).astype(np.float64)
+    """Exposures and positives of each example's key summed over the history rows of the days
+    the as-of rule allows (strictly before the example's own day: lag_days >= 1)."""
+    exposures = np.zeros(len(example_ids), dtype=np.float64)
+    positives = np.zeros(len(example_ids), dtype=np.float64)
+    if rows is None or rows.num_rows == 0:
+        return exposures, positives
+    history_days = _days(rows[spec.day_column])
+    ids = _integers(rows, spec.history_key, f"{spec.table} key")
+    shown = rows[spec.exposures].to_numpy(zero_copy_only=False).astype(np.float64)
+    hits = rows[spec.positives].to_numpy(zero_copy_only=False).astype(np.float64)
     for day in np.unique(example_days):
-        past = feature_days < day
+        last = day - spec.lag_days
+        past = history_days <= last
+        if spec.window_days is not None:
+            past &= history_days > last - spec.window_days
         if not past.any():
             continue
         known, inverse = np.unique(ids[past], return_inverse=True)
         shown_sum = np.bincount(inverse, weights=shown[past], minlength=len(known))
-        clicked_sum = np.bincount(inverse, weights=clicked[past], minlength=len(known))
-        rows = np.flatnonzero(example_days == day)
-        position = np.searchsorted(known, example_ids[rows]).clip(max=len(known) - 1)
-        found = known[position] == example_ids[rows]
-        impressions[rows[found]] = shown_sum[position[found]]
-        clicks[rows[found]] = clicked_sum[position[found]]
-    return impressions, clicks
+        hit_sum = np.bincount(inverse, weights=hits[past], minlength=len(known))
+        at = np.flatnonzero(example_days == day)
+        position = np.searchsorted(known, example_ids[at]).clip(max=len(known) - 1)
+        found = known[position] == example_ids[at]
+        exposures[at[found]] = shown_sum[position[found]]
+        positives[at[found]] = hit_sum[position[found]]
+    return exposures, positives
 
 
 def attach_history(
-    examples: pa.Table, user_features: pa.Table | None, item_features: pa.Table | None
+    examples: pa.Table, history: Mapping[str, pa.Table | None], model_inputs: ModelInputs
 ) -> pa.Table:
-    """The examples with HISTORY_FEATURES appended: for each row, its user's and its item's
-    impressions and smoothed click rate over the feature days before the row's own day (the
-    point-in-time join: a day's aggregates include clicks made after its impressions, so they
-    may only describe later days). No history: zero impressions, the prior's rate, flag 1."""
-    days = _days(examples["feature_date"])
-    columns = {}
-    for prefix, id_column, features in (
-        ("user", "user_id", user_features),
-        ("item", "item_id", item_features),
-    ):
-        ids = examples[id_column].to_numpy(zero_copy_only=False).astype(np.int64)
-        shown, clicked = _history_sums(days, ids, features, id_column)
-        rate = (np.minimum(clicked, shown) + PRIOR_CLICKS) / (shown + PRIOR_IMPRESSIONS)
-        columns[f"{prefix}_log_impressions"] = np.log1p(shown)
-        columns[f"{prefix}_ctr_logit"] = np.log(rate) - np.log1p(-rate)
-        columns[f"{prefix}_no_history"] = (shown == 0).astype(np.float64)
-    for name in HISTORY_FEATURES:
-        examples = examples.append_column(name, pa.array(columns[name], pa.float64()))
+    """The examples with every history table's derived inputs appended: for each row, its key's
+    exposures and smoothed positive rate over the days the as-of rule allows (a day's
+    aggregates include positives made after its exposures, so they may only describe later
+    days). No history: zero exposures, the prior's rate, flag 1."""
+    days = _days(examples[model_inputs.examples.day_column])
+    for spec in model_inputs.history:
+        ids = _integers(examples, spec.example_key, "examples join key")
+        shown, hits = _history_sums(days, ids, history.get(spec.table), spec)
+        rate = (np.minimum(hits, shown) + spec.prior_positives) / (shown + spec.prior_exposures)
+        values = (np.log1p(shown), np.log(rate) - np.log1p(-rate), (shown == 0).astype(float))
+        for name, column in zip(spec.features, values, strict=True):
+            examples = examples.append_column(name, pa.array(column, pa.float64()))
     return examples
 
 
@@ -261,11 +247,6 @@ def _string_hash(value: str, salt: str) -> int:
     return int.from_bytes(digest.digest(), "little")
 
 
-def _hash_ids(column: pa.ChunkedArray, buckets: int, salt: int) -> np.ndarray:
-    ids = column.to_numpy(zero_copy_only=False).astype(np.int64)
-    return (_mix64(ids.view(np.uint64), salt) % np.uint64(buckets)).astype(np.int64)
-
-
 def _hash_strings(column: pa.ChunkedArray, buckets: int, salt: str) -> np.ndarray:
     # Hash each distinct value once; there are only a handful per column.
     encoded = column.combine_chunks().dictionary_encode()
@@ -280,78 +261,98 @@ def _hash_strings(column: pa.ChunkedArray, buckets: int, salt: str) -> np.ndarra
     return out
 
 
-def encode(table: pa.Table, config: TrainConfig) -> EncodedExamples:
-    """Arrow rows to tensors; the same rows always give the same tensors."""
-    hours = table["hour_of_day"].to_numpy(zero_copy_only=False).astype(np.int64)
-    if len(hours) and (hours.min() < 0 or hours.max() >= HOURS):
-        raise InputDataError(f"hour_of_day outside [0, {HOURS}): {hours.min()}..{hours.max()}")
-    columns = {
-        "user_id": _hash_ids(table["user_id"], config.user_buckets, salt=1),
-        "item_id": _hash_ids(table["item_id"], config.item_buckets, salt=2),
-        "hour_of_day": hours,
-        **{
-            name: _hash_strings(table[name], buckets, salt=name)
-            for name, buckets in STRING_BUCKETS.items()
-        },
-    }
-    categorical = np.stack([columns[name] for name in CATEGORICAL_FEATURES], axis=1)
-    price = table["price"].to_numpy(zero_copy_only=False).astype(np.float64)
-    missing = np.isnan(price)
-    log_price = np.log1p(np.clip(np.where(missing, 0.0, price), 0.0, None))
-    numeric_columns = [log_price, missing.astype(np.float64)]
+def _categorical(table: pa.Table, config: TrainConfig) -> np.ndarray:
+    inputs = declaration(config)
+    sizes = categorical_cardinalities(config)
+    columns = []
+    for c, size in zip(inputs.categorical, sizes, strict=True):
+        if c.kind == ID_HASH:
+            ids = _integers(table, c.column, "id_hash input")
+            columns.append((_mix64(ids.view(np.uint64), c.salt) % np.uint64(size)).astype(np.int64))
+        elif c.kind == INTEGER_RANGE:
+            values = _integers(table, c.column, "integer_range input")
+            if len(values) and (values.min() < c.minimum or values.max() > c.maximum):
+                raise InputDataError(
+                    f"{c.column} outside [{c.minimum}, {c.maximum}]: {values.min()}..{values.max()}"
+                )
+            columns.append(values - c.minimum)
+        else:
+            columns.append(_hash_strings(table[c.column], size, salt=c.column))
+    return np.stack(columns, axis=1)
+
+
+def _numeric(table: pa.Table, config: TrainConfig) -> np.ndarray:
+    inputs = declaration(config)
+    columns = []
+    for n in inputs.numeric:
+        values = table[n.column].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        missing = np.isnan(values)
+        present = np.where(missing, 0.0, values)
+        columns.append(np.log1p(np.clip(present, 0.0, None)) if n.transform == LOG1P else present)
+        if n.missing_indicator:
+            columns.append(missing.astype(np.float64))
     if config.history_features:
-        absent = [c for c in HISTORY_FEATURES if c not in table.column_names]
+        derived = [f for h in inputs.history for f in h.features]
+        absent = [c for c in derived if c not in table.column_names]
         if absent:
             raise InputDataError(
-                f"history_features is on but the examples lack {absent}: join the user/item "
-                "daily features first (attach_history)"
+                f"history_features is on but the examples lack {absent}: join the history "
+                "tables first (attach_history)"
             )
-        numeric_columns += [
-            table[name].to_numpy(zero_copy_only=False).astype(np.float64)
-            for name in HISTORY_FEATURES
+        columns += [
+            table[name].to_numpy(zero_copy_only=False).astype(np.float64) for name in derived
         ]
-    numeric = np.stack(numeric_columns, axis=1)
-    labels = table["label"].to_numpy(zero_copy_only=False).astype(np.float32)
+    return np.stack(columns, axis=1) if columns else np.zeros((table.num_rows, 0))
+
+
+def encode(table: pa.Table, config: TrainConfig) -> EncodedExamples:
+    """Arrow rows to tensors, as the config's declaration says; the same rows always give the
+    same tensors."""
+    label = declaration(config).examples.label
+    labels = table[label].to_numpy(zero_copy_only=False).astype(np.float32)
     return EncodedExamples(
-        categorical=torch.from_numpy(np.ascontiguousarray(categorical)),
-        numeric=torch.from_numpy(numeric.astype(np.float32)),
+        categorical=torch.from_numpy(np.ascontiguousarray(_categorical(table, config))),
+        numeric=torch.from_numpy(_numeric(table, config).astype(np.float32)),
         label=torch.from_numpy(labels),
     )
 
 
-def eval_mask(event_ids: Sequence[str] | pa.ChunkedArray, fraction: float) -> np.ndarray:
-    """True for held-out rows. Hashing the event id (not a random draw) keeps each event on the
-    same side of the split whatever window, seed or rank reads it, so eval never leaks into
-    training when the window slides."""
-    values = event_ids.to_pylist() if isinstance(event_ids, pa.ChunkedArray) else event_ids
+def eval_mask(keys: Sequence[str] | pa.ChunkedArray, fraction: float) -> np.ndarray:
+    """True for held-out rows. Hashing the example's key (not a random draw) keeps each example
+    on the same side of the split whatever window, seed or rank reads it, so eval never leaks
+    into training when the window slides. Non-string keys are hashed as their text."""
+    values = keys.to_pylist() if isinstance(keys, pa.ChunkedArray) else keys
     threshold = int(fraction * 2**64)
     return np.fromiter(
-        (_string_hash(v, "eval-split") < threshold for v in values), dtype=bool, count=len(values)
+        (
+            _string_hash(v if isinstance(v, str) else str(v), "eval-split") < threshold
+            for v in values
+        ),
+        dtype=bool,
+        count=len(values),
     )
 
 
-def load_dataset(store: ObjectStore, keys: Iterable[str], config: TrainConfig) -> Dataset:
-    inputs = read_inputs(store, keys)
-    table = inputs.examples
-    # Row order inside the window is fixed by event_id, not by how the partitions were written.
-    table = table.take(pc.sort_indices(table, sort_keys=[("event_id", "ascending")]))
+def load_dataset(
+    store: ObjectStore, input_tables: Mapping[str, str], config: TrainConfig
+) -> Dataset:
+    """The declared examples of `input_tables` ({object key: table}), history joined when
+    `history_features` is on, encoded and split by the key's hash."""
+    inputs = declaration(config)
+    read = read_inputs(store, input_tables, inputs)
+    # Row order inside the window is fixed by the key, not by how the partitions were written.
+    key = inputs.examples.key
+    table = read.examples.take(pc.sort_indices(read.examples, sort_keys=[(key, "ascending")]))
     if config.history_features:
-        absent = [
-            asset
-            for asset, features in (
-                ("user_daily_features", inputs.user_features),
-                ("item_daily_features", inputs.item_features),
-            )
-            if features is None
-        ]
+        absent = [name for name, rows in read.history.items() if rows is None]
         if absent:
             raise InputDataError(
                 f"history_features is on but no partition of {absent} is among the input keys: "
-                "pass the feature partitions of the window's days before the trained day, or "
+                "pass the history partitions of the window's days before the trained day, or "
                 "set history_features false"
             )
-        table = attach_history(table, inputs.user_features, inputs.item_features)
-    held_out = eval_mask(table["event_id"], config.eval_fraction)
+        table = attach_history(table, read.history, inputs)
+    held_out = eval_mask(table[key], config.eval_fraction)
     encoded = encode(table, config)
     train_idx = torch.from_numpy(np.flatnonzero(~held_out))
     eval_idx = torch.from_numpy(np.flatnonzero(held_out))

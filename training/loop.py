@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,12 +106,12 @@ class _InMemoryBatches:
 
 
 def _training_data(
-    store: ObjectStore, input_keys: Sequence[str], config: TrainConfig, ctx: DistContext
+    store: ObjectStore, input_tables: Mapping[str, str], config: TrainConfig, ctx: DistContext
 ) -> _InMemoryBatches | StreamingBatches:
     if config.data_loading == "streaming":
-        source = ExampleSource(store, input_keys, config)
+        source = ExampleSource(store, input_tables, config)
         return StreamingBatches(source, config, ctx.rank, ctx.world_size)
-    dataset = load_dataset(store, input_keys, config)
+    dataset = load_dataset(store, input_tables, config)
     try:
         sampler = BatchSampler(
             len(dataset.train), config.batch_size, config.seed, ctx.rank, ctx.world_size
@@ -128,7 +128,7 @@ class _Trainer:
         self,
         ctx: DistContext,
         store: ObjectStore,
-        input_keys: Sequence[str],
+        input_tables: Mapping[str, str],
         checkpoint_prefix: str,
         config: TrainConfig,
         run_fingerprint: str,
@@ -142,7 +142,7 @@ class _Trainer:
         self.precision = _precision(ctx.device)
         _configure_determinism(ctx.device)
 
-        self.data = _training_data(store, input_keys, config, ctx)
+        self.data = _training_data(store, input_tables, config, ctx)
 
         # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
         rng.seed_everything(config.seed)
@@ -375,7 +375,7 @@ def _predict(
 def train(
     store: ObjectStore,
     *,
-    input_keys: Sequence[str],
+    input_tables: Mapping[str, str],
     checkpoint_prefix: str,
     config: TrainConfig,
     input_data_versions: Mapping[str, str],
@@ -389,7 +389,9 @@ def train(
 
     `stop_event` is set by the SIGTERM handler (see training.cli); the loop then saves at the
     next step boundary, waits for the write and returns status "preempted".
-    The fingerprint is `fingerprint(config, resolve_input_versions(input_keys,
+    `input_tables` is {object key: the declared table it is a partition of} (the config's
+    model_inputs says what each table is for).
+    The fingerprint is `fingerprint(config, resolve_input_versions(input_tables,
     input_data_versions), code_version, init_from)`; it is in the summary. `init_from`
     ({"step_key", "manifest_sha256"}) warm-starts from another run's verified checkpoint.
     Raises FingerprintMismatch if the prefix holds another run's checkpoints, ConfigError for
@@ -400,12 +402,12 @@ def train(
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     ctx = distributed.setup(device)
     try:
-        versions = resolve_input_versions(input_keys, input_data_versions)
+        versions = resolve_input_versions(input_tables, input_data_versions)
         run_fingerprint = fingerprint(config, versions, code_version, init_from)
         trainer = _Trainer(
             ctx,
             store,
-            input_keys,
+            input_tables,
             checkpoint_prefix,
             config,
             run_fingerprint,

@@ -1,6 +1,7 @@
 """The CTR model: a logistic matrix factorisation (user x item dot product, user and item
-biases) plus an MLP over the context features (device, country, category, hour, price and,
-with `history_features`, the user's and the item's click history before the example's day).
+biases) plus an MLP over the context features (every other categorical input of the
+model-input declaration, its numeric inputs and, with `history_features`, the history tables'
+derived inputs). Which columns are the user and the item is the declaration's `factorized`.
 
 Why this shape: a click is mostly a user-item affinity. An MLP over concatenated user and item
 embeddings has to learn a dot product from data; the factorisation has it built in, which is
@@ -21,10 +22,7 @@ import torch
 from torch import nn
 
 from training.config import TrainConfig
-from training.data import CATEGORICAL_FEATURES, categorical_cardinalities, numeric_features
-
-USER, ITEM = CATEGORICAL_FEATURES.index("user_id"), CATEGORICAL_FEATURES.index("item_id")
-CONTEXT = tuple(i for i in range(len(CATEGORICAL_FEATURES)) if i not in (USER, ITEM))
+from training.data import categorical_cardinalities, declaration, numeric_features
 
 
 class CTRModel(nn.Module):
@@ -35,15 +33,23 @@ class CTRModel(nn.Module):
         embedding_dim: int,
         hidden_sizes: Sequence[int],
         dropout: float,
+        user: int,
+        item: int,
     ):
+        """`user` and `item`: the positions of the factorised pair among the categorical
+        columns; every other position is a context input."""
         super().__init__()
-        self.user_factors = nn.Embedding(cardinalities[USER], embedding_dim)
-        self.item_factors = nn.Embedding(cardinalities[ITEM], embedding_dim)
-        self.user_bias = nn.Embedding(cardinalities[USER], 1)
-        self.item_bias = nn.Embedding(cardinalities[ITEM], 1)
-        self.context = nn.ModuleList(nn.Embedding(cardinalities[i], embedding_dim) for i in CONTEXT)
+        self.user, self.item = user, item
+        self.context_columns = tuple(i for i in range(len(cardinalities)) if i not in (user, item))
+        self.user_factors = nn.Embedding(cardinalities[user], embedding_dim)
+        self.item_factors = nn.Embedding(cardinalities[item], embedding_dim)
+        self.user_bias = nn.Embedding(cardinalities[user], 1)
+        self.item_bias = nn.Embedding(cardinalities[item], 1)
+        self.context = nn.ModuleList(
+            nn.Embedding(cardinalities[i], embedding_dim) for i in self.context_columns
+        )
         layers: list[nn.Module] = []
-        width = embedding_dim * len(CONTEXT) + numeric_dim
+        width = embedding_dim * len(self.context_columns) + numeric_dim
         for hidden in hidden_sizes:
             layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(dropout)]
             width = hidden
@@ -58,17 +64,21 @@ class CTRModel(nn.Module):
         self.register_buffer("item_anchor", torch.zeros_like(self.item_factors.weight), False)
 
     def forward(self, categorical: torch.Tensor, numeric: torch.Tensor) -> torch.Tensor:
-        users, items = categorical[:, USER], categorical[:, ITEM]
+        users, items = categorical[:, self.user], categorical[:, self.item]
         affinity = (self.user_factors(users) * self.item_factors(items)).sum(1)
         biases = self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1)
-        context = [table(categorical[:, i]) for table, i in zip(self.context, CONTEXT, strict=True)]
-        features = torch.cat([*context, numeric.to(context[0].dtype)], dim=1)
+        context = [
+            table(categorical[:, i])
+            for table, i in zip(self.context, self.context_columns, strict=True)
+        ]
+        dtype = self.user_factors.weight.dtype
+        features = torch.cat([*context, numeric.to(dtype)], dim=1)
         return affinity + biases + self.mlp(features).squeeze(1)
 
     def penalty(self, categorical: torch.Tensor) -> torch.Tensor:
         """Squared distance of the batch's user and item factors from their anchors (zero for
         a fresh model, the starting weights for a warm-started one), averaged over the batch."""
-        users, items = categorical[:, USER], categorical[:, ITEM]
+        users, items = categorical[:, self.user], categorical[:, self.item]
         user_shift = self.user_factors(users) - self.user_anchor[users]
         item_shift = self.item_factors(items) - self.item_anchor[items]
         return (user_shift.pow(2).sum(1) + item_shift.pow(2).sum(1)).float().mean()
@@ -82,12 +92,16 @@ class CTRModel(nn.Module):
 
 
 def build_model(config: TrainConfig) -> CTRModel:
+    """The model the config's declaration and sizes describe (its widths follow the inputs)."""
+    inputs = declaration(config)
     return CTRModel(
         cardinalities=categorical_cardinalities(config),
         numeric_dim=len(numeric_features(config)),
         embedding_dim=config.embedding_dim,
         hidden_sizes=config.hidden_sizes,
         dropout=config.dropout,
+        user=inputs.categorical_index(inputs.factorized.user),
+        item=inputs.categorical_index(inputs.factorized.item),
     )
 
 

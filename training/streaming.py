@@ -1,11 +1,13 @@
 """Training examples streamed from the partitions' parquet row groups, so memory follows the
 shuffle buffer, not the window.
 
-One pass at start-up reads only the event ids, to apply the held-out split (`eval_mask`, the
-same hash as the in-memory path) and count each row group's training rows; the split is kept
-as one bit per row. The user/item history tables are small per-key tables and are held in
-memory; every row group's examples are joined to them (`attach_history`) and encoded
-(`encode`) when the row group is read.
+Which table each partition is and which columns are read come from the caller and the
+config's model-input declaration (training/model_inputs.py), as on the in-memory path. One
+pass at start-up reads only the examples' declared key column, to apply the held-out split
+(`eval_mask`, the same hash as the in-memory path) and count each row group's training rows;
+the split is kept as one bit per row. The declared history tables are small per-key daily
+tables and are held in memory; every row group's examples are joined to them
+(`attach_history`) and encoded (`encode`) when the row group is read.
 
 Each epoch deals the row groups, in an order drawn from (seed, epoch), to world_size x
 max(1, loader_workers) streams (each row group to the stream with the fewest rows so far);
@@ -22,7 +24,7 @@ resumes in, skipping the rows before the position.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -35,23 +37,16 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from resources.storage.object_store import ObjectStore
 from training.config import TrainConfig
 from training.data import (
-    HISTORY_COLUMNS,
-    HISTORY_TABLES,
-    INPUT_COLUMNS,
     EncodedExamples,
     InputDataError,
     attach_history,
+    declaration,
     encode,
     eval_mask,
-    partition_kind,
 )
 from training.sampler import DataPosition
 
 logger = logging.getLogger(__name__)
-
-EXAMPLES = "training_examples"
-# The event id column the held-out split hashes (the in-memory path splits on it too).
-SPLIT_COLUMN = "event_id"
 
 
 @dataclass(frozen=True)
@@ -77,52 +72,57 @@ def _open(store: ObjectStore, key: str) -> pq.ParquetFile:
 
 
 class ExampleSource:
-    """The window's examples as row groups, plus the history tables, for any stream to read."""
+    """The window's examples as row groups, plus the history tables, for any stream to read.
+    Which table each key is a partition of comes from the caller ({object key: table}), which
+    columns are read and how they are joined and encoded from the config's declaration."""
 
-    def __init__(self, store: ObjectStore, keys: Iterable[str], config: TrainConfig):
+    def __init__(self, store: ObjectStore, input_tables: Mapping[str, str], config: TrainConfig):
         self.store = store
         self.config = config
-        ordered = sorted(set(keys))
+        self.inputs = inputs = declaration(config)
+        ordered = sorted(input_tables)
         if not ordered:
-            raise InputDataError("No input keys given: pass at least one --input-key")
+            raise InputDataError("No input keys given: pass at least one --input-key TABLE=KEY")
+        columns_of = {inputs.examples.table: inputs.example_columns}
+        columns_of |= {h.table: h.columns for h in inputs.history}
         example_keys: list[str] = []
         history: dict[str, list[pa.Table]] = {}
         for key in ordered:
+            table_name = input_tables[key]
+            if table_name not in columns_of:
+                raise InputDataError(
+                    f"{key} is given as a partition of {table_name!r}, which the model-input "
+                    f"declaration does not read (it reads {list(inputs.tables)})"
+                )
             if not store.exists(key):
                 raise InputDataError(
                     f"Input object {store.uri(key)} does not exist; materialize that partition "
-                    "of its asset (training_examples or a daily feature table) first"
+                    f"of {table_name} first"
                 )
             file = _open(store, key)
             names = file.schema_arrow.names
-            kind = partition_kind(names)
-            if kind is None:
-                raise InputDataError(
-                    f"{store.uri(key)} is neither training_examples nor user/item daily "
-                    f"features (columns {names})"
-                )
-            if kind == EXAMPLES:
-                columns = INPUT_COLUMNS
-            else:
-                id_column = next(c for c, a in HISTORY_TABLES.items() if a == kind)
-                columns = (id_column, *HISTORY_COLUMNS)
+            columns = columns_of[table_name]
             missing = [c for c in columns if c not in names]
             if missing:
-                raise InputDataError(f"{store.uri(key)} lacks columns {missing}")
-            if kind == EXAMPLES:
+                raise InputDataError(
+                    f"{store.uri(key)} ({table_name}) lacks columns {missing} that the "
+                    f"model-input declaration reads (it has {names})"
+                )
+            if table_name == inputs.examples.table:
                 example_keys.append(key)
             else:
-                history.setdefault(kind, []).append(file.read(columns=list(columns)))
+                history.setdefault(table_name, []).append(file.read(columns=list(columns)))
         if not example_keys:
-            raise InputDataError(f"Input partitions {ordered} hold no training_examples partition")
-        self.user_features = _concat(history, HISTORY_TABLES["user_id"])
-        self.item_features = _concat(history, HISTORY_TABLES["item_id"])
+            raise InputDataError(
+                f"Input partitions {ordered} hold no {inputs.examples.table} partition"
+            )
+        self.history = {h.table: _concat(history, h.table) for h in inputs.history}
         if config.history_features:
-            absent = [a for a in HISTORY_TABLES.values() if a not in history]
+            absent = [name for name, rows in self.history.items() if rows is None]
             if absent:
                 raise InputDataError(
                     f"history_features is on but no partition of {absent} is among the input "
-                    "keys: pass the feature partitions of the window's days before the trained "
+                    "keys: pass the history partitions of the window's days before the trained "
                     "day, or set history_features false"
                 )
         self.row_groups = tuple(self._index(example_keys))
@@ -132,10 +132,11 @@ class ExampleSource:
         self.train_rows = np.array([group.train_rows for group in self.row_groups])
 
     def _index(self, keys: list[str]) -> Iterator[RowGroup]:
+        split = self.inputs.examples.key  # the in-memory path splits on the same key's hash
         for key in keys:
             file = _open(self.store, key)
             for index in range(file.num_row_groups):
-                ids = file.read_row_group(index, columns=[SPLIT_COLUMN])[SPLIT_COLUMN]
+                ids = file.read_row_group(index, columns=[split])[split]
                 held_out = eval_mask(ids, self.config.eval_fraction)
                 yield RowGroup(key, index, len(held_out), np.packbits(held_out))
 
@@ -143,11 +144,11 @@ class ExampleSource:
         """The training (or held-out) rows of row group `position`, joined and encoded."""
         group = self.row_groups[position]
         file = _open(self.store, group.key)
-        table = file.read_row_group(group.index, columns=list(INPUT_COLUMNS))
+        table = file.read_row_group(group.index, columns=list(self.inputs.example_columns))
         keep = group.held_out() if held_out else ~group.held_out()
         table = table.filter(pa.array(keep))
         if self.config.history_features:
-            table = attach_history(table, self.user_features, self.item_features)
+            table = attach_history(table, self.history, self.inputs)
         return encode(table, self.config)
 
     def held_out(self) -> Iterator[EncodedExamples]:

@@ -30,10 +30,10 @@ from assets.guard.records import (
     record_rollback,
 )
 from assets.guard.rollback import roll_back
-from assets.model.evaluation import SEGMENT_COLUMNS, metric_slug, metric_value
-from assets.model.model_checkpoint import approved_inputs, read_manifest
+from assets.model.evaluation import metric_slug, metric_value
+from assets.model.model_checkpoint import approved_manifest
 from assets.model.training_dataset import ASSET as DATASET_ASSET
-from assets.model.training_dataset import EXAMPLES_ASSET, model_inputs
+from assets.model.training_dataset import declaration, model_input_tables
 from assets.partitions import training_partitions
 from assets.publishing.gate_reports import PartitionNotPublished
 from assets.registry.promotion import PRODUCTION_ASSET, alias_metadata
@@ -43,6 +43,7 @@ from resources.registry.registry import PRODUCTION, ROLLBACK, ModelRegistry, Mod
 from resources.registry.resource import ModelRegistryResource
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
+from training.model_inputs import ModelInputs
 
 METRICS = ("auc", "log_loss", "ece", "mean_predicted_ctr")
 
@@ -55,16 +56,23 @@ def previous_day(partition: str) -> str:
     return (dt.date.fromisoformat(partition) - dt.timedelta(days=1)).isoformat()
 
 
-def day_input_keys(store: ObjectStore, partition: str) -> list[str]:
-    """The day's own examples and the history features the day's rows are served with (the
-    days before it), from its verified training-set manifest; not the window's older days."""
-    approved_inputs(store, partition)  # re-verifies every entry of the manifest
-    manifest = read_manifest(store, partition)
-    return sorted(
+def day_inputs(store: ObjectStore, partition: str) -> tuple[dict[str, str], ModelInputs]:
+    """({object key: table}, declaration) of the day's own examples and the history the day's
+    rows are served with (the days before it), from its verified training-set manifest; not
+    the window's older examples."""
+    manifest = approved_manifest(store, partition)  # re-verifies every entry
+    declared = declaration(manifest)
+    own_day = {
         entry["object_key"]
-        for entry in model_inputs(manifest)
-        if entry["asset"] != EXAMPLES_ASSET or entry["partition"] == partition
-    )
+        for entry in manifest["inputs"]
+        if entry["asset"] == declared.examples.table and entry["partition"] == partition
+    }
+    tables = {
+        key: table
+        for key, table in model_input_tables(manifest).items()
+        if table != declared.examples.table or key in own_day
+    }
+    return dict(sorted(tables.items())), declared
 
 
 def judged_pair(
@@ -150,7 +158,7 @@ def compute_verdict(
     }
     if production is None:
         return verdict
-    rows = unseen_rows(store, day_input_keys(store, partition))
+    rows = unseen_rows(store, *day_inputs(store, partition))
     logits = {}
     for who, record in (("production", production), ("replaced", replaced)):
         if record is None:
@@ -212,8 +220,8 @@ def _metadata(verdict: dict, outcome: str) -> dict[str, Any]:
             metadata[name] = metric_value(interval.get(part))
     production = scores.get("production") or {}
     replaced = scores.get("replaced") or {}
-    for column in SEGMENT_COLUMNS:
-        for value, segment in sorted(production.get("segments", {}).get(column, {}).items()):
+    for column, values in production.get("segments", {}).items():
+        for value, segment in sorted(values.items()):
             name = f"{column}_{metric_slug(value)}"
             metadata[f"production_auc_{name}"] = metric_value(segment["auc"])
             metadata[f"rows_{name}"] = dg.MetadataValue.int(segment["rows"])

@@ -16,8 +16,9 @@ Blocking checks (thresholds are run config, `EvaluationConfig`):
   predicted for every row) by more than `baseline_margin`;
 - `no_regression`: AUC at most `max_auc_drop` below production's, log loss at most
   `max_log_loss_increase` above it;
-- `no_segment_regression`: no device or country with at least `min_segment_rows` held-out
-  rows whose AUC is more than `max_segment_auc_drop` below production's on that segment.
+- `no_segment_regression`: no value of a segment column (the model-input declaration's
+  `segments`) with at least `min_segment_rows` held-out rows whose AUC is more than
+  `max_segment_auc_drop` below production's on that segment.
 
 The full report (every metric, the checks, the thresholds, the rows scored) is written
 create-only next to the candidate's checkpoint under its sha256; `evaluate_candidate` is what
@@ -27,14 +28,14 @@ create-only next to the candidate's checkpoint under its sha256; `evaluate_candi
 import datetime as dt
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
 from assets.model.model_checkpoint import ASSET as CANDIDATE_ASSET
-from assets.model.model_checkpoint import approved_inputs
+from assets.model.model_checkpoint import approved_reads
 from assets.model.records import (
     EVALUATION_ASSET,
     ProductionRef,
@@ -50,17 +51,17 @@ from resources.registry.registry import RegistryError
 from resources.registry.resource import ModelRegistryResource
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
+from training.model_inputs import ModelInputs
 
 ASSET = EVALUATION_ASSET
 REPORT_FORMAT = "model-evaluation-report/v1"
-SEGMENT_COLUMNS = ("device", "country")  # training/evaluate.py's, without importing torch
 CHECK_DESCRIPTIONS = {
     "auc_floor": "The candidate's held-out AUC reaches the floor (min_auc).",
     "beats_baseline": "The candidate's log loss is below the constant-CTR baseline's.",
     "no_regression": "The candidate is not worse than production on AUC and log loss by more "
     "than the tolerances.",
-    "no_segment_regression": "No device or country segment with enough rows has an AUC worse "
-    "than production's by more than the tolerance.",
+    "no_segment_regression": "No segment (a value of a declared segment column) with enough "
+    "rows has an AUC worse than production's by more than the tolerance.",
 }
 CHECKS = tuple(CHECK_DESCRIPTIONS)
 
@@ -82,7 +83,7 @@ class EvaluationConfig(dg.Config):
     )
     min_segment_rows: int = Field(
         default=200,
-        description="Held-out rows a device or country segment needs to be judged (smaller "
+        description="Held-out rows a segment needs to be judged (smaller "
         "segments are reported, not judged: their AUC is mostly noise).",
     )
     max_segment_auc_drop: float = Field(
@@ -168,9 +169,10 @@ def _no_segment_regression(
         return True, f"no production model ({ref.source}): no segment to regress from"
     name = _production_name(ref)
     judged, failures = 0, []
-    for column in SEGMENT_COLUMNS:
+    # The candidate's segment columns, in the declaration's order (the scores carry them).
+    for column, values in candidate["segments"].items():
         theirs = production["segments"].get(column, {})
-        for value, ours in sorted(candidate["segments"].get(column, {}).items()):
+        for value, ours in sorted(values.items()):
             prod_auc = theirs.get(value, {}).get("auc")
             if ours["rows"] < config.min_segment_rows or prod_auc is None:
                 continue
@@ -211,13 +213,15 @@ def evaluate_candidate(
     candidate: dict,
     production: ProductionRef,
     *,
-    input_keys: Sequence[str],
+    input_tables: Mapping[str, str],
+    model_inputs: ModelInputs,
     eval_fraction: float,
     config: EvaluationConfig,
     run_id: str,
     kind: str = "daily",
 ) -> dict[str, Any]:
-    """Score candidate, production and baseline on the same held-out rows and apply the
+    """Score candidate, production and baseline on the same held-out rows (the partitions of
+    `input_tables`, {object key: table}, read as `model_inputs` declares) and apply the
     checks: the full report (not yet written)."""
     from training.evaluate import score_models  # torch: imported by runs, not at load time
 
@@ -227,7 +231,8 @@ def evaluate_candidate(
     scores = score_models(
         store,
         models,
-        input_keys=input_keys,
+        input_tables=input_tables,
+        model_inputs=model_inputs,
         eval_fraction=eval_fraction,
         bins=config.calibration_bins,
     )
@@ -241,7 +246,9 @@ def evaluate_candidate(
         "passed": all(ok for ok, _ in results.values()),
         "candidate": candidate,
         "production": production.to_json(),
-        "input_keys": list(input_keys),
+        "input_keys": sorted(input_tables),
+        "input_tables": dict(sorted(input_tables.items())),
+        "model_inputs": model_inputs.to_dict(),
         "eval_fraction": eval_fraction,
         "config": config.model_dump(),
         "scores": scores,
@@ -249,6 +256,18 @@ def evaluate_candidate(
         "run_id": run_id,
         "evaluated_at": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
     }
+
+
+def report_inputs(store: ObjectStore, report: dict) -> dict[str, Any]:
+    """`evaluate_candidate`'s input arguments for scoring again on a report's rows: the ones it
+    recorded, or (a report written before reports recorded them) the day's approved reads."""
+    if "input_tables" in report:
+        return {
+            "input_tables": report["input_tables"],
+            "model_inputs": ModelInputs.from_dict(report["model_inputs"]),
+        }
+    reads = approved_reads(store, report["partition"])
+    return {"input_tables": reads.tables, "model_inputs": reads.model_inputs}
 
 
 def failed_checks(report: dict) -> dict[str, str]:
@@ -288,8 +307,8 @@ def report_metadata(report: dict) -> dict[str, Any]:
     metadata["log_loss_vs_baseline"] = metric_value(
         None if loss is None or base is None else loss - base
     )
-    for column in SEGMENT_COLUMNS:
-        for value, segment in sorted(candidate["segments"].get(column, {}).items()):
+    for column, values in candidate["segments"].items():
+        for value, segment in sorted(values.items()):
             name = f"{column}_{metric_slug(value)}"
             metadata[f"candidate_auc_{name}"] = metric_value(segment["auc"])
             metadata[f"rows_{name}"] = dg.MetadataValue.int(segment["rows"])
@@ -331,7 +350,7 @@ def model_evaluation(
         )
     try:
         # The same verification as training: a window that lost its approval is not scored.
-        input_keys = sorted(approved_inputs(store, partition))
+        reads = approved_reads(store, partition)
     except PartitionNotPublished as err:
         raise dg.Failure(f"{ASSET} {partition}: {err}", allow_retries=False) from err
     try:
@@ -345,7 +364,8 @@ def model_evaluation(
         store,
         candidate,
         production,
-        input_keys=input_keys,
+        input_tables=reads.tables,
+        model_inputs=reads.model_inputs,
         eval_fraction=candidate["config"]["eval_fraction"],
         config=config,
         run_id=context.run_id,

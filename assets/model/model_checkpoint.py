@@ -21,8 +21,8 @@ from assets.guard.records import GUARD_ASSET
 from assets.model.environment_gate import environment_gate
 from assets.model.records import read_candidate, resolve_production, same_shape, write_candidate
 from assets.model.training_dataset import ASSET as DATASET_ASSET
+from assets.model.training_dataset import declaration, model_input_tables, model_inputs
 from assets.model.training_dataset import manifest_key as dataset_manifest_key
-from assets.model.training_dataset import model_inputs
 from assets.partitions import daily_partitions, training_partitions
 from assets.publishing.gate_reports import PartitionNotPublished, read_published_with_lineage
 from assets.publishing.keys import validated_partition_key
@@ -32,6 +32,7 @@ from resources.storage.resource import ObjectStorage
 from resources.trainer.launcher import TrainerLauncher
 from resources.trainer.preemption import PREEMPTIONS_TAG, clear_request
 from training.config import ConfigError, TrainConfig, fingerprint
+from training.model_inputs import ModelInputs
 
 ASSET = "model_checkpoint"
 # Exit codes of `python -m training` that no retry can fix (see training/cli.py).
@@ -91,11 +92,12 @@ class ModelTrainingConfig(dg.Config):
         "the difference is then recorded on the model (the environment metadata entry).",
     )
 
-    def train_config(self) -> TrainConfig:
+    def train_config(self, model_inputs: ModelInputs) -> TrainConfig:
+        """The trainer's config, reading what the day's manifest declares (`model_inputs`)."""
         fields = self.model_dump(
             exclude={"resume", "resume_fingerprint", "init_from", "allow_environment_drift"}
         )
-        return TrainConfig.from_dict(fields)
+        return TrainConfig.from_dict({**fields, "model_inputs": model_inputs.to_dict()})
 
 
 def training_code_version() -> str:
@@ -113,9 +115,34 @@ def checkpoint_prefix(partition: str, run_fingerprint: str) -> str:
 
 def approved_inputs(store: ObjectStore, partition: str) -> dict[str, str]:
     """{object key: sha256} of the partitions the model reads (the examples and the history
-    features the training_dataset manifest names), after re-verifying every entry now (events
+    tables the training_dataset manifest names), after re-verifying every entry now (events
     snapshot and every feature table of every day): each must still pass its gates and still
     hold the bytes the manifest recorded."""
+    manifest = approved_manifest(store, partition)
+    # What the model reads: the examples and the history (model_inputs), so training and
+    # every evaluation of the day pass the trainer the same partitions.
+    return {entry["object_key"]: entry["content_sha256"] for entry in model_inputs(manifest)}
+
+
+@dataclass(frozen=True)
+class ApprovedReads:
+    """What day D's model reads, re-verified: {object key: sha256}, {object key: table} and
+    the model-input declaration the manifest carries."""
+
+    versions: dict[str, str]
+    tables: dict[str, str]
+    model_inputs: ModelInputs
+
+
+def approved_reads(store: ObjectStore, partition: str) -> ApprovedReads:
+    """`approved_inputs` with each key's table and the manifest's declaration."""
+    manifest = approved_manifest(store, partition)
+    versions = {entry["object_key"]: entry["content_sha256"] for entry in model_inputs(manifest)}
+    return ApprovedReads(versions, model_input_tables(manifest), declaration(manifest))
+
+
+def approved_manifest(store: ObjectStore, partition: str) -> dict:
+    """The day's training-set manifest, every entry re-verified now (see approved_inputs)."""
     manifest = read_manifest(store, partition)
     for entry in manifest["inputs"]:
         _, report = read_published_with_lineage(
@@ -127,9 +154,7 @@ def approved_inputs(store: ObjectStore, partition: str) -> dict[str, str]:
                 f"{dataset_manifest_key(partition)} was written. Re-materialize {DATASET_ASSET} "
                 f"for {partition}."
             )
-    # What the model reads: the examples and the history features (model_inputs), so training
-    # and every evaluation of the day pass the trainer the same partitions.
-    return {entry["object_key"]: entry["content_sha256"] for entry in model_inputs(manifest)}
+    return manifest
 
 
 def read_manifest(store: ObjectStore, partition: str) -> dict:
@@ -185,6 +210,8 @@ class TrainingRun:
     the trainer's arguments (the asset and benchmarks/training.py launch exactly these)."""
 
     inputs: dict[str, str]
+    # {object key: table}: which declared table each input is a partition of.
+    tables: dict[str, str]
     code_version: str
     fingerprint: str
     prefix: str
@@ -205,7 +232,7 @@ def _unusable_parent(store: ObjectStore, record: dict, train_config: TrainConfig
     checkpoint verifies (manifest sha256 and every file) and every tensor has this model's
     shape."""
     if not same_shape(record.get("config") or {}, train_config.to_dict()):
-        return "its config has other embedding/bucket/hidden sizes"
+        return "its config has other embedding/bucket/hidden sizes or model inputs"
     # torch: imported by runs, not at load time.
     from training.checkpoint import InitCheckpointError, load_step_key
     from training.loop import MODEL_FILE
@@ -317,8 +344,9 @@ def plan_training_run(
     storage: ObjectStorage, partition: str, config: ModelTrainingConfig
 ) -> TrainingRun:
     store = storage.open_store()
-    inputs = approved_inputs(store, partition)
-    train_config = config.train_config()
+    reads = approved_reads(store, partition)
+    inputs = reads.versions
+    train_config = config.train_config(reads.model_inputs)
     code_version = training_code_version()
     warm = warm_start_parent(store, partition, train_config, config.init_from)
     init_from = warm.init_from
@@ -326,7 +354,7 @@ def plan_training_run(
     prefix = checkpoint_prefix(partition, run_fingerprint)
     trainer_args = [
         *storage.trainer_args(),
-        *(arg for key in sorted(inputs) for arg in ("--input-key", key)),
+        *(arg for key in sorted(inputs) for arg in ("--input-key", f"{reads.tables[key]}={key}")),
         "--checkpoint-prefix", prefix,
         "--config-json", json.dumps(train_config.to_dict()),
         "--input-data-versions-json", json.dumps(inputs),
@@ -336,7 +364,15 @@ def plan_training_run(
     ]  # fmt: skip
     lineage = _lineage(store, partition, warm, train_config, code_version, run_fingerprint)
     return TrainingRun(
-        inputs, code_version, run_fingerprint, prefix, trainer_args, train_config, warm, lineage
+        inputs,
+        reads.tables,
+        code_version,
+        run_fingerprint,
+        prefix,
+        trainer_args,
+        train_config,
+        warm,
+        lineage,
     )
 
 
@@ -437,10 +473,11 @@ def model_checkpoint(
             allow_retries=False,
         )
     parent = run.parent["day"] if run.parent else None
+    examples_table = run.train_config.model_inputs.examples.table
     # A warm start that was asked for and found no usable parent is a warning: say why.
     (context.log.warning if run.warm_start.cold else context.log.info)(
         f"attempt {context.retry_number + 1}: training {partition} on "
-        f"{len(run.lineage['model_reads'].get('training_examples', []))} days of examples, "
+        f"{len(run.lineage['model_reads'].get(examples_table, []))} days of examples, "
         f"fingerprint {run_fingerprint[:16]}, checkpoints under {prefix}; {run.warm_start.note}"
     )
     store = storage.open_store()
@@ -476,6 +513,7 @@ def model_checkpoint(
             "manifest_sha256": hashlib.sha256(manifest).hexdigest(),
             "config": run.train_config.to_dict(),
             "inputs": inputs,
+            "input_tables": run.tables,
             # The parent's day (what the registry's version record reads) and its exact
             # checkpoint: key and manifest sha256 (both in the fingerprint).
             "warm_start_from": parent,

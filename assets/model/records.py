@@ -219,4 +219,9 @@ def production_model(store: ObjectStore, before: str) -> dict | None:
 
 
 def same_shape(config: dict, other: dict) -> bool:
+    """Equal shape fields, and equal model-input declarations where both configs record one
+    (an older record has none: the weights' shapes are checked after this anyway)."""
+    mine, theirs = config.get("model_inputs"), other.get("model_inputs")
+    if mine is not None and theirs is not None and mine != theirs:
+        return False
     return all(config.get(field) == other.get(field) for field in SHAPE_FIELDS)

@@ -7,10 +7,12 @@ features) must have passed their gates and still hold the approved bytes. A wind
 a day where any of them is blocked, missing or changed is refused with the asset, the day and
 the next step, and nothing is written.
 
-What the model reads (`model_inputs`): the examples of every day of the window, and the user
-and item features of the window's days before D, as history: an example of day d sees only the
-features of days before d (training/data.py joins them point-in-time), so D's own features,
-verified above like every day's, are never read by D's model (they feed D+1's).
+What the model reads is the model-input declaration's (contract/model_inputs.py), which the
+manifest carries (`model_input_declaration`: the tables by role, join keys, inputs, segments)
+so the trainer, the evaluation and the guard read the same one: the examples table of every day
+of the window, and each history table of the window's days before D: an example of day d sees
+only the history of days before d (training/data.py joins it point-in-time), so D's own
+history rows, verified above like every day's, are never read by D's model (they feed D+1's).
 """
 
 import json
@@ -32,17 +34,24 @@ from assets.publishing.gate_reports import (
 )
 from assets.publishing.keys import partition_object_key
 from assets.sources.daily_events import ASSET as EVENTS_ASSET
+from contract.model_inputs import MODEL_INPUTS
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
+from training.model_inputs import ModelInputs
 
 ASSET = "training_dataset"
-EXAMPLES_ASSET = "training_examples"
-# The daily feature tables the model reads as history (the days before each example's day).
-HISTORY_ASSETS = ("user_daily_features", "item_daily_features")
 # Every asset a day of the window must have approved, in the order they are verified: the
 # source snapshot first, then each feature table with its lineage back to that snapshot.
 FEATURE_ASSETS = tuple(table.name for table in FEATURE_TABLES)
 REQUIRED_ASSETS = (EVENTS_ASSET, *FEATURE_ASSETS)
+# The model can only read what the window verifies: a declared table no asset publishes is a
+# mistake in the declaration, refused when the definitions load.
+_UNPUBLISHED = [table for table in MODEL_INPUTS.tables if table not in FEATURE_ASSETS]
+if _UNPUBLISHED:
+    raise ValueError(
+        f"contract/model_inputs.py declares tables {_UNPUBLISHED} that no feature asset "
+        f"publishes (FEATURE_TABLES: {list(FEATURE_ASSETS)}); fix the table names"
+    )
 
 
 def manifest_key(partition: str) -> str:
@@ -71,8 +80,16 @@ def verify_day(store: ObjectStore, day: str) -> list[dict]:
     return entries
 
 
-def manifest_inputs(manifest: dict, asset: str = EXAMPLES_ASSET) -> list[dict]:
-    """The manifest's entries for one asset, oldest day first."""
+def declaration(manifest: dict) -> ModelInputs:
+    """The model-input declaration the manifest was written with; a manifest written before
+    manifests carried one reads as the contract's."""
+    recorded = manifest.get("model_input_declaration")
+    return MODEL_INPUTS if recorded is None else ModelInputs.from_dict(recorded)
+
+
+def manifest_inputs(manifest: dict, asset: str | None = None) -> list[dict]:
+    """The manifest's entries for one asset (default: the examples table), oldest day first."""
+    asset = asset or declaration(manifest).examples.table
     return sorted(
         (entry for entry in manifest["inputs"] if entry["asset"] == asset),
         key=lambda entry: entry["partition"],
@@ -80,16 +97,22 @@ def manifest_inputs(manifest: dict, asset: str = EXAMPLES_ASSET) -> list[dict]:
 
 
 def model_inputs(manifest: dict) -> list[dict]:
-    """The entries day D's model reads: the window's examples, and the user and item features
+    """The entries day D's model reads: the window's examples, and each declared history table
     of the window's days before D (history; never D's own). Derived from the entries, so a
-    manifest written before the model read features gives the same answer."""
+    manifest written before the model read history gives the same answer."""
+    declared = declaration(manifest)
     history = [
         entry
-        for asset in HISTORY_ASSETS
-        for entry in manifest_inputs(manifest, asset)
+        for spec in declared.history
+        for entry in manifest_inputs(manifest, spec.table)
         if entry["partition"] < manifest["partition"]
     ]
-    return [*manifest_inputs(manifest), *history]
+    return [*manifest_inputs(manifest, declared.examples.table), *history]
+
+
+def model_input_tables(manifest: dict) -> dict[str, str]:
+    """{object key: table} of what day D's model reads: the trainer's `--input-key TABLE=KEY`."""
+    return {entry["object_key"]: entry["asset"] for entry in model_inputs(manifest)}
 
 
 def _model_input_days(manifest: dict) -> dict[str, list[str]]:
@@ -101,8 +124,8 @@ def _model_input_days(manifest: dict) -> dict[str, list[str]]:
 
 @dg.asset(
     name=ASSET,
-    description="The gate-approved window a day's model trains on: labelled examples, and the "
-    "user/item features of the days before each example's day.",
+    description="The gate-approved window a day's model trains on: the declared examples, and "
+    "the declared history tables of the days before each example's day.",
     group_name="training",
     partitions_def=training_partitions,
     deps=[
@@ -131,15 +154,22 @@ def training_dataset(
                 ),
                 allow_retries=False,
             ) from err
-    manifest = {"partition": partition, "window_days": TRAINING_WINDOW_DAYS, "inputs": inputs}
+    manifest = {
+        "partition": partition,
+        "window_days": TRAINING_WINDOW_DAYS,
+        "inputs": inputs,
+        # What the model reads and how: the trainer, evaluation and guard take it from here.
+        "model_input_declaration": MODEL_INPUTS.to_dict(),
+    }
     # Spelled out for audits (model_inputs derives the same from the entries).
     manifest["model_inputs"] = _model_input_days(manifest)
     key = manifest_key(partition)
     stored = store.put_bytes(key, json.dumps(manifest, indent=1, sort_keys=True).encode())
     examples = manifest_inputs(manifest)
+    history_tables = {spec.table for spec in MODEL_INPUTS.history}
     history: dict[str, dict[str, str]] = {}
     for entry in model_inputs(manifest):
-        if entry["asset"] in HISTORY_ASSETS:
+        if entry["asset"] in history_tables:
             history.setdefault(entry["asset"], {})[entry["partition"]] = entry["content_sha256"]
     return dg.MaterializeResult(
         data_version=dg.DataVersion(stored.sha256),
@@ -149,7 +179,7 @@ def training_dataset(
             "verified_objects": len(inputs),
             "training_rows": sum(i["rows"] for i in examples),
             "input_data_versions": {i["partition"]: i["content_sha256"] for i in examples},
-            # The features the model reads, as of the day before each example's day.
+            # The history the model reads, as of the day before each example's day.
             "history_feature_versions": dg.MetadataValue.json(history),
         },
     )

@@ -24,7 +24,12 @@ import dagster as dg
 from pydantic import Field
 
 from assets.model.evaluation import ASSET as EVALUATION_ASSET
-from assets.model.evaluation import EvaluationConfig, evaluate_candidate, failed_checks
+from assets.model.evaluation import (
+    EvaluationConfig,
+    evaluate_candidate,
+    failed_checks,
+    report_inputs,
+)
 from assets.model.model_checkpoint import ASSET as CANDIDATE_ASSET
 from assets.model.model_checkpoint import read_manifest
 from assets.model.records import (
@@ -252,7 +257,7 @@ def _redecide(
         store,
         report["candidate"],
         production,
-        input_keys=report["input_keys"],
+        **report_inputs(store, report),
         eval_fraction=report["eval_fraction"],
         config=EvaluationConfig(**report["config"]),
         run_id=context.run_id,

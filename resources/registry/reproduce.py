@@ -44,6 +44,7 @@ class Reproduction:
 
     version: str
     inputs: dict[str, str]  # object key -> content sha256
+    tables: dict[str, str]  # object key -> the declared table it is a partition of
     config: dict
     code_version: str
     init_from: dict[str, str] | None  # the parent's step key and manifest sha256
@@ -80,9 +81,22 @@ def reproduction(registry: ModelRegistry, version: str) -> Reproduction:
             f"{again[:16]}, but it records {record.fingerprint[:16]}; the record is not "
             "self-consistent"
         )
+    # The training-set manifest's entries name each key's table.
+    tables = {
+        entry["object_key"]: entry["asset"]
+        for entry in record.dataset.get("inputs") or []
+        if entry.get("object_key") in inputs
+    }
+    unnamed = sorted(set(inputs) - set(tables))
+    if unnamed:
+        raise NotReproducible(
+            f"{version}'s record does not say which table its inputs {unnamed} belong to (its "
+            "dataset entries lack them)"
+        )
     return Reproduction(
         version=version,
         inputs=inputs,
+        tables=tables,
         config=record.config,
         code_version=record.code_version,
         init_from=init_from,
@@ -140,7 +154,11 @@ def trainer_args(repro: Reproduction, store_args: list[str], prefix: str) -> lis
     """`python -m training` arguments that re-run the record's training under `prefix`."""
     return [
         *store_args,
-        *(arg for key in sorted(repro.inputs) for arg in ("--input-key", key)),
+        *(
+            arg
+            for key in sorted(repro.inputs)
+            for arg in ("--input-key", f"{repro.tables[key]}={key}")
+        ),
         "--checkpoint-prefix", prefix,
         "--config-json", json.dumps(repro.config),
         "--input-data-versions-json", json.dumps(repro.inputs),

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from contract.model_inputs import MODEL_INPUTS
 from resources.registry.registry import (
     PRODUCTION,
     AliasNotSet,
@@ -51,7 +52,11 @@ def load_version(registry: ModelRegistry, record: ModelVersion) -> torch.nn.Modu
             "checkpoint is not the one that was approved; roll the alias back to a version whose "
             "checkpoint verifies (rollback job), then investigate the storage."
         ) from err
-    model = build_model(TrainConfig.from_dict(record.config))
+    # A record written before configs carried the model-input declaration was trained on the
+    # example's inputs, which the contract declares.
+    model = build_model(
+        TrainConfig.from_dict({"model_inputs": MODEL_INPUTS.to_dict(), **record.config})
+    )
     model.load_state_dict(loaded.payloads[MODEL_FILE])
     model.eval()
     return model

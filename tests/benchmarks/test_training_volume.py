@@ -12,8 +12,8 @@ import pytest
 
 from assets.features.logic import TRAINING_EXAMPLES_SCHEMA
 from benchmarks.training_volume import LAST_DAY, WINDOW_DAYS, Population, examples_table, prepare
+from contract.model_inputs import MODEL_INPUTS
 from tests.support.environment import REPO_ROOT
-from training.data import partition_kind
 
 
 def test_generated_examples_follow_the_pipeline_schema_and_order():
@@ -29,9 +29,12 @@ def test_generated_examples_follow_the_pipeline_schema_and_order():
 def test_window_holds_seven_example_days_and_history_of_the_days_before(tmp_path):
     keys, versions = prepare(tmp_path, 300)
     kinds = {}
-    for key in keys:
-        kind = partition_kind(pq.read_schema(tmp_path / key).names)
-        kinds.setdefault(kind, []).append(key)
+    for key, table in keys.items():
+        spec = MODEL_INPUTS.history_table(table) if table != MODEL_INPUTS.examples.table else None
+        columns = spec.columns if spec else MODEL_INPUTS.example_columns
+        # Each partition holds every column the declaration reads from its table.
+        assert set(columns) <= set(pq.read_schema(tmp_path / key).names), key
+        kinds.setdefault(table, []).append(key)
     assert len(kinds["training_examples"]) == WINDOW_DAYS
     for asset in ("user_daily_features", "item_daily_features"):
         assert len(kinds[asset]) == WINDOW_DAYS - 1

@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contract.model_inputs import MODEL_INPUTS
 from tests.support.environment import REPO_ROOT
 
 DAYS = (dt.date(2026, 11, 1), dt.date(2026, 11, 2))
-INPUT_KEYS = tuple(f"features/training_examples/{day:%Y-%m-%d}.parquet" for day in DAYS)
+EXAMPLES_TABLE = MODEL_INPUTS.examples.table
+INPUT_KEYS = tuple(f"features/{EXAMPLES_TABLE}/{day:%Y-%m-%d}.parquet" for day in DAYS)
+# {object key: table}: what the trainer is told each input is.
+INPUT_TABLES = {key: EXAMPLES_TABLE for key in INPUT_KEYS}
 CODE_VERSION = "test-code-1"
 
 # Tiny but real: every feature, dropout on (so RNG restore matters), several epochs.
@@ -34,6 +38,7 @@ TINY_CONFIG: dict[str, Any] = {
     "log_every_steps": 1,
     "seed": 11,
     "eval_fraction": 0.2,
+    "model_inputs": MODEL_INPUTS.to_dict(),
 }
 
 
@@ -54,7 +59,7 @@ def trainer_args(
 ) -> list[str]:
     args = store_args or ["--store-root", str(inputs.root)]
     for key in INPUT_KEYS:
-        args += ["--input-key", key]
+        args += ["--input-key", f"{INPUT_TABLES[key]}={key}"]
     return [
         *args,
         "--checkpoint-prefix",

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from contract.model_inputs import MODEL_INPUTS
 from resources.storage.object_store import LocalObjectStore
-from tests.support.trainer_process import INPUT_KEYS, TINY_CONFIG
+from tests.support.trainer_process import INPUT_TABLES, TINY_CONFIG
 from training.checkpoint import MANIFEST_NAME, CheckpointManager
 from training.config import TrainConfig
 from training.data import load_dataset
@@ -90,15 +91,15 @@ def test_models_are_scored_on_the_trainers_held_out_rows(inputs):
     second = _save_random_model(store, "checkpoints/t/b", config, seed=2)
     fraction = config.eval_fraction
 
-    dataset = load_dataset(store, INPUT_KEYS, config)
-    rows = held_out_rows(store, INPUT_KEYS, fraction)
+    dataset = load_dataset(store, INPUT_TABLES, config)
+    rows = held_out_rows(store, INPUT_TABLES, MODEL_INPUTS, fraction)
     assert np.array_equal(rows.labels, dataset.eval.label.numpy())
     assert rows.train_rows == len(dataset.train)
     assert rows.train_positive_rate == pytest.approx(float(dataset.train.label.mean()))
 
     scores = score_models(
-        store, {"candidate": first, "production": second}, input_keys=INPUT_KEYS,
-        eval_fraction=fraction,
+        store, {"candidate": first, "production": second}, input_tables=INPUT_TABLES,
+        model_inputs=MODEL_INPUTS, eval_fraction=fraction,
     )  # fmt: skip
     candidate, production, baseline = scores["candidate"], scores["production"], scores["baseline"]
     assert candidate["examples"] == production["examples"] == len(dataset.eval) > 100
@@ -109,7 +110,8 @@ def test_models_are_scored_on_the_trainers_held_out_rows(inputs):
     assert baseline["log_loss"] == pytest.approx(
         constant_log_loss(rows.labels, rows.train_positive_rate)
     )
-    for column in ("device", "country"):
+    assert list(candidate["segments"]) == list(MODEL_INPUTS.segments)  # the declared ones
+    for column in MODEL_INPUTS.segments:
         segments = candidate["segments"][column]
         assert sum(s["rows"] for s in segments.values()) == candidate["examples"]
         assert set(segments) == set(production["segments"][column])
@@ -117,14 +119,16 @@ def test_models_are_scored_on_the_trainers_held_out_rows(inputs):
     # The same checkpoint scored alone gives the same numbers.
     alone = score_checkpoint(
         store, step_key=first["checkpoint_key"], manifest_sha256=first["manifest_sha256"],
-        config=first["config"], input_keys=INPUT_KEYS, eval_fraction=fraction,
+        config=first["config"], input_tables=INPUT_TABLES, model_inputs=MODEL_INPUTS,
+        eval_fraction=fraction,
     )  # fmt: skip
     assert alone == candidate
 
     # Rows that are not the trainer's held-out rows are refused, never silently misaligned.
-    other = held_out_rows(store, INPUT_KEYS, 0.5)
+    other = held_out_rows(store, INPUT_TABLES, MODEL_INPUTS, 0.5)
     with pytest.raises(HeldOutMismatch, match="held-out split"):
         score_checkpoint(
             store, step_key=first["checkpoint_key"], manifest_sha256=first["manifest_sha256"],
-            config=first["config"], input_keys=INPUT_KEYS, eval_fraction=fraction, rows=other,
+            config=first["config"], input_tables=INPUT_TABLES, model_inputs=MODEL_INPUTS,
+            eval_fraction=fraction, rows=other,
         )  # fmt: skip

@@ -1,9 +1,11 @@
-"""The user/item history features: each example sees the daily features of the days before its
-own day and nothing else (no leakage), the join is deterministic and independent of key order,
-and a model that needs them refuses to train without them."""
+"""The history inputs (the example's user/item history tables, as contract/model_inputs.py
+declares them): each example sees the history of the days before its own day and nothing else
+(no leakage), the as-of rule's lag and window are honoured, the join is deterministic and
+independent of key order, and a model that needs them refuses to train without them."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
@@ -14,11 +16,11 @@ import torch
 
 from assets.features.logic import item_daily_features, training_examples, user_daily_features
 from assets.publishing.parquet import to_parquet_bytes
+from contract.model_inputs import MODEL_INPUTS
 from resources.storage.object_store import LocalObjectStore
 from scripts.synthetic_events import generate_events
 from training.config import TrainConfig
 from training.data import (
-    HISTORY_FEATURES,
     InputDataError,
     attach_history,
     load_dataset,
@@ -32,7 +34,14 @@ TABLES = {
     "user_daily_features": user_daily_features,
     "item_daily_features": item_daily_features,
 }
-CONFIG = TrainConfig(user_buckets=512, item_buckets=256, eval_fraction=0.2, history_features=True)
+CONFIG = TrainConfig(
+    user_buckets=512,
+    item_buckets=256,
+    eval_fraction=0.2,
+    history_features=True,
+    model_inputs=MODEL_INPUTS,
+)
+HISTORY_FEATURES = tuple(f for spec in MODEL_INPUTS.history for f in spec.features)
 
 
 def _key(asset: str, day: dt.date) -> str:
@@ -50,36 +59,39 @@ def store(tmp_path_factory) -> LocalObjectStore:
     return store
 
 
-def _keys(*assets: str, days=DAYS) -> list[str]:
-    return [_key(asset, day) for asset in assets for day in days]
+def _keys(*assets: str, days=DAYS) -> dict[str, str]:
+    return {_key(asset, day): asset for asset in assets for day in days}
 
 
 ALL_KEYS = _keys(*TABLES)
 
 
-def _reference(examples: pa.Table, features: pa.Table, id_column: str) -> np.ndarray:
-    """Impressions of each example's user/item summed over feature days strictly before the
-    example's day, the slow obvious way."""
+def _reference(
+    examples: pa.Table, features: pa.Table, id_column: str, lag: int = 1, window: int = 10**4
+) -> np.ndarray:
+    """Impressions of each example's user/item summed over the feature days in
+    [day - lag - window + 1, day - lag], the slow obvious way."""
     rows = features.to_pylist()
     out = []
     for example in examples.select(["feature_date", id_column]).to_pylist():
+        last = example["feature_date"] - dt.timedelta(days=lag)
         out.append(
             sum(
                 row["impressions"]
                 for row in rows
                 if row[id_column] == example[id_column]
-                and row["feature_date"] < example["feature_date"]
+                and last - dt.timedelta(days=window) < row["feature_date"] <= last
             )
         )
     return np.array(out, dtype=np.float64)
 
 
 def test_history_is_the_sum_over_the_days_before_the_examples_day(store):
-    inputs = read_inputs(store, ALL_KEYS)
-    joined = attach_history(inputs.examples, inputs.user_features, inputs.item_features)
+    inputs = read_inputs(store, ALL_KEYS, MODEL_INPUTS)
+    joined = attach_history(inputs.examples, inputs.history, MODEL_INPUTS)
     for prefix, id_column, features in (
-        ("user", "user_id", inputs.user_features),
-        ("item", "item_id", inputs.item_features),
+        ("user", "user_id", inputs.history["user_daily_features"]),
+        ("item", "item_id", inputs.history["item_daily_features"]),
     ):
         expected = _reference(joined, features, id_column)
         assert np.allclose(np.expm1(joined[f"{prefix}_log_impressions"].to_numpy()), expected)
@@ -91,11 +103,30 @@ def test_history_is_the_sum_over_the_days_before_the_examples_day(store):
     assert pc.min(later["user_no_history"]).as_py() == 0.0
 
 
+@pytest.mark.parametrize(("lag", "window"), [(2, None), (1, 1)])
+def test_the_as_of_rule_reads_only_the_declared_days(store, lag, window):
+    """A declared lag of 2 skips the day before; a one-day window reads only the day before."""
+    declared = dataclasses.replace(
+        MODEL_INPUTS,
+        history=tuple(
+            dataclasses.replace(spec, lag_days=lag, window_days=window)
+            for spec in MODEL_INPUTS.history
+        ),
+    )
+    inputs = read_inputs(store, ALL_KEYS, declared)
+    joined = attach_history(inputs.examples, inputs.history, declared)
+    features = inputs.history["user_daily_features"]
+    expected = _reference(joined, features, "user_id", lag=lag, window=window or 10**4)
+    assert np.allclose(np.expm1(joined["user_log_impressions"].to_numpy()), expected)
+    everything = _reference(joined, features, "user_id")
+    assert (expected < everything).any()  # the rule excluded days that were given
+
+
 def test_no_leakage_a_days_own_features_never_reach_its_examples(store, tmp_path):
     """Replace day 2's user and item features with absurd numbers: the encoded rows of days 1
     and 2 do not change at all, the rows of day 3 (whose history includes day 2) do."""
-    baseline = read_inputs(store, ALL_KEYS)
-    base = attach_history(baseline.examples, baseline.user_features, baseline.item_features)
+    baseline = read_inputs(store, ALL_KEYS, MODEL_INPUTS)
+    base = attach_history(baseline.examples, baseline.history, MODEL_INPUTS)
 
     def poisoned(table: pa.Table) -> pa.Table:
         day_two = pc.equal(table["feature_date"], pa.scalar(DAYS[1], pa.date32()))
@@ -106,8 +137,8 @@ def test_no_leakage_a_days_own_features_never_reach_its_examples(store, tmp_path
 
     changed = attach_history(
         baseline.examples,
-        poisoned(baseline.user_features),
-        poisoned(baseline.item_features),
+        {name: poisoned(table) for name, table in baseline.history.items()},
+        MODEL_INPUTS,
     )
     same_day_or_earlier = np.array([d <= DAYS[1] for d in base["feature_date"].to_pylist()])
     for name in HISTORY_FEATURES:
@@ -120,7 +151,7 @@ def test_no_leakage_a_days_own_features_never_reach_its_examples(store, tmp_path
 
     # And through the trainer's own reader: the last day's features (the trained day's own)
     # change nothing, so whether they are passed or not the tensors are identical.
-    without_last = _keys("training_examples") + _keys(
+    without_last = _keys("training_examples") | _keys(
         "user_daily_features", "item_daily_features", days=DAYS[:-1]
     )
     a, b = load_dataset(store, ALL_KEYS, CONFIG), load_dataset(store, without_last, CONFIG)
@@ -130,13 +161,12 @@ def test_no_leakage_a_days_own_features_never_reach_its_examples(store, tmp_path
 
 def test_history_tensors_are_deterministic_and_independent_of_key_order(store):
     first = load_dataset(store, ALL_KEYS, CONFIG)
-    second = load_dataset(store, list(reversed(ALL_KEYS)), CONFIG)
+    second = load_dataset(store, dict(reversed(ALL_KEYS.items())), CONFIG)
     assert first.train.numeric.shape[1] == len(numeric_features(CONFIG)) == 8
     for a, b in ((first.train, second.train), (first.eval, second.eval)):
         assert torch.equal(a.numeric, b.numeric) and torch.equal(a.categorical, b.categorical)
     # Without history the model's inputs are what they always were.
-    plain = load_dataset(store, ALL_KEYS, TrainConfig(user_buckets=512, item_buckets=256,
-                                                      eval_fraction=0.2))  # fmt: skip
+    plain = load_dataset(store, ALL_KEYS, dataclasses.replace(CONFIG, history_features=False))
     assert plain.train.numeric.shape[1] == 2
     assert torch.equal(plain.train.numeric, first.train.numeric[:, :2])
 
@@ -145,4 +175,15 @@ def test_history_features_without_feature_partitions_are_refused(store):
     with pytest.raises(InputDataError, match="history_features is on but no partition"):
         load_dataset(store, _keys("training_examples", "user_daily_features"), CONFIG)
     with pytest.raises(InputDataError, match="no training_examples partition"):
-        read_inputs(store, _keys("user_daily_features"))
+        read_inputs(store, _keys("user_daily_features"), MODEL_INPUTS)
+
+
+def test_a_partition_is_the_table_it_is_given_as_never_guessed_from_columns(store):
+    """The caller names each key's table; a key given as a table the declaration does not read,
+    or given as the wrong table, is refused naming the key, the table and the columns."""
+    examples_key = next(iter(_keys("training_examples")))
+    with pytest.raises(InputDataError, match="does not read"):
+        read_inputs(store, {examples_key: "some_other_table"}, MODEL_INPUTS)
+    history_key = next(iter(_keys("user_daily_features")))
+    with pytest.raises(InputDataError, match=r"\(training_examples\) lacks columns"):
+        read_inputs(store, {history_key: "training_examples"}, MODEL_INPUTS)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from resources.storage.object_store import LocalObjectStore
-from tests.support.trainer_process import INPUT_KEYS, TINY_CONFIG, trainer_args
+from tests.support.trainer_process import INPUT_TABLES, TINY_CONFIG, trainer_args
 from training.checkpoint import CheckpointManager
 from training.config import TrainConfig
 from training.streaming import ExampleSource, StreamingBatches
@@ -118,7 +118,7 @@ def test_streaming_run_killed_mid_epoch_resumes_to_the_uninterrupted_weights(
     summary = resumed.summary()
     assert summary["resumed_from_step"], f"seed {seed}: {summary}"
     batches = StreamingBatches(
-        ExampleSource(LocalObjectStore(inputs.root), INPUT_KEYS, TrainConfig(**config)),
+        ExampleSource(LocalObjectStore(inputs.root), INPUT_TABLES, TrainConfig(**config)),
         TrainConfig(**config),
         rank=0,
         world_size=1,

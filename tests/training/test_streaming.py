@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.features.logic import item_daily_features, training_examples, user_daily_features
+from contract.model_inputs import MODEL_INPUTS
 from resources.storage.object_store import LocalObjectStore
 from scripts.synthetic_events import generate_events
 from training.config import ConfigError, TrainConfig, fingerprint
@@ -34,6 +35,7 @@ BASE = {
     "data_loading": "streaming",
     "shuffle_buffer_rows": 400,
     "history_features": True,
+    "model_inputs": MODEL_INPUTS,
 }
 
 
@@ -41,7 +43,8 @@ def _key(asset: str, day: dt.date) -> str:
     return f"features/{asset}/{day:%Y-%m-%d}.parquet"
 
 
-KEYS = [_key(asset, day) for asset in TABLES for day in DAYS]
+# {object key: table}: what the trainer is told each input is.
+KEYS = {_key(asset, day): asset for asset in TABLES for day in DAYS}
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +147,20 @@ def test_shuffle_windows_stay_within_the_buffer_and_every_row_group_is_dealt(sto
 def test_streaming_inputs_are_checked_like_the_in_memory_ones(store):
     config = TrainConfig(**BASE)
     with pytest.raises(InputDataError, match="item_daily_features"):
-        ExampleSource(store, [k for k in KEYS if "item_daily" not in k], config)
+        ExampleSource(store, {k: t for k, t in KEYS.items() if t != "item_daily_features"}, config)
     with pytest.raises(InputDataError, match="no training_examples"):
-        ExampleSource(store, [k for k in KEYS if "training_examples" not in k], config)
+        ExampleSource(store, {k: t for k, t in KEYS.items() if t != "training_examples"}, config)
     with pytest.raises(InputDataError, match="does not exist"):
-        ExampleSource(store, [*KEYS, "features/training_examples/2026-12-01.parquet"], config)
+        missing = _key("training_examples", dt.date(2026, 12, 1))
+        ExampleSource(store, {**KEYS, missing: "training_examples"}, config)
+    # The table each key is comes from the caller and the declaration, never from its columns.
+    example_key = _key("training_examples", DAYS[0])
+    with pytest.raises(InputDataError, match="declaration does not read"):
+        ExampleSource(store, {**KEYS, example_key: "some_other_table"}, config)
+    with pytest.raises(InputDataError, match="lacks columns"):
+        ExampleSource(store, {**KEYS, example_key: "user_daily_features"}, config)
+    with pytest.raises(ConfigError, match="model_inputs is not set"):
+        ExampleSource(store, KEYS, TrainConfig(**{**BASE, "model_inputs": None}))
     with pytest.raises(InputDataError, match="streams"):
         _streaming(store, batch_size=4096)
 

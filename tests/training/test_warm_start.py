@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from resources.storage.object_store import LocalObjectStore
-from tests.support.trainer_process import CODE_VERSION, INPUT_KEYS, TINY_CONFIG
+from tests.support.trainer_process import CODE_VERSION, INPUT_TABLES, TINY_CONFIG
 from training.checkpoint import InitCheckpointError, load_step_key
 from training.config import TrainConfig
 from training.loop import MODEL_FILE, train
@@ -20,7 +20,7 @@ CONFIG = TrainConfig.from_dict({**TINY_CONFIG, "total_steps": 50})
 def _train(store, inputs, prefix, config=CONFIG, init_from=None):
     return train(
         store,
-        input_keys=INPUT_KEYS,
+        input_tables=INPUT_TABLES,
         checkpoint_prefix=prefix,
         config=config,
         input_data_versions=inputs.versions,

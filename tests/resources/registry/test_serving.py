@@ -6,6 +6,7 @@ import hashlib
 import pytest
 import torch
 
+from contract.model_inputs import MODEL_INPUTS
 from resources.registry.registry import PRODUCTION, ModelRegistry, promote
 from resources.registry.serving import ServingLoadError, load_alias
 from resources.storage.object_store import LocalObjectStore
@@ -15,9 +16,11 @@ from training.config import TrainConfig
 from training.loop import MODEL_FILE
 from training.model import build_model
 
+CONFIG = TrainConfig(model_inputs=MODEL_INPUTS)
+
 
 def _checkpoint(store, name: str, seed: int) -> tuple[str, str, dict]:
-    config = TrainConfig().to_dict()
+    config = CONFIG.to_dict()
     torch.manual_seed(seed)
     model = build_model(TrainConfig.from_dict(config))
     with CheckpointManager(store, f"checkpoints/model_checkpoint/2025-01-10/{name}") as manager:
@@ -33,7 +36,8 @@ def _register(registry, version: str, seed: int) -> dict:
             version,
             checkpoint_key=step_key,
             manifest_sha256=manifest_sha256,
-            config=TrainConfig().to_dict(),
+            # v1's record predates configs carrying the declaration: served as the contract's.
+            config=(TrainConfig() if version == "v1" else CONFIG).to_dict(),
         )
     )
     return weights
