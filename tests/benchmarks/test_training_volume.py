@@ -56,4 +56,6 @@ def test_training_volume_benchmark_prints_its_ratio_last():
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
     for mode in ("in_memory", "streaming"):
         assert len([line for line in lines if f"mode={mode} " in line]) == 2
-        assert any(line.startswith(f"{mode}: loop_samples_per_s=") for line in lines)
+        [summary] = [line for line in lines if line.startswith(f"{mode}: ")]
+        for figure in ("steady_samples_per_s=", "loop_samples_per_s=", "process_samples_per_s="):
+            assert figure in summary, summary
