@@ -3,6 +3,7 @@ features           per-partition cost of the feature assets against the same fun
 source_read        peak memory of the source step, the day streamed in batches against read whole
 backfill           a year of feature partitions through the real daemon, against one process
 training           orchestration, checkpointing and resume cost of the training asset
+training_volume    the streaming trainer against the in-memory one at production volume
 imports            what a process pays to load the code location
 daily_vs_backfill  the daily training run's wait for the GPU behind a training backfill
 model_quality      the daily model's AUC against the generator's optimum, day by day

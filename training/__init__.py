@@ -5,6 +5,7 @@ Modules, one job each:
   model_inputs  the model-input declaration: tables, join keys, as-of rule, inputs, segments
   data          the declared tables' partitions -> tensors, the held-out split by key hash
   sampler       deterministic batches with a save/restore-able position
+  streaming     examples streamed per parquet row group: sharded, window-shuffled, resumable
   model         the CTR model (matrix factorisation + context MLP), warm start, its loss
   optim         AdamW with linear warmup then cosine decay
   rng           seeding and weights_only-safe capture/restore of every RNG

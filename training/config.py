@@ -24,6 +24,11 @@ OPERATIONAL_FIELDS = frozenset(
     {"checkpoint_every_steps", "checkpoint_every_seconds", "keep_last", "log_every_steps"}
 )
 
+# The data-loading fields that only matter when streaming: an in-memory run leaves them (and
+# data_loading itself) out of the fingerprint, so adding them renamed no existing run.
+STREAMING_FIELDS = frozenset({"data_loading", "shuffle_buffer_rows", "loader_workers"})
+DATA_LOADING = ("in_memory", "streaming")
+
 
 class ConfigError(ValueError):
     """A configuration value that cannot produce a valid run."""
@@ -64,6 +69,15 @@ class TrainConfig:
     # (training/data.py). Off by default for the standalone trainer; the Dagster asset turns it
     # on and passes those partitions.
     history_features: bool = False
+    # How examples reach the loop: "in_memory" loads the window into tensors and permutes all
+    # of it every epoch; "streaming" reads the examples' parquet row groups as it trains and
+    # shuffles within windows of about shuffle_buffer_rows rows, read by loader_workers
+    # DataLoader processes per rank (0: in the training process), so memory follows the buffer,
+    # not the window (training/streaming.py). The two see the rows in different orders, so
+    # they train different (each reproducible) weights.
+    data_loading: str = "in_memory"
+    shuffle_buffer_rows: int = 1_048_576
+    loader_workers: int = 0
     # What the model reads and how (training/model_inputs.py): its tables, join keys, as-of
     # rule, categorical and numeric inputs. Part of the fingerprint: other inputs, other model.
     # The Dagster asset fills it from the training_dataset manifest.
@@ -92,6 +106,7 @@ class TrainConfig:
             "total_steps",
             "checkpoint_every_steps",
             "log_every_steps",
+            "shuffle_buffer_rows",
         )
         problems += [
             f"{name} must be >= 1 (got {getattr(self, name)})"
@@ -109,6 +124,12 @@ class TrainConfig:
             problems.append(f"dropout must be in [0, 1) (got {self.dropout})")
         if not 0.0 <= self.eval_fraction < 1.0:
             problems.append(f"eval_fraction must be in [0, 1) (got {self.eval_fraction})")
+        if self.data_loading not in DATA_LOADING:
+            problems.append(
+                f"data_loading must be one of {DATA_LOADING} (got {self.data_loading!r})"
+            )
+        if self.loader_workers < 0:
+            problems.append(f"loader_workers must be >= 0 (got {self.loader_workers})")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             problems.append(f"min_lr_ratio must be in [0, 1] (got {self.min_lr_ratio})")
         for name in ("lr", "weight_decay", "embedding_l2", "checkpoint_every_seconds", "epochs"):
@@ -170,6 +191,8 @@ def _type_problems(config: TrainConfig) -> list[str]:
             ok = isinstance(value, bool)
         elif f.type == "int":
             ok = _is_int(value)
+        elif f.type == "str":
+            ok = isinstance(value, str)
         else:  # float fields accept JSON integers too
             ok = _is_int(value) or isinstance(value, float)
         if not ok:
@@ -213,7 +236,10 @@ def fingerprint(
     """sha256 (hex) of everything that determines the trained weights. `init_from` (the
     warm-start checkpoint: its step key and manifest sha256) enters only when given, so cold
     starts keep the fingerprint they always had."""
-    result_config = {k: v for k, v in config.to_dict().items() if k not in OPERATIONAL_FIELDS}
+    ignored = OPERATIONAL_FIELDS | (
+        STREAMING_FIELDS if config.data_loading == "in_memory" else frozenset()
+    )
+    result_config = {k: v for k, v in config.to_dict().items() if k not in ignored}
     document = {
         "config": result_config,
         "input_data_versions": {str(k): str(v) for k, v in input_data_versions.items()},

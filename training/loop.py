@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +28,14 @@ from resources.storage.object_store import ObjectStore
 from training import distributed, rng
 from training.checkpoint import CheckpointManager, LoadedCheckpoint, load_step_key
 from training.config import TrainConfig, fingerprint, resolve_input_versions
-from training.data import EncodedExamples, InputDataError, load_dataset
+from training.data import Dataset, EncodedExamples, InputDataError, load_dataset
 from training.distributed import DistContext
 from training.metrics import log_loss, roc_auc
 from training.model import build_model, loss_fn
 from training.optim import build_optimizer, build_scheduler
 from training.progress import Heartbeat, ProgressMeter, emit
 from training.sampler import BatchSampler, DataPosition
+from training.streaming import ExampleSource, StreamingBatches
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,48 @@ def _configure_determinism(device: torch.device) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+class _InMemoryBatches:
+    """The loaded window's tensors and their sampler, behind the calls the loop makes of
+    either data-loading mode (StreamingBatches is the other)."""
+
+    def __init__(self, dataset: Dataset, sampler: BatchSampler, device: torch.device):
+        self.dataset, self.sampler, self.device = dataset, sampler, device
+        self.train = dataset.train.to(device)
+        self.train_examples = len(dataset.train)
+        self.batches_per_epoch = sampler.batches_per_epoch
+
+    def next_batch(self) -> EncodedExamples:
+        return self.train.take(self.sampler.next_indices().to(self.device))
+
+    def position(self) -> DataPosition:
+        return self.sampler.position()
+
+    def restore(self, position: DataPosition) -> None:
+        self.sampler.restore(position)
+
+    def held_out(self) -> Iterator[EncodedExamples]:
+        yield self.dataset.eval
+
+    def close(self) -> None:
+        """Nothing runs in the background here."""
+
+
+def _training_data(
+    store: ObjectStore, input_tables: Mapping[str, str], config: TrainConfig, ctx: DistContext
+) -> _InMemoryBatches | StreamingBatches:
+    if config.data_loading == "streaming":
+        source = ExampleSource(store, input_tables, config)
+        return StreamingBatches(source, config, ctx.rank, ctx.world_size)
+    dataset = load_dataset(store, input_tables, config)
+    try:
+        sampler = BatchSampler(
+            len(dataset.train), config.batch_size, config.seed, ctx.rank, ctx.world_size
+        )
+    except ValueError as err:  # too few examples: an input problem, not a crash
+        raise InputDataError(str(err)) from err
+    return _InMemoryBatches(dataset, sampler, ctx.device)
+
+
 class _Trainer:
     """The state of one training process; `run()` drives it."""
 
@@ -100,17 +143,10 @@ class _Trainer:
         self.precision = _precision(ctx.device)
         _configure_determinism(ctx.device)
 
-        self.dataset = load_dataset(store, input_tables, config)
-        self.train_data = self.dataset.train.to(ctx.device)
-        try:
-            self.sampler = BatchSampler(
-                len(self.dataset.train), config.batch_size, config.seed, ctx.rank, ctx.world_size
-            )
-        except ValueError as err:  # too few examples: an input problem, not a crash
-            raise InputDataError(str(err)) from err
+        self.data = _training_data(store, input_tables, config, ctx)
         # The run's length: total_steps, or epochs over these rows (the same inputs and world
         # size give the same length, so a resumed run ends where the uninterrupted one would).
-        self.total_steps = config.steps_for(self.sampler.batches_per_epoch)
+        self.total_steps = config.steps_for(self.data.batches_per_epoch)
 
         # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
         rng.seed_everything(config.seed)
@@ -169,7 +205,7 @@ class _Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.sampler.restore(DataPosition.from_dict(state["data_position"]))
+        self.data.restore(DataPosition.from_dict(state["data_position"]))
         per_rank = state["rng"]
         if len(per_rank) == self.ctx.world_size:
             rng.restore(per_rank[self.ctx.rank])
@@ -204,12 +240,12 @@ class _Trainer:
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "rng": rng_states,
-                "data_position": self.sampler.position().to_dict(),
+                "data_position": self.data.position().to_dict(),
                 "world_size": self.ctx.world_size,
             }
             metadata = {
                 "config": self.config.to_dict(),
-                "data_position": self.sampler.position().to_dict(),
+                "data_position": self.data.position().to_dict(),
                 "world_size": self.ctx.world_size,
                 "writer_rank": self.ctx.rank,
                 "reason": reason,
@@ -227,8 +263,7 @@ class _Trainer:
     # Training ----------------------------------------------------------------------------
 
     def _train_step(self) -> torch.Tensor:
-        indices = self.sampler.next_indices().to(self.ctx.device)
-        batch = self.train_data.take(indices)
+        batch = self.data.next_batch().to(self.ctx.device)
         self.train_model.train()
         with torch.autocast(
             device_type=self.ctx.device.type,
@@ -298,15 +333,18 @@ class _Trainer:
     # Evaluation --------------------------------------------------------------------------
 
     def evaluate(self, train_loss: float | None) -> dict[str, Any]:
-        held_out = self.dataset.eval
-        logits = _predict(self.model, held_out, self.ctx.device, self.precision)
-        labels = held_out.label.numpy()
+        scored = [
+            (_predict(self.model, chunk, self.ctx.device, self.precision), chunk.label.numpy())
+            for chunk in self.data.held_out()
+        ]
+        logits = np.concatenate([s[0] for s in scored]) if scored else np.zeros(0, np.float32)
+        labels = np.concatenate([s[1] for s in scored]) if scored else np.zeros(0, np.float32)
         return {
             "eval_auc": roc_auc(labels, logits),
             "eval_log_loss": log_loss(labels, logits),
-            "eval_examples": len(held_out),
+            "eval_examples": len(labels),
             "eval_positive_rate": float(labels.mean()) if len(labels) else None,
-            "train_examples": len(self.dataset.train),
+            "train_examples": self.data.train_examples,
             "train_loss": train_loss,
         }
 
@@ -384,13 +422,13 @@ def train(
         resumed_from, steps_lost = trainer.resume() if resume else (None, 0)
         resume_s = time.monotonic() - resume_started
         logger.info(
-            "rank %d/%d on %s (%s): %d train / %d eval examples, starting at step %d of %d",
+            "rank %d/%d on %s (%s, %s): %d train examples, starting at step %d of %d",
             ctx.rank,
             ctx.world_size,
             ctx.device,
             trainer.precision.name,
-            len(trainer.dataset.train),
-            len(trainer.dataset.eval),
+            config.data_loading,
+            trainer.data.train_examples,
             trainer.step,
             trainer.total_steps,
         )
@@ -403,6 +441,7 @@ def train(
             # Never leave a write half-done behind us, even when training raised.
             close_started = time.monotonic()
             trainer.checkpoints.close()
+            trainer.data.close()
             trainer.checkpoint_blocking_s += time.monotonic() - close_started
         train_loop_s = time.monotonic() - loop_started
         # Rank 0 is the only writer; nobody exits before its checkpoint is published.
@@ -417,7 +456,7 @@ def train(
             "steps": trainer.step,
             "total_steps": trainer.total_steps,
             "epochs": config.epochs,
-            "batches_per_epoch": trainer.sampler.batches_per_epoch,
+            "batches_per_epoch": trainer.data.batches_per_epoch,
             "resumed_from_step": resumed_from,
             "steps_lost": steps_lost,
             "metrics": metrics,

@@ -91,6 +91,23 @@ class ModelTrainingConfig(dg.Config):
         description="Feed each example its user's and item's history (user/item daily features "
         "of the window's days before the example's day).",
     )
+    data_loading: Literal["in_memory", "streaming"] = Field(
+        default="in_memory",
+        description="How examples reach the trainer. in_memory: the whole window in tensors, "
+        "permuted every epoch (memory grows with the window). streaming: the examples' parquet "
+        "row groups read as it trains, shuffled within shuffle_buffer_rows (memory follows the "
+        "buffer); it sees the rows in another order, so it trains other weights and has its "
+        "own fingerprint.",
+    )
+    shuffle_buffer_rows: int = Field(
+        default=1_048_576,
+        description="Streaming only: rows shuffled together (at least one parquet row group).",
+    )
+    loader_workers: int = Field(
+        default=0,
+        description="Streaming only: DataLoader processes reading ahead per trainer process "
+        "(0: read in the trainer).",
+    )
     checkpoint_every_steps: int = Field(default=100, description="Save every N steps.")
     checkpoint_every_seconds: float = Field(default=600.0, description="...and every T seconds.")
     keep_last: int = Field(default=3, description="Checkpoints kept (>= 2).")

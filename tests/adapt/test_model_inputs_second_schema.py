@@ -1,7 +1,7 @@
 """The trainer on a second schema, declared only here: other table names, key columns, join
 keys, categorical and numeric columns, an integer example key and a boolean label. It reads,
-joins as of the declared days, encodes, trains a few steps (in-process and through the CLI)
-and is scored with its own segment column, with no change to training/.
+joins as of the declared days, encodes, trains a few steps (in-process, streaming and through
+the CLI) and is scored with its own segment column, with no change to training/.
 
 The data: purchases of products by customers over four days. A customer converts more often
 when the customer id is even and on the "app" channel; each history table counts visits (or
@@ -47,6 +47,7 @@ from training.model_inputs import (
     ModelInputs,
     NumericInput,
 )
+from training.streaming import ExampleSource, StreamingBatches
 
 DAYS = tuple(dt.date(2027, 3, 1) + dt.timedelta(days=i) for i in range(4))
 CHANNELS = ("app", "web", "store")
@@ -290,6 +291,54 @@ def test_the_cli_trains_it_from_json_alone(published, tmp_path, monkeypatch, cap
     bare = [a.split("=", 1)[1] if a.startswith("basket_outcomes=") else a for a in args]
     assert cli.main(bare) == cli.EXIT_BAD_INPUT
     assert "must be TABLE=KEY" in capsys.readouterr().out
+
+
+def _rows(examples) -> list[tuple]:
+    return sorted(
+        (*c.tolist(), *n.tolist(), float(y))
+        for c, n, y in zip(examples.categorical, examples.numeric, examples.label, strict=True)
+    )
+
+
+def test_it_streams_the_declared_tables_like_it_loads_them(published, tmp_path):
+    """The streaming data path from the same declaration: the examples written in several row
+    groups are streamed, joined and encoded into the in-memory path's rows, split the same way,
+    and a streaming run trains and is scored."""
+    source, tables, versions = published
+    store = LocalObjectStore(tmp_path / "store")
+    for key in tables:
+        table = pq.read_table(io.BytesIO(source.get_bytes(key)))
+        sink = io.BytesIO()
+        pq.write_table(table, sink, row_group_size=80)  # three row groups a day
+        store.put_bytes(key, sink.getvalue())
+    config = TrainConfig.from_dict(
+        {**CONFIG.to_dict(), "data_loading": "streaming", "shuffle_buffer_rows": 200}
+    )
+    loaded = load_dataset(store, tables, config)
+    batches = StreamingBatches(ExampleSource(store, tables, config), config, 0, 1)
+    assert len(batches.source.row_groups) == 3 * len(DAYS)
+    assert batches.train_examples == len(loaded.train)
+    epoch = [batches.next_batch() for _ in range(batches.batches_in_epoch(0))]
+    served = [row for batch in epoch for row in _rows(batch)]
+    train_rows = _rows(loaded.train)
+    assert len(served) == len(set(served)) and set(served) <= set(train_rows)
+    assert len(train_rows) - len(served) < 80 + CONFIG.batch_size
+    held_out = [row for chunk in batches.held_out() for row in _rows(chunk)]
+    assert sorted(held_out) == _rows(loaded.eval)
+
+    result = train(
+        store,
+        input_tables=tables,
+        checkpoint_prefix="checkpoints/second/streamed",
+        config=config,
+        input_data_versions=versions,
+        code_version="second-schema-test",
+        device="cpu",
+    )
+    assert result.status == "completed" and result.summary["steps"] == CONFIG.total_steps
+    metrics = result.summary["metrics"]
+    assert metrics["eval_examples"] == len(loaded.eval)
+    assert metrics["train_examples"] == len(loaded.train)
 
 
 def test_a_partition_missing_a_declared_column_is_refused_naming_it(published, tmp_path):

@@ -169,6 +169,33 @@ def test_other_settings_train_fresh_under_their_own_fingerprint(approved_window,
     assert again["resumed_from_step"] == 200
 
 
+def test_a_deployment_selects_streaming_through_the_asset_config(approved_window, tmp_path):
+    _, resources = _env(approved_window, tmp_path)
+    in_memory = _metadata(_train(resources, total_steps=100))
+    result = _train(
+        resources,
+        total_steps=100,
+        data_loading="streaming",
+        shuffle_buffer_rows=4096,
+        loader_workers=1,
+    )
+    assert result.success
+    streamed = _metadata(result)
+    config = streamed["lineage"]["config"]
+    assert (config["data_loading"], config["shuffle_buffer_rows"], config["loader_workers"]) == (
+        "streaming",
+        4096,
+        1,
+    )
+    assert in_memory["lineage"]["config"]["data_loading"] == "in_memory"
+    # Another row order, other weights: its own fingerprint, trained from step 0.
+    assert streamed["fingerprint"] != in_memory["fingerprint"]
+    assert streamed["resumed_from_step"] == 0 and streamed["steps"] == 100
+    # Both read the same declared window and split: the same training rows.
+    assert streamed["train_examples"] == in_memory["train_examples"] > 0
+    assert 0.5 < streamed["eval_auc"] <= 1.0
+
+
 def test_resuming_across_fingerprints_is_refused(approved_window, tmp_path):
     _, resources = _env(approved_window, tmp_path)
     first = _metadata(_train(resources, total_steps=100))
