@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.features.logic import TRAINING_EXAMPLES_SCHEMA
-from benchmarks.training_volume import LAST_DAY, WINDOW_DAYS, Population, examples_table, prepare
+from benchmarks.training_volume import LAST_DAY, WINDOW_DAYS, prepare
 from contract.model_inputs import MODEL_INPUTS
+from scripts.synthetic_examples import Population, examples_table
 from tests.support.environment import REPO_ROOT
 
 

@@ -8,7 +8,8 @@ use one neither as an identifier nor inside a string literal (f-strings included
 is an identifier (one with an underscore, such as the time column): that is a code reference.
 
 Exemptions, each with its reason:
-- the example's data generator (`scripts/synthetic_events.py`), the feature logic
+- the example's data generators (`scripts/synthetic_events.py`, and
+  `scripts/synthetic_examples.py` for the trainer's inputs at volume), the feature logic
   (`assets/features/logic.py`) and its plain-SQL twin that the features benchmark times
   (`assets/features/reference_sql.py`) are example code by design;
 - the model side (`training/`, `assets/model/`, `assets/guard/`) reads every column from the
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("assets", "resources", "sensors", "training", "scripts", "benchmarks")
 EXAMPLE_CODE = {
     "scripts/synthetic_events.py",
+    "scripts/synthetic_examples.py",
     "assets/features/logic.py",
     "assets/features/reference_sql.py",
 }
@@ -50,6 +52,7 @@ SHARED_VOCABULARY = {
         "assets/slo/cost.py",
         "resources/registry/reproduce.py",
         "benchmarks/training.py",
+        "benchmarks/training_volume.py",
     ),
     "event_type": (
         "assets/slo/runs.py",
