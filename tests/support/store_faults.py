@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import boto3
 
 from resources.storage.object_store import LocalObjectStore, open_s3_store
-from tests.support.registry import local_error, s3_client_error
+from tests.support.registry import FaultyS3Client, local_error
 
 
 @dataclass
@@ -60,25 +60,6 @@ class FaultyLocalStore:
 
     def put_if_version(self, key, data, version):
         return self._conditional("put_if_version", key, data, version)
-
-
-class FaultyS3Client:
-    """A boto3 S3 client whose conditional `put_object` calls get the fault, as botocore
-    raises it, so that S3ObjectStore's own mapping (409 -> ConditionalWriteConflict) runs."""
-
-    def __init__(self, client):
-        self._client, self.fault = client, None
-
-    def __getattr__(self, name):
-        return getattr(self._client, name)
-
-    def put_object(self, **kwargs):
-        conditional = "IfMatch" in kwargs or "IfNoneMatch" in kwargs
-        if conditional and self.fault is not None and self.fault.fires(kwargs["Key"]):
-            if self.fault.applied:
-                self._client.put_object(**kwargs)
-            raise s3_client_error(self.fault.error, kwargs["Key"])
-        return self._client.put_object(**kwargs)
 
 
 class FaultyStores:
