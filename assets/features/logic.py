@@ -6,8 +6,9 @@ serialize to the same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,11 +72,15 @@ TRAINING_EXAMPLES_SCHEMA = pa.schema(
 Events = pa.Table | DayEvents
 
 
-def _day_events(events: Events) -> tuple[DayEvents, bool]:
-    """The events in DuckDB, and whether this call loaded them (and so must close them)."""
+@contextlib.contextmanager
+def _day_events(events: Events) -> Iterator[DayEvents]:
+    """The events in DuckDB; a table loaded here is dropped on the way out, a caller's day
+    stays open for the caller's other tables."""
     if isinstance(events, DayEvents):
-        return events, False
-    return DayEvents.from_arrow(events), True
+        yield events
+        return
+    with DayEvents.from_arrow(events) as loaded:
+        yield loaded
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -142,8 +147,7 @@ def _per_key(key: str, counts: dict[str, str], sums: dict[str, str], distinct: s
 
 def user_daily_features(events: Events, day: dt.date) -> pa.Table:
     """Per user and day: funnel counts, click-through rate, spend, dwell, breadth."""
-    day_events, owned = _day_events(events)
-    try:
+    with _day_events(events) as day_events:
         counts = {
             "impressions": _kind("impression"),
             "clicks": _kind("click"),
@@ -163,9 +167,6 @@ def user_daily_features(events: Events, day: dt.date) -> pa.Table:
         keys = _numpy(per_user["user_id"])
         spend = compensated_sums(day_events, "user_id", keys, sums["spend_values"])
         dwell = compensated_sums(day_events, "user_id", keys, sums["dwell_values"])
-    finally:
-        if owned:
-            day_events.close()
     impressions, clicks = _numpy(per_user["impressions"]), _numpy(per_user["clicks"])
     return _table(
         day,
@@ -188,8 +189,7 @@ def user_daily_features(events: Events, day: dt.date) -> pa.Table:
 
 def item_daily_features(events: Events, day: dt.date) -> pa.Table:
     """Per item and day: exposure, clicks, purchases, revenue and audience size."""
-    day_events, owned = _day_events(events)
-    try:
+    with _day_events(events) as day_events:
         counts = {
             "impressions": _kind("impression"),
             "clicks": _kind("click"),
@@ -207,9 +207,6 @@ def item_daily_features(events: Events, day: dt.date) -> pa.Table:
         keys = _numpy(per_item["item_id"])
         revenue = compensated_sums(day_events, "item_id", keys, sums["revenue_values"])
         price = compensated_sums(day_events, "item_id", keys, sums["price_values"])
-    finally:
-        if owned:
-            day_events.close()
     impressions, clicks = _numpy(per_item["impressions"]), _numpy(per_item["clicks"])
     return _table(
         day,
@@ -234,8 +231,7 @@ _HOUR_OF_DAY = "((epoch_us(e.event_time) % 86400000000 + 86400000000) % 86400000
 
 def training_examples(events: Events, day: dt.date) -> pa.Table:
     """One row per impression, labelled 1 when the user clicked that item later that day."""
-    day_events, owned = _day_events(events)
-    try:
+    with _day_events(events) as day_events:
         examples = day_events.arrow(
             f"""
             WITH clicked AS (
@@ -252,9 +248,6 @@ def training_examples(events: Events, day: dt.date) -> pa.Table:
             ORDER BY e.event_id, e.row
             """
         )
-    finally:
-        if owned:
-            day_events.close()
     return _table(
         day,
         TRAINING_EXAMPLES_SCHEMA,
