@@ -19,7 +19,7 @@ GPU_PIP_OPTIONS ?= --isolated
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_DEPLOYMENT ?= local
 
-.PHONY: venv prepare dev run-day test test-fast test-adapt demo lint audit lock lock-gpu clean
+.PHONY: venv prepare dev run-day test test-fast test-adapt goldens demo lint audit lock lock-gpu clean
 
 # Exact versions, no resolution: --no-deps installs what the lock names and nothing else, so
 # no transitive upgrade (or CUDA torch) can sneak in; pip check proves the set is consistent.
@@ -65,6 +65,11 @@ test-fast: venv
 # through to a promoted first model: what a team adapting the template relies on.
 test-adapt: venv
 	$(PY) -m pytest tests/adapt
+
+# After an intended change of the example's feature output: rewrite the golden digests that
+# tests/example/ pins (one per table and per column), then bump FEATURE_CODE_VERSION.
+goldens: venv
+	$(PY) -m tests.example.goldens
 
 demo: prepare
 	$(PY) -m scripts.demo

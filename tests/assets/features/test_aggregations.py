@@ -19,7 +19,7 @@ from assets.quality.gate_config import GateConfig
 from assets.sources.daily_events import daily_events
 from resources.factory import local_paths
 from resources.storage.object_store import LocalObjectStore
-from tests.assets.features.golden_inputs import DAY, golden_inputs
+from tests.example.golden_inputs import DAY, golden_inputs
 
 
 def _random_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
