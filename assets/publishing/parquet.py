@@ -1,4 +1,4 @@
-"""Arrow <-> Parquet bytes with fixed writer settings, so equal tables give equal bytes."""
+"""Arrow <-> Parquet bytes or files with fixed writer settings, so equal tables give equal bytes."""
 
 import hashlib
 import os
