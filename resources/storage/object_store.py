@@ -341,7 +341,7 @@ class LocalObjectStore:
         return pafs.LocalFileSystem(), str(self._path(key))
 
 
-# put_file on S3: files above the threshold go by multipart upload in parts of the chunk size.
+# put_file on S3: files from the threshold up go by multipart upload in parts of the chunk size.
 # A part takes one request and is retried alone, so a large day survives a dropped connection;
 # S3 refuses parts under 5 MiB (all but the last), at CompleteMultipartUpload, after the upload.
 MULTIPART_THRESHOLD_BYTES = 64 << 20
@@ -389,7 +389,7 @@ class S3ObjectStore:
         return _stored(key, self.uri(key), data)
 
     def put_file(self, key: str, path: str | os.PathLike[str]) -> StoredObject:
-        """One PUT up to the threshold, a multipart upload above it. Either way the key shows
+        """One PUT under the threshold, a multipart upload from it up. Either way the key shows
         the previous object until the new one is complete: S3 makes a multipart object visible
         only at CompleteMultipartUpload. On an error s3transfer aborts the upload itself
         (CreateMultipartUploadTask registers abort_multipart_upload as the transfer's failure

@@ -112,7 +112,7 @@ def test_a_file_above_the_threshold_goes_by_multipart_upload(s3_endpoint, s3_buc
     assert head["ETag"].strip('"').endswith("-3")  # S3's ETag of a 3-part object
 
 
-def test_a_file_up_to_the_threshold_goes_by_one_put(s3_endpoint, s3_bucket, tmp_path):
+def test_a_file_under_the_threshold_goes_by_one_put(s3_endpoint, s3_bucket, tmp_path):
     client = s3_client(s3_endpoint)
     store = small_part_store(client, s3_endpoint, s3_bucket)
     data = random_file(tmp_path / "small.bin", 2 * MiB)
