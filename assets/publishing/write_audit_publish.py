@@ -24,9 +24,11 @@ publish finds its version missing when it checks at its end and writes it again 
 same bytes).
 """
 
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -42,7 +44,7 @@ from assets.publishing.gate_reports import (
     write_approval,
     write_report,
 )
-from assets.publishing.parquet import to_parquet_bytes
+from assets.publishing.parquet import write_parquet_file
 from assets.quality.gates import NOT_EVALUATED, GateResult
 from resources.notifier import Alert, Notifier
 from resources.storage.object_store import (
@@ -172,13 +174,36 @@ def publish_if_passed(
         if policy.on_refused_redelivery == "take_offline":
             _withdraw(store, report, approved, version)
         return None
-    parquet = to_parquet_bytes(evaluation.table)
+    # The encoded version lives in a local temp file, streamed to the store (by multipart
+    # upload when large) and kept for rewrites until this publish is done: a day of any size
+    # is never one buffer in memory. The directory goes on return and on error alike.
+    with tempfile.TemporaryDirectory(prefix="publish-") as scratch:
+        return _publish_version(
+            store, asset_name, layer, evaluation, report, approved, version, policy, Path(scratch)
+        )
+
+
+def _publish_version(
+    store: ConditionalObjectStore,
+    asset_name: str,
+    layer: str,
+    evaluation: Evaluation,
+    report: GateReport,
+    approved: GateReport | None,
+    version: str | None,
+    policy: PublishPolicy,
+    scratch: Path,
+) -> StoredObject:
+    """Write the passing table as a new version, its report and the pointer, then run
+    retention; `scratch` holds the encoded version."""
+    partition = report.partition
+    parquet = write_parquet_file(evaluation.table, scratch / "version.parquet")
     key = version_key(asset_name, partition, daily_partitions, layer, parquet.sha256)
     # Listed before this version is written: a version written after this point belongs to a
     # publish that read the pointer after it, so its swap conflicts with this one's (or comes
     # after it) and it is never collected here while it still waits for its pointer.
     listed = _day_versions(store, key)
-    stored = store.put_bytes(key, parquet.data)
+    stored = store.put_file(key, parquet.path)
     report = replace(
         report,
         object_key=key,
@@ -188,7 +213,7 @@ def publish_if_passed(
     )
     write_report(store, report, daily_partitions)
     pointer, replaced, conflicted = _move_pointer(
-        store, report, approved, version, policy, parquet.data
+        store, report, approved, version, policy, parquet.path
     )
     # Retention, only when this publish's swap won at once and nobody moved the pointer since:
     # after a conflict the next uncontended publish of the day collects what is left.
@@ -197,7 +222,7 @@ def publish_if_passed(
         for old in dict.fromkeys([*_versions(replaced), *listed]):
             if old not in keep:
                 store.delete(old)
-    _rewrite_if_named_and_missing(store, report, parquet.data)
+    _rewrite_if_named_and_missing(store, report, parquet.path)
     return stored
 
 
@@ -207,7 +232,7 @@ def _move_pointer(
     approved: GateReport | None,
     version: str | None,
     policy: PublishPolicy,
-    data: bytes,
+    encoded: Path,
 ) -> tuple[GateReport, GateReport | None, bool]:
     """Swap the pointer from `version` to `report` (keeping retention's earlier versions). On
     a conflict re-read it and decide again. Returns the pointer now in place, the one it
@@ -231,7 +256,7 @@ def _move_pointer(
             conflicted, version = True, current
             # The winner's retention may have collected this version meanwhile: write it again
             # (same key, same bytes) before a pointer names it.
-            store.put_bytes(report.object_key, data)
+            store.put_file(report.object_key, encoded)
     raise RuntimeError(
         f"{report.asset} partition {report.partition}: the approval pointer's swap was refused "
         f"{POINTER_ATTEMPTS} times while publishing {report.object_key} (it kept moving, or "
@@ -275,12 +300,12 @@ def _withdraw(
     )
 
 
-def _rewrite_if_named_and_missing(store: ObjectStore, report: GateReport, data: bytes) -> None:
+def _rewrite_if_named_and_missing(store: ObjectStore, report: GateReport, encoded: Path) -> None:
     """An overlapping publish that decided before this one's pointer moved may have collected
     this version just after the swap; while the pointer names it, it must exist."""
     current = read_approval(store, report.asset, report.partition, daily_partitions)
     if current and current.object_key == report.object_key and not store.exists(report.object_key):
-        store.put_bytes(report.object_key, data)
+        store.put_file(report.object_key, encoded)
 
 
 def _day_versions(store: ObjectStore, key: str) -> list[str]:

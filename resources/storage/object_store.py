@@ -13,10 +13,10 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import pyarrow.fs as pafs
 
@@ -79,6 +79,12 @@ class ObjectStore(Protocol):
 
     def put_bytes(self, key: str, data: bytes) -> StoredObject: ...
 
+    def put_file(self, key: str, path: str | os.PathLike[str]) -> StoredObject:
+        """Store the file at `path` under `key` without reading it into memory (size and sha256
+        are those of the bytes streamed); as atomic as `put_bytes`. The file must not change
+        while it is stored."""
+        ...
+
     def get_bytes(self, key: str) -> bytes: ...
 
     def exists(self, key: str) -> bool: ...
@@ -117,6 +123,37 @@ class ConditionalObjectStore(ObjectStore, Protocol):
 
 def _stored(key: str, uri: str, data: bytes) -> StoredObject:
     return StoredObject(key=key, uri=uri, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+# Files are read, hashed and copied in pieces of this size, so storing an object of any size
+# holds one piece in memory.
+FILE_CHUNK_BYTES = 1 << 20
+
+
+class _HashingReader:
+    """A file's bytes in fixed-size chunks, hashed and counted as they are read."""
+
+    def __init__(self, source: BinaryIO):
+        self.source, self.size, self._sha256 = source, 0, hashlib.sha256()
+
+    def chunks(self) -> Iterator[bytes]:
+        while chunk := self.source.read(FILE_CHUNK_BYTES):
+            self._sha256.update(chunk)
+            self.size += len(chunk)
+            yield chunk
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
+
+
+def _digest_file(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """(size, sha256) of a file, read in fixed-size chunks."""
+    with open(path, "rb") as source:
+        reader = _HashingReader(source)
+        for _ in reader.chunks():
+            pass
+    return reader.size, reader.sha256
 
 
 # A temp file untouched for this long belongs to a writer that died (a live writer fsyncs and
@@ -179,13 +216,14 @@ class LocalObjectStore:
             created.mkdir(exist_ok=True)
             _fsync_directory(created.parent)
 
-    def _write_temp(self, path: Path, data: bytes) -> str:
+    def _write_temp(self, path: Path, chunks: Iterable[bytes]) -> str:
         """A complete, fsynced temp file next to `path` (hidden from list_keys)."""
         self._make_directory(path.parent)
         fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as tmp:
-                tmp.write(data)
+                for chunk in chunks:
+                    tmp.write(chunk)
                 tmp.flush()
                 os.fsync(tmp.fileno())
         except BaseException:
@@ -193,9 +231,9 @@ class LocalObjectStore:
             raise
         return tmp_name
 
-    def _replace(self, path: Path, data: bytes) -> None:
+    def _replace(self, path: Path, chunks: Iterable[bytes]) -> None:
         """Readers see the old bytes or the new ones, never a partial file."""
-        tmp_name = self._write_temp(path, data)
+        tmp_name = self._write_temp(path, chunks)
         try:
             os.replace(tmp_name, path)
         except BaseException:
@@ -204,8 +242,17 @@ class LocalObjectStore:
         _fsync_directory(path.parent)
 
     def put_bytes(self, key: str, data: bytes) -> StoredObject:
-        self._replace(self._path(key), data)
+        self._replace(self._path(key), (data,))
         return _stored(key, self.uri(key), data)
+
+    def put_file(self, key: str, path: str | os.PathLike[str]) -> StoredObject:
+        """Copied chunk by chunk into the temp file the rename publishes: a writer killed
+        mid-copy leaves only a temp file, which the stale-temp sweep removes."""
+        target = self._path(key)
+        with open(path, "rb") as source:
+            reader = _HashingReader(source)
+            self._replace(target, reader.chunks())
+        return StoredObject(key=key, uri=self.uri(key), size=reader.size, sha256=reader.sha256)
 
     def get_bytes(self, key: str) -> bytes:
         path = self._path(key)
@@ -237,7 +284,7 @@ class LocalObjectStore:
         fails atomically (in every process) if the name exists; readers never see a partial
         object."""
         path = self._path(key)
-        tmp_name = self._write_temp(path, data)
+        tmp_name = self._write_temp(path, (data,))
         try:
             os.link(tmp_name, path)
         except FileExistsError as err:
@@ -284,7 +331,7 @@ class LocalObjectStore:
                     f"{version[:12]}: it changed since it was read",
                     key=key,
                 )
-            self._replace(path, data)
+            self._replace(path, (data,))
         return _stored(key, self.uri(key), data)
 
     def uri(self, key: str) -> str:
@@ -294,18 +341,44 @@ class LocalObjectStore:
         return pafs.LocalFileSystem(), str(self._path(key))
 
 
+# put_file on S3: files from the threshold up go by multipart upload in parts of the chunk size.
+# A part takes one request and is retried alone, so a large day survives a dropped connection;
+# S3 refuses parts under 5 MiB (all but the last), at CompleteMultipartUpload, after the upload.
+MULTIPART_THRESHOLD_BYTES = 64 << 20
+MULTIPART_CHUNKSIZE_BYTES = 16 << 20
+S3_MIN_PART_BYTES = 5 << 20
+
+
 class S3ObjectStore:
-    """A bucket prefix; writes are single PUTs (atomic on S3), reads stream through pyarrow.fs.
+    """A bucket prefix; writes are single PUTs or multipart uploads (both atomic on S3), reads
+    stream through pyarrow.fs.
 
     `client` is a boto3 S3 client, used for calls pyarrow does not offer (conditional writes,
-    deletes); `filesystem` is a pyarrow S3FileSystem pointed at the same endpoint.
+    deletes, uploads); `filesystem` is a pyarrow S3FileSystem pointed at the same endpoint.
     """
 
-    def __init__(self, client: Any, filesystem: pafs.FileSystem, bucket: str, prefix: str = ""):
+    def __init__(
+        self,
+        client: Any,
+        filesystem: pafs.FileSystem,
+        bucket: str,
+        prefix: str = "",
+        *,
+        multipart_threshold: int = MULTIPART_THRESHOLD_BYTES,
+        multipart_chunksize: int = MULTIPART_CHUNKSIZE_BYTES,
+    ):
+        if multipart_chunksize < S3_MIN_PART_BYTES or multipart_threshold < 1:
+            raise ValueError(
+                f"multipart_chunksize {multipart_chunksize} is under S3's minimum part size "
+                f"({S3_MIN_PART_BYTES} bytes), or multipart_threshold {multipart_threshold} is "
+                "not positive"
+            )
         self.client = client
         self.filesystem = filesystem
         self.bucket = bucket
         self.prefix = validate_object_key(prefix.strip("/")) if prefix.strip("/") else ""
+        self.multipart_threshold = multipart_threshold
+        self.multipart_chunksize = multipart_chunksize
 
     def _s3_key(self, key: str) -> str:
         validate_object_key(key)
@@ -314,6 +387,27 @@ class S3ObjectStore:
     def put_bytes(self, key: str, data: bytes) -> StoredObject:
         self.client.put_object(Bucket=self.bucket, Key=self._s3_key(key), Body=data)
         return _stored(key, self.uri(key), data)
+
+    def put_file(self, key: str, path: str | os.PathLike[str]) -> StoredObject:
+        """One PUT under the threshold, a multipart upload from it up. Either way the key shows
+        the previous object until the new one is complete: S3 makes a multipart object visible
+        only at CompleteMultipartUpload. On an error s3transfer aborts the upload itself
+        (CreateMultipartUploadTask registers abort_multipart_upload as the transfer's failure
+        cleanup, s3transfer/tasks.py); a killed process leaves an incomplete upload, invisible
+        to readers, for the bucket's AbortIncompleteMultipartUpload lifecycle rule."""
+        from boto3.s3.transfer import TransferConfig  # only the S3 path needs it
+
+        s3_key = self._s3_key(key)
+        size, sha256 = _digest_file(path)  # one chunked pass: boto3 reads the file itself
+        config = TransferConfig(
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=self.multipart_chunksize,
+            # "auto" switches to the CRT client on some instance types, which splits uploads
+            # its own way: the thresholds above would not hold there.
+            preferred_transfer_client="classic",
+        )
+        self.client.upload_file(str(path), self.bucket, s3_key, Config=config)
+        return StoredObject(key=key, uri=self.uri(key), size=size, sha256=sha256)
 
     def get_bytes(self, key: str) -> bytes:
         try:
@@ -424,11 +518,14 @@ def open_s3_store(
     secret_key: str | None = None,
     session_token: str | None = None,
     client: Any = None,
+    multipart_threshold: int = MULTIPART_THRESHOLD_BYTES,
+    multipart_chunksize: int = MULTIPART_CHUNKSIZE_BYTES,
 ) -> S3ObjectStore:
     """An S3ObjectStore whose boto3 client and pyarrow filesystem reach the same endpoint.
 
     `client` is an already configured boto3 client (dagster-aws's S3Resource gives one); without
     it one is built from the same settings. Credentials left as None use the default AWS chain.
+    The multipart settings apply to `put_file` (see S3ObjectStore.put_file).
     """
     if client is None:
         import boto3  # only the S3 path needs it
@@ -448,4 +545,11 @@ def open_s3_store(
         secret_key=secret_key,
         session_token=session_token,
     )
-    return S3ObjectStore(client, filesystem, bucket, prefix)
+    return S3ObjectStore(
+        client,
+        filesystem,
+        bucket,
+        prefix,
+        multipart_threshold=multipart_threshold,
+        multipart_chunksize=multipart_chunksize,
+    )

@@ -5,8 +5,14 @@ dagster-aws (about 0.9 s per process that loads the definitions).
 """
 
 from dagster_aws.s3 import S3Resource
+from pydantic import Field
 
-from resources.storage.object_store import ObjectStore, open_s3_store
+from resources.storage.object_store import (
+    MULTIPART_CHUNKSIZE_BYTES,
+    MULTIPART_THRESHOLD_BYTES,
+    ObjectStore,
+    open_s3_store,
+)
 from resources.storage.resource import ObjectStorage
 
 
@@ -16,6 +22,14 @@ class S3ObjectStorage(ObjectStorage):
     s3: S3Resource
     bucket: str
     prefix: str = ""
+    multipart_threshold: int = Field(
+        default=MULTIPART_THRESHOLD_BYTES,
+        description="Published files above this many bytes go to S3 by multipart upload.",
+    )
+    multipart_chunksize: int = Field(
+        default=MULTIPART_CHUNKSIZE_BYTES,
+        description="Part size of a multipart upload in bytes (S3's minimum is 5 MiB).",
+    )
 
     def open_store(self) -> ObjectStore:
         return open_s3_store(
@@ -27,6 +41,8 @@ class S3ObjectStorage(ObjectStorage):
             secret_key=self.s3.aws_secret_access_key,
             session_token=self.s3.aws_session_token,
             client=self.s3.get_client(),
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=self.multipart_chunksize,
         )
 
     def trainer_args(self) -> list[str]:

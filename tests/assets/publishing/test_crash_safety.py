@@ -20,9 +20,9 @@ DAY = "2026-11-05"
 ASSET = "user_daily_features"
 
 # The child publishes version 3 and SIGKILLs itself at one point of one write: on entering
-# the n-th put_bytes/put_if_version/put_if_absent/delete ("before"), or after the temp file is
-# written but before the rename that makes it visible ("mid"). Every write of a publish is one
-# of those calls; the pointer's is the compare-and-swap.
+# the n-th put_bytes/put_file/put_if_version/put_if_absent/delete ("before"), or after the temp
+# file is written but before the rename that makes it visible ("mid"). Every write of a publish
+# is one of those calls; the pointer's is the compare-and-swap.
 _CHILD = """
 import json, os, signal, sys
 import pyarrow as pa
@@ -41,6 +41,11 @@ class Store(object_store.LocalObjectStore):
         calls["n"] += 1
         kill_if_due("before")
         return super().put_bytes(key, data)
+
+    def put_file(self, key, path):
+        calls["n"] += 1
+        kill_if_due("before")
+        return super().put_file(key, path)
 
     def put_if_version(self, key, data, version):
         calls["n"] += 1
