@@ -1,0 +1,57 @@
+"""The example's machinery, built explicitly from its own declarations, once.
+
+The tests that exercise the machinery on the example's generated data (scripts/synthetic_events.py
+makes the click stream only) build it from `CLICK_STREAM`, `CLICK_STREAM_FEATURES` and
+`CTR_MODEL_INPUTS`, never from the project's `SOURCE` / `FEATURE_TABLES` / `MODEL_INPUTS`: once a
+team points those at its own declarations, these tests still test the machinery on the example
+instead of a mismatch between the example's data and the team's contract. The asset keys are
+the project's (`daily_events`, each feature table's name, `training_dataset`).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets.features.assets import build_feature_assets
+from assets.features.logic import CLICK_STREAM_FEATURES
+from assets.model.training_dataset import build_training_dataset, required_assets
+from assets.sources.daily_events import build_daily_events
+from contract.model_inputs import CTR_MODEL_INPUTS
+from contract.source import CLICK_STREAM
+from resources.warehouse.backends import POSTGRES_BATCH_BYTES, PostgresBackend, SqliteBackend
+from sensors.completeness import upstream_completeness_sensor
+
+EXAMPLE_SOURCE = CLICK_STREAM
+EXAMPLE_FEATURE_TABLES = CLICK_STREAM_FEATURES
+EXAMPLE_MODEL_INPUTS = CTR_MODEL_INPUTS
+
+example_daily_events = build_daily_events(EXAMPLE_SOURCE)
+example_feature_assets = build_feature_assets(EXAMPLE_FEATURE_TABLES)
+example_training_dataset = build_training_dataset(EXAMPLE_MODEL_INPUTS, EXAMPLE_FEATURE_TABLES)
+# The assets a training day needs approved for every day of its window, in verification order.
+EXAMPLE_REQUIRED_ASSETS = required_assets(EXAMPLE_FEATURE_TABLES)
+
+
+def example_feature_asset(name: str) -> dg.AssetsDefinition:
+    """The example's feature asset publishing table `name`."""
+    (asset,) = [a for a in example_feature_assets if a.key == dg.AssetKey(name)]
+    return asset
+
+
+def example_completeness_sensor(
+    default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
+) -> dg.SensorDefinition:
+    """The completeness sensor reading the click stream's watermark row."""
+    return upstream_completeness_sensor(default_status, EXAMPLE_SOURCE)
+
+
+def example_sqlite(path: str) -> SqliteBackend:
+    """A SQLite warehouse declared for the click stream (what `seed_warehouse` fills)."""
+    return SqliteBackend(path, EXAMPLE_SOURCE)
+
+
+def example_postgres(
+    dsn: str, schema: str = "public", batch_bytes: int = POSTGRES_BATCH_BYTES
+) -> PostgresBackend:
+    """A PostgreSQL warehouse declared for the click stream."""
+    return PostgresBackend(dsn, schema, EXAMPLE_SOURCE, batch_bytes)
