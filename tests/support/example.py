@@ -5,7 +5,8 @@ makes the click stream only) build it from `CLICK_STREAM`, `CLICK_STREAM_FEATURE
 `CTR_MODEL_INPUTS`, never from the project's `SOURCE` / `FEATURE_TABLES` / `MODEL_INPUTS`: once a
 team points those at its own declarations, these tests still test the machinery on the example
 instead of a mismatch between the example's data and the team's contract. The asset keys are
-the project's (`daily_events`, each feature table's name, `training_dataset`).
+the project's (`daily_events`, each feature table's name, `training_dataset`). The declarations
+themselves are imported from where they live (contract/, assets/features/logic.py).
 """
 
 from __future__ import annotations
@@ -21,15 +22,11 @@ from contract.source import CLICK_STREAM
 from resources.warehouse.backends import POSTGRES_BATCH_BYTES, PostgresBackend, SqliteBackend
 from sensors.completeness import upstream_completeness_sensor
 
-EXAMPLE_SOURCE = CLICK_STREAM
-EXAMPLE_FEATURE_TABLES = CLICK_STREAM_FEATURES
-EXAMPLE_MODEL_INPUTS = CTR_MODEL_INPUTS
-
-example_daily_events = build_daily_events(EXAMPLE_SOURCE)
-example_feature_assets = build_feature_assets(EXAMPLE_FEATURE_TABLES)
-example_training_dataset = build_training_dataset(EXAMPLE_MODEL_INPUTS, EXAMPLE_FEATURE_TABLES)
+example_daily_events = build_daily_events(CLICK_STREAM)
+example_feature_assets = build_feature_assets(CLICK_STREAM_FEATURES)
+example_training_dataset = build_training_dataset(CTR_MODEL_INPUTS, CLICK_STREAM_FEATURES)
 # The assets a training day needs approved for every day of its window, in verification order.
-EXAMPLE_REQUIRED_ASSETS = required_assets(EXAMPLE_FEATURE_TABLES)
+EXAMPLE_REQUIRED_ASSETS = required_assets(CLICK_STREAM_FEATURES)
 
 
 def example_feature_asset(name: str) -> dg.AssetsDefinition:
@@ -42,16 +39,16 @@ def example_completeness_sensor(
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.SensorDefinition:
     """The completeness sensor reading the click stream's watermark row."""
-    return upstream_completeness_sensor(default_status, EXAMPLE_SOURCE)
+    return upstream_completeness_sensor(default_status, CLICK_STREAM)
 
 
 def example_sqlite(path: str) -> SqliteBackend:
     """A SQLite warehouse declared for the click stream (what `seed_warehouse` fills)."""
-    return SqliteBackend(path, EXAMPLE_SOURCE)
+    return SqliteBackend(path, CLICK_STREAM)
 
 
 def example_postgres(
     dsn: str, schema: str = "public", batch_bytes: int = POSTGRES_BATCH_BYTES
 ) -> PostgresBackend:
     """A PostgreSQL warehouse declared for the click stream."""
-    return PostgresBackend(dsn, schema, EXAMPLE_SOURCE, batch_bytes)
+    return PostgresBackend(dsn, schema, CLICK_STREAM, batch_bytes)
