@@ -16,6 +16,7 @@ import dagster as dg
 from assets.features.assets import build_feature_assets
 from assets.features.logic import CLICK_STREAM_FEATURES
 from assets.model.training_dataset import build_training_dataset, required_assets
+from assets.quality.deadline import build_deadline_check, daily_assets
 from assets.sources.daily_events import build_daily_events
 from contract.model_inputs import CTR_MODEL_INPUTS
 from contract.source import CLICK_STREAM
@@ -25,6 +26,9 @@ from sensors.completeness import upstream_completeness_sensor
 example_daily_events = build_daily_events(CLICK_STREAM)
 example_feature_assets = build_feature_assets(CLICK_STREAM_FEATURES)
 example_training_dataset = build_training_dataset(CTR_MODEL_INPUTS, CLICK_STREAM_FEATURES)
+example_deadline_check = build_deadline_check(CLICK_STREAM_FEATURES)
+# The daily assets whose partitions the deadline check expects.
+EXAMPLE_DAILY_ASSETS = daily_assets(CLICK_STREAM_FEATURES)
 # The assets a training day needs approved for every day of its window, in verification order.
 EXAMPLE_REQUIRED_ASSETS = required_assets(CLICK_STREAM_FEATURES)
 
