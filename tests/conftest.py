@@ -37,7 +37,11 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
 from resources.factory import build_resources  # noqa: E402
 from resources.warehouse.backends import PostgresBackend  # noqa: E402
 from scripts.synthetic_events import seed_warehouse  # noqa: E402
-from tests.support.example import example_postgres, example_sqlite  # noqa: E402
+from tests.support.example import (  # noqa: E402
+    example_postgres,
+    example_sqlite,
+    require_the_example_project,
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +49,12 @@ def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("warehouse") / "warehouse.sqlite"
     seed_warehouse(example_sqlite(str(path)), SEEDED_FIRST_DAY, SEEDED_LAST_DAY)
     return path
+
+
+@pytest.fixture
+def example_project() -> None:
+    """For the tests that run the project's definitions on the example's seeded data."""
+    require_the_example_project()
 
 
 @pytest.fixture

@@ -12,14 +12,15 @@ themselves are imported from where they live (contract/, assets/features/logic.p
 from __future__ import annotations
 
 import dagster as dg
+import pytest
 
 from assets.features.assets import build_feature_assets
-from assets.features.logic import CLICK_STREAM_FEATURES
+from assets.features.logic import CLICK_STREAM_FEATURES, FEATURE_TABLES
 from assets.model.training_dataset import build_training_dataset, required_assets
 from assets.quality.deadline import build_deadline_check, daily_assets
 from assets.sources.daily_events import build_daily_events
-from contract.model_inputs import CTR_MODEL_INPUTS
-from contract.source import CLICK_STREAM
+from contract.model_inputs import CTR_MODEL_INPUTS, MODEL_INPUTS
+from contract.source import CLICK_STREAM, SOURCE
 from resources.warehouse.backends import POSTGRES_BATCH_BYTES, PostgresBackend, SqliteBackend
 from sensors.completeness import upstream_completeness_sensor
 
@@ -56,3 +57,23 @@ def example_postgres(
 ) -> PostgresBackend:
     """A PostgreSQL warehouse declared for the click stream."""
     return PostgresBackend(dsn, schema, CLICK_STREAM, batch_bytes)
+
+
+def require_the_example_project() -> None:
+    """Fail, saying why, a test that runs the project's own definitions (definitions.py, the
+    daemon, `make run-day`) on the example's generated click stream, once the project declares
+    its own source, feature tables or model inputs: those tests pin the example by design."""
+    if (
+        SOURCE is CLICK_STREAM
+        and FEATURE_TABLES is CLICK_STREAM_FEATURES
+        and MODEL_INPUTS is CTR_MODEL_INPUTS
+    ):
+        return
+    pytest.fail(
+        f"this test runs the project's definitions on the example's generated "
+        f"{CLICK_STREAM.table!r} data, but the project declares SOURCE {SOURCE.table!r}, "
+        f"FEATURE_TABLES {[t.name for t in FEATURE_TABLES]} and MODEL_INPUTS over "
+        f"{MODEL_INPUTS.examples.table!r}: seed your own source's data for it, or delete it "
+        "with the example",
+        pytrace=False,
+    )

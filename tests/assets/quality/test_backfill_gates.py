@@ -6,16 +6,18 @@ import shutil
 import dagster as dg
 import pytest
 
+from assets.features.assets import feature_assets
 from assets.partitions import partition_range_tags
+from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from scripts.dagster_processes import DagsterProcesses, embedded_home
-from tests.support.example import example_daily_events, example_feature_assets
 from tests.support.warehouse_edits import drop_hours_from
 
 # Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
-pytestmark = pytest.mark.slow
+# Runs the project's definitions on the example's seeded data (fails saying so otherwise).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 
-PIPELINE = [example_daily_events, *example_feature_assets]
+PIPELINE = [daily_events, *feature_assets]
 GOOD, BAD = "2026-11-05", "2026-11-06"
 
 
