@@ -2,7 +2,7 @@
 
 The warehouse backends build every statement from it (select, replace, DDL, ingest, schema
 read) and every gate takes the columns it judges from it, so a team with another upstream
-table declares its own contract and points `SOURCE` at it, not the machinery. The example's
+table declares its own contract and points `SOURCE` at it, editing no machinery. The example's
 click stream (`CLICK_STREAM`) is declared at the bottom and `SOURCE` names it; a second schema
 lives under `tests/adapt/` and proves the machinery follows.
 """
