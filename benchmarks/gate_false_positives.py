@@ -24,7 +24,7 @@ import pyarrow as pa
 from assets.quality import distribution, replay
 from assets.quality.gate_config import GateConfig
 from benchmarks import second_dataset
-from contract.source import SOURCE
+from contract.source import CLICK_STREAM
 from resources.warehouse.backends import normalize_events
 from scripts.synthetic_events import generate_events
 
@@ -53,7 +53,7 @@ class Tally:
 def datasets(scale: float) -> list[Dataset]:
     def example(day: dt.date) -> pa.Table:
         impressions = round(WEEKDAY_IMPRESSIONS[day.weekday()] * scale)
-        return normalize_events(generate_events(day, impressions))
+        return normalize_events(generate_events(day, impressions), CLICK_STREAM)
 
     def orders(day: dt.date) -> pa.Table:
         return second_dataset.generate_orders(day, round(600 * scale))
@@ -62,10 +62,10 @@ def datasets(scale: float) -> list[Dataset]:
         Dataset(
             "example events",
             example,
-            SOURCE.watched_categorical,
-            SOURCE.watched_numeric,
-            SOURCE.replay_content,
-            SOURCE.time_column,
+            CLICK_STREAM.watched_categorical,
+            CLICK_STREAM.watched_numeric,
+            CLICK_STREAM.replay_content,
+            CLICK_STREAM.time_column,
         ),
         Dataset(
             "marketplace orders",

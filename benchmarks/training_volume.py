@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from assets.publishing.parquet import to_parquet_bytes
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from resources.paths import PROJECT_ROOT
 from resources.storage.object_store import LocalObjectStore
 from scripts.synthetic_examples import Population, day_tables
@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> None:
         "checkpoint_every_seconds": 1e9,
         "log_every_steps": max(1, args.steps // 10),
         "history_features": True,
-        "model_inputs": MODEL_INPUTS.to_dict(),
+        # The example's declaration: the window is the example generator's.
+        "model_inputs": CTR_MODEL_INPUTS.to_dict(),
     }
     configs = {
         "in_memory": base,

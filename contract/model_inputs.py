@@ -1,11 +1,12 @@
-"""The model-input declaration of the example: what the CTR model reads, and how.
+"""The model-input declaration: what the model reads, and how (`MODEL_INPUTS`).
 
-The example's model trains on `training_examples` (one row per impression, labelled clicked or
-not) and reads each example's user and item history from `user_daily_features` and
-`item_daily_features` as of the days before the example's day. A team with other data edits
-this declaration (and the feature logic that publishes those tables); the trainer, the
-evaluation, the guard and the benchmarks follow it. The types and their rules live in
-training/model_inputs.py, which the trainer image carries without contract/.
+The example's CTR model (`CTR_MODEL_INPUTS`) trains on `training_examples` (one row per
+impression, labelled clicked or not) and reads each example's user and item history from
+`user_daily_features` and `item_daily_features` as of the days before the example's day. A team
+with other data declares its own (beside the feature logic that publishes those tables) and
+points `MODEL_INPUTS` at it; the trainer, the evaluation, the guard and the benchmarks follow
+it. The types and their rules live in training/model_inputs.py, which the trainer image carries
+without contract/.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from training.model_inputs import (
     NumericInput,
 )
 
-MODEL_INPUTS = ModelInputs(
+CTR_MODEL_INPUTS = ModelInputs(
     examples=ExamplesTable(
         table="training_examples", key="event_id", day_column="feature_date", label="label"
     ),
@@ -57,3 +58,7 @@ MODEL_INPUTS = ModelInputs(
     ),
     segments=("device", "country"),
 )
+
+# The project's model inputs: point it at your own declaration; the example's stays beside it
+# as the machinery's test fixture (tests/support/example.py) until you delete it.
+MODEL_INPUTS = CTR_MODEL_INPUTS

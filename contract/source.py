@@ -2,8 +2,9 @@
 
 The warehouse backends build every statement from it (select, replace, DDL, ingest, schema
 read) and every gate takes the columns it judges from it, so a team with another upstream
-table edits this declaration, not the machinery. `SOURCE` at the bottom is the example's
-click stream; a second schema lives under `tests/adapt/` and proves the machinery follows.
+table declares its own contract and points `SOURCE` at it, editing no machinery. The example's
+click stream (`CLICK_STREAM`) is declared at the bottom and `SOURCE` names it; a second schema
+lives under `tests/adapt/` and proves the machinery follows.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class SourceContract:
         return tuple(c.name for c in self.columns if c.name not in skipped)
 
 
-SOURCE = SourceContract(
+CLICK_STREAM = SourceContract(
     table="events",
     columns=(
         SourceColumn("event_id", pa.string(), False, "Upstream id of the event, unique per event."),
@@ -226,3 +227,7 @@ SOURCE = SourceContract(
     watched_numeric=("price", "dwell_seconds"),
     description="The day's upstream click-stream events",
 )
+
+# The project's upstream: point it at your own declaration; the example stays beside it as the
+# machinery's test fixture (tests/support/example.py) until you delete it.
+SOURCE = CLICK_STREAM

@@ -5,6 +5,9 @@ latent user x item affinity, so a CTR model trained on the features has real sig
 The population grows with the volume as real traffic's does (about 730k users and 100k items at
 10M events a day, items drawn with a heavy-tailed popularity); small days, `make dev`'s among
 them, keep the fixed 500 users and 200 uniformly drawn items.
+
+It makes the example's table only (`CLICK_STREAM`), whatever the project's `SOURCE` names: a
+team that declares its own source seeds its own data.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.partitions import day_bounds
-from contract.source import SOURCE
+from contract.source import CLICK_STREAM, SourceContract
 from resources.warehouse.backends import (
     WarehouseBackend,
     create_tables,
@@ -145,7 +148,7 @@ def generate_events(
         "event_id": _event_ids(day, len(parent)),
         "event_date": pa.repeat(pa.scalar(day, pa.date32()), len(parent)),
         "event_time": pa.array(start_micros + event_offset, pa.int64()).cast(
-            SOURCE.schema.field("event_time").type
+            CLICK_STREAM.schema.field("event_time").type
         ),
         "user_id": user_of.astype(np.int64),
         "item_id": item_of.astype(np.int64),
@@ -156,13 +159,28 @@ def generate_events(
         "country": COUNTRIES[population.user_country[user_of]],
         "item_category": CATEGORIES[population.item_category[item_of]],
     }
-    return pa.table(columns, schema=SOURCE.schema)
+    return pa.table(columns, schema=CLICK_STREAM.schema)
 
 
 def _event_ids(day: dt.date, count: int) -> pa.Array:
     """`YYYYMMDD-NNNNNNN`: the day and the event's number, zero-padded to at least 7 digits."""
     numbers = pc.utf8_lpad(pa.array(np.arange(count)).cast(pa.string()), width=7, padding="0")
     return pc.binary_join_element_wise(f"{day:%Y%m%d}", numbers, "-")
+
+
+class NotTheExampleSource(ValueError):
+    """A warehouse declared for another source than the example's: this generator cannot fill it."""
+
+
+def check_example_source(contract: SourceContract) -> None:
+    """Refuse a contract other than the click stream, naming both tables and the next step."""
+    if contract != CLICK_STREAM:
+        raise NotTheExampleSource(
+            f"the synthetic generator makes the example's {CLICK_STREAM.table!r} table only, "
+            f"but this warehouse is declared for {contract.table!r}; seed your own source's "
+            f"data (load {contract.table!r} and its watermark), or pass a backend built with "
+            f"contract=CLICK_STREAM to seed the example."
+        )
 
 
 def seed_warehouse(
@@ -175,8 +193,10 @@ def seed_warehouse(
 ) -> int:
     """Load [first_day, last_day] (idempotently) and move the watermark to the end of last_day.
 
-    Returns the number of event rows loaded.
+    Returns the number of event rows loaded. The backend must be declared for the example's
+    click stream (`NotTheExampleSource` otherwise, before anything is written).
     """
+    check_example_source(backend.contract)
     create_tables(backend)
     loaded = 0
     day = first_day

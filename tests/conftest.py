@@ -35,15 +35,26 @@ if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from resources.factory import build_resources  # noqa: E402
-from resources.warehouse.backends import PostgresBackend, SqliteBackend  # noqa: E402
+from resources.warehouse.backends import PostgresBackend  # noqa: E402
 from scripts.synthetic_events import seed_warehouse  # noqa: E402
+from tests.support.example import (  # noqa: E402
+    example_postgres,
+    example_sqlite,
+    require_the_example_project,
+)
 
 
 @pytest.fixture(scope="session")
 def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("warehouse") / "warehouse.sqlite"
-    seed_warehouse(SqliteBackend(str(path)), SEEDED_FIRST_DAY, SEEDED_LAST_DAY)
+    seed_warehouse(example_sqlite(str(path)), SEEDED_FIRST_DAY, SEEDED_LAST_DAY)
     return path
+
+
+@pytest.fixture
+def example_project() -> None:
+    """For the tests that run the project's definitions on the example's seeded data."""
+    require_the_example_project()
 
 
 @pytest.fixture
@@ -95,11 +106,12 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 @pytest.fixture
 def postgres_backend() -> Iterator[PostgresBackend]:
-    """A throwaway schema in the real Postgres at 127.0.0.1:5432, dropped afterwards."""
+    """A throwaway schema in the real Postgres at 127.0.0.1:5432, declared for the example's
+    click stream (what `seed_warehouse` fills), dropped afterwards."""
     reason = postgres_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    backend = PostgresBackend(POSTGRES_DSN, schema=f"t_{uuid.uuid4().hex[:12]}")
+    backend = example_postgres(POSTGRES_DSN, schema=f"t_{uuid.uuid4().hex[:12]}")
     try:
         yield backend
     finally:

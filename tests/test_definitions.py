@@ -8,15 +8,15 @@ import sys
 import dagster as dg
 import pytest
 
+from assets.features.logic import FEATURE_TABLES
 from definitions import build_definitions
 from sensors.schedules import DAILY_RUN_PRIORITY
 from tests.support.environment import REPO_ROOT
 
 GROUPS = {
     "daily_events": "sources",
-    "user_daily_features": "features",
-    "item_daily_features": "features",
-    "training_examples": "features",
+    # The project's feature tables, whichever FEATURE_TABLES declares.
+    **{table.name: "features" for table in FEATURE_TABLES},
     "training_dataset": "training",
     "model_next_day_guard": "training",
     "model_checkpoint": "training",
@@ -133,7 +133,7 @@ def test_every_gated_asset_declares_blocking_gate_checks():
     for key in defs.resolve_asset_graph().asset_check_keys:
         checks.setdefault(key.asset_key.to_user_string(), set()).add(key.name)
     assert checks["daily_events"] >= {"schema_contract", "completeness", "watermark", "volume"}
-    for name in ("user_daily_features", "item_daily_features", "training_examples"):
+    for name in (table.name for table in FEATURE_TABLES):
         assert checks[name] >= {"schema_contract", "unique_key", "null_rate", "value_ranges"}
         assert "daily_partition_landed" in checks[name]
 

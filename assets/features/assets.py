@@ -124,7 +124,7 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
 
 
 def build_feature_assets(feature_tables: Sequence[FeatureTable]) -> list[dg.AssetsDefinition]:
-    """One asset per declared feature table (the example's: `feature_assets`)."""
+    """One asset per declared feature table (the project's FEATURE_TABLES: `feature_assets`)."""
     return [build_feature_asset(table) for table in feature_tables]
 
 

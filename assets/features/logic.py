@@ -1,7 +1,9 @@
 """Pure feature computations: one day of events in, one feature table out (no Dagster here).
 
 Outputs have fixed Arrow schemas and a deterministic row order, so the same events always
-serialize to the same bytes.
+serialize to the same bytes. The example's click-stream tables are `CLICK_STREAM_FEATURES`;
+`FEATURE_TABLES`, what the machinery builds assets for, names them until a team points it at
+its own.
 """
 
 from __future__ import annotations
@@ -279,7 +281,7 @@ def _non_negative(*columns: str) -> dict[str, ValueRange]:
     return {column: ValueRange(minimum=0) for column in columns}
 
 
-FEATURE_TABLES = (
+CLICK_STREAM_FEATURES = (
     FeatureTable(
         name="user_daily_features",
         column_descriptions={
@@ -355,3 +357,7 @@ FEATURE_TABLES = (
         label_column="label",
     ),
 )
+
+# The project's feature tables: point it at your own; the example's stay beside them as the
+# machinery's test fixture (tests/support/example.py) until you delete them.
+FEATURE_TABLES = CLICK_STREAM_FEATURES

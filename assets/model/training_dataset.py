@@ -14,8 +14,8 @@ of the window, and each history table of the window's days before D: an example 
 only the history of days before d (training/data.py joins it point-in-time), so D's own
 history rows, verified above like every day's, are never read by D's model (they feed D+1's).
 
-`training_dataset` is the asset for the example (FEATURE_TABLES, MODEL_INPUTS);
-`build_training_dataset(inputs, feature_tables)` builds it for another declaration.
+`training_dataset` is the asset for the project's declarations (FEATURE_TABLES, MODEL_INPUTS);
+`build_training_dataset(inputs, feature_tables)` builds it for any other.
 """
 
 import json

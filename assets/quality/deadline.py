@@ -7,19 +7,20 @@ run that materializes partitions (the UI adds an asset's checks to a manual mate
 it judges the partitions that run was asked for, never a day nobody asked about: one
 evaluation against each of those days (Dagster plans one per partition of the run, which the
 UI would otherwise list as "Skipped"), then the run-level result over all of them.
+`daily_partitions_landed` is the check over the project's FEATURE_TABLES;
+`build_deadline_check(feature_tables)` builds it for any other declaration.
 """
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import dagster as dg
 
-from assets.features.logic import FEATURE_TABLES
+from assets.features.logic import FEATURE_TABLES, FeatureTable
 from assets.partitions import daily_partitions
 from assets.sources.daily_events import ASSET as EVENTS_ASSET
 
 FRESHNESS_DEADLINE = dt.time(9, 0)  # UTC: three hours after the fallback schedule
-DAILY_ASSETS = (EVENTS_ASSET, *(table.name for table in FEATURE_TABLES))
 CHECK_NAME = "daily_partition_landed"
 
 
@@ -31,58 +32,81 @@ def expected_partition(now: dt.datetime, deadline: dt.time = FRESHNESS_DEADLINE)
     return (today - dt.timedelta(days=days_back)).isoformat()
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec(
-            CHECK_NAME,
-            asset=asset,
-            description=f"Yesterday's partition landed by {FRESHNESS_DEADLINE:%H:%M} UTC.",
-        )
-        for asset in DAILY_ASSETS
-    ],
-    can_subset=True,
-)
-def daily_partitions_landed(context: dg.AssetCheckExecutionContext):
-    asked = _partitions_of_the_run(context.run.tags)
-    if asked:
-        # Run next to a materialization the user asked for (the UI adds an asset's checks to
-        # it): judge the days that run was about, not the deadline's day.
-        partitions, why = asked, "asked for by this run"
-    else:
-        # Judged as of when the run was requested (the schedule's tick, or a click in the UI):
-        # a run that waited in the queue past midnight still checks the day it was asked about.
-        requested_at = context.instance.get_run_record_by_id(context.run.run_id).create_timestamp
-        partitions, why = [expected_partition(requested_at)], "due by the deadline"
-    for check_key in context.selected_asset_check_keys:
-        missing = [
-            partition
-            for partition in partitions
-            if not context.instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition]),
-                limit=1,
-            ).records
-        ]
+def daily_assets(feature_tables: Sequence[FeatureTable]) -> tuple[str, ...]:
+    """The daily assets whose partitions must land: the source, then each feature table."""
+    return (EVENTS_ASSET, *(table.name for table in feature_tables))
+
+
+# The project's daily assets (its FEATURE_TABLES).
+DAILY_ASSETS = daily_assets(FEATURE_TABLES)
+
+
+def build_deadline_check(feature_tables: Sequence[FeatureTable]) -> dg.AssetChecksDefinition:
+    """The deadline check over the source and these feature tables (the project's:
+    `daily_partitions_landed`)."""
+
+    @dg.multi_asset_check(
+        specs=[
+            dg.AssetCheckSpec(
+                CHECK_NAME,
+                asset=asset,
+                description=f"Yesterday's partition landed by {FRESHNESS_DEADLINE:%H:%M} UTC.",
+            )
+            for asset in daily_assets(feature_tables)
+        ],
+        can_subset=True,
+        name="daily_partitions_landed",
+    )
+    def daily_partitions_landed(context: dg.AssetCheckExecutionContext):
+        asked = _partitions_of_the_run(context.run.tags)
         if asked:
-            for partition in partitions:
-                context.op_execution_context.log_event(
-                    dg.AssetCheckEvaluation(
-                        asset_key=check_key.asset_key,
-                        check_name=CHECK_NAME,
-                        passed=partition not in missing,
-                        partition=partition,
-                        severity=dg.AssetCheckSeverity.WARN,
-                        description=_describe_day(partition, partition not in missing, why),
-                        metadata={"expected_partition": partition, "partition": partition},
+            # Run next to a materialization the user asked for (the UI adds an asset's checks to
+            # it): judge the days that run was about, not the deadline's day.
+            partitions, why = asked, "asked for by this run"
+        else:
+            # Judged as of when the run was requested (the schedule's tick, or a click in the UI):
+            # a run that waited in the queue past midnight still checks the day it was asked about.
+            requested_at = context.instance.get_run_record_by_id(
+                context.run.run_id
+            ).create_timestamp
+            partitions, why = [expected_partition(requested_at)], "due by the deadline"
+        for check_key in context.selected_asset_check_keys:
+            missing = [
+                partition
+                for partition in partitions
+                if not context.instance.fetch_materializations(
+                    dg.AssetRecordsFilter(
+                        asset_key=check_key.asset_key, asset_partitions=[partition]
+                    ),
+                    limit=1,
+                ).records
+            ]
+            if asked:
+                for partition in partitions:
+                    context.op_execution_context.log_event(
+                        dg.AssetCheckEvaluation(
+                            asset_key=check_key.asset_key,
+                            check_name=CHECK_NAME,
+                            passed=partition not in missing,
+                            partition=partition,
+                            severity=dg.AssetCheckSeverity.WARN,
+                            description=_describe_day(partition, partition not in missing, why),
+                            metadata={"expected_partition": partition, "partition": partition},
+                        )
                     )
-                )
-        yield dg.AssetCheckResult(
-            asset_key=check_key.asset_key,
-            check_name=CHECK_NAME,
-            passed=not missing,
-            severity=dg.AssetCheckSeverity.WARN,
-            description=_describe(partitions, missing, why),
-            metadata={"expected_partition": ", ".join(partitions), "missing": len(missing)},
-        )
+            yield dg.AssetCheckResult(
+                asset_key=check_key.asset_key,
+                check_name=CHECK_NAME,
+                passed=not missing,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=_describe(partitions, missing, why),
+                metadata={"expected_partition": ", ".join(partitions), "missing": len(missing)},
+            )
+
+    return daily_partitions_landed
+
+
+daily_partitions_landed = build_deadline_check(FEATURE_TABLES)
 
 
 def _partitions_of_the_run(tags: Mapping[str, str]) -> list[str]:

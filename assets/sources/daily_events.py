@@ -4,7 +4,7 @@ Every feature reads this snapshot, never the warehouse: the warehouse is read on
 the source gates run once, and a feature rebuild sees exactly the rows that passed. Which table,
 which columns and what each gate judges come from a `SourceContract` (`contract/source.py`):
 `build_daily_events(contract)` builds the asset for any declared source, `daily_events` is the
-one for the example's `SOURCE`.
+one for the project's `SOURCE`.
 """
 
 import datetime as dt

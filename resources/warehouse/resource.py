@@ -19,7 +19,7 @@ class Warehouse(dg.ConfigurableResource):
     """Source table read through ADBC: SQLite by default, PostgreSQL in production.
 
     The connection is configuration; which table and columns it reads is the source contract
-    the caller passes (the example's `SOURCE` unless an asset was built for another).
+    the caller passes (the project's `SOURCE` unless an asset was built for another).
     """
 
     backend: Literal["sqlite", "postgres"] = "sqlite"

@@ -12,7 +12,7 @@ import pytest
 
 from assets.features.logic import TRAINING_EXAMPLES_SCHEMA
 from benchmarks.training_volume import LAST_DAY, WINDOW_DAYS, prepare
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from scripts.synthetic_examples import Population, examples_table
 from tests.support.environment import REPO_ROOT
 
@@ -31,8 +31,12 @@ def test_window_holds_seven_example_days_and_history_of_the_days_before(tmp_path
     keys, versions = prepare(tmp_path, 300)
     kinds = {}
     for key, table in keys.items():
-        spec = MODEL_INPUTS.history_table(table) if table != MODEL_INPUTS.examples.table else None
-        columns = spec.columns if spec else MODEL_INPUTS.example_columns
+        spec = (
+            CTR_MODEL_INPUTS.history_table(table)
+            if table != CTR_MODEL_INPUTS.examples.table
+            else None
+        )
+        columns = spec.columns if spec else CTR_MODEL_INPUTS.example_columns
         # Each partition holds every column the declaration reads from its table.
         assert set(columns) <= set(pq.read_schema(tmp_path / key).names), key
         kinds.setdefault(table, []).append(key)

@@ -37,7 +37,8 @@ from tests.support.environment import POSTGRES_DSN
 from tests.support.queue_policy import backfill_limits, policy_from_local
 
 # Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
-pytestmark = pytest.mark.slow
+# Runs the project's definitions on the example's seeded data (fails saying so otherwise).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 
 FEATURE_ASSETS = ["daily_events", *(table.name for table in FEATURE_TABLES)]
 IN_PROGRESS = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED)

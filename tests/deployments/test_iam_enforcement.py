@@ -41,7 +41,7 @@ from assets.publishing.gate_reports import (
 )
 from assets.publishing.keys import partition_object_key
 from assets.slo.alerts import marker_key
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from resources.factory import build_resources
 from resources.registry.registry import DEFAULT_MODEL, PRODUCTION, ModelRegistry, promote
 from resources.registry.serving import load_alias
@@ -232,7 +232,7 @@ def _trainer_job(iam: LoopbackIam) -> str:
     store = iam.store("trainer")
     manifest = json.loads(store.get_bytes(manifest_key(DAY)))
     assert [store.get_bytes(i["object_key"]) for i in manifest["inputs"]]
-    model = build_model(TrainConfig(model_inputs=MODEL_INPUTS))
+    model = build_model(TrainConfig(model_inputs=CTR_MODEL_INPUTS))
     with CheckpointManager(store, CHECKPOINT_PREFIX, keep_last=2) as checkpoints:
         for step in (5, 10, 15):
             checkpoints.save(step, {MODEL_FILE: model.state_dict()}, fingerprint="fp-abc")
@@ -274,7 +274,7 @@ def _promotion_job(
                 version,
                 checkpoint_key=STEP_KEY,
                 manifest_sha256=manifest_sha256,
-                config=TrainConfig(model_inputs=MODEL_INPUTS).to_dict(),
+                config=TrainConfig(model_inputs=CTR_MODEL_INPUTS).to_dict(),
             )
         )
     promote(models, "v1", None, "first model", "run-1")

@@ -15,11 +15,11 @@ import psycopg2
 import pytest
 from psycopg2 import errors
 
-from contract.source import SOURCE
-from resources.warehouse.backends import PostgresBackend
+from contract.source import CLICK_STREAM
 from resources.warehouse.resource import Warehouse
 from scripts.synthetic_events import seed_warehouse
 from tests.support.environment import POSTGRES_DSN, postgres_unavailable_reason
+from tests.support.example import example_postgres
 
 GRANTS = Path(__file__).resolve().parents[2] / "deployments" / "postgres" / "readonly_role.sql"
 DAY = dt.date(2026, 11, 2)
@@ -38,7 +38,7 @@ def reader(postgres_database: str) -> Iterator[tuple[str, str]]:
     if shutil.which("psql") is None or postgres_unavailable_reason():
         pytest.skip("needs psql and the PostgreSQL at 127.0.0.1:5432")
     schema, role = "upstream", f"reader_{uuid.uuid4().hex[:10]}"
-    seed_warehouse(PostgresBackend(_dsn(postgres_database), schema), DAY, DAY)
+    seed_warehouse(example_postgres(_dsn(postgres_database), schema), DAY, DAY)
     subprocess.run(
         ["psql", _dsn(postgres_database), "-q", "-v", "ON_ERROR_STOP=1"]
         + [
@@ -72,19 +72,20 @@ def test_the_pipeline_role_reads_the_upstream_table(reader: tuple[str, str]) -> 
     warehouse = Warehouse(
         backend="postgres", postgres_dsn=_dsn(database, role), postgres_schema="upstream"
     )
-    assert warehouse.read_day_raw(DAY).num_rows > 0
-    assert warehouse.read_watermark() is not None
+    assert warehouse.read_day_raw(DAY, CLICK_STREAM).num_rows > 0
+    assert warehouse.read_watermark(CLICK_STREAM) is not None
 
 
 @pytest.mark.parametrize(
     "statement",
     [
-        f"INSERT INTO upstream.{SOURCE.table} SELECT * FROM upstream.{SOURCE.table} LIMIT 1",
-        f"UPDATE upstream.{SOURCE.table} SET event_date = event_date",
-        f"DELETE FROM upstream.{SOURCE.table}",
-        f"TRUNCATE upstream.{SOURCE.table}",
-        f"DROP TABLE upstream.{SOURCE.table}",
-        f"ALTER TABLE upstream.{SOURCE.table} ADD COLUMN forged int",
+        f"INSERT INTO upstream.{CLICK_STREAM.table} "
+        f"SELECT * FROM upstream.{CLICK_STREAM.table} LIMIT 1",
+        f"UPDATE upstream.{CLICK_STREAM.table} SET event_date = event_date",
+        f"DELETE FROM upstream.{CLICK_STREAM.table}",
+        f"TRUNCATE upstream.{CLICK_STREAM.table}",
+        f"DROP TABLE upstream.{CLICK_STREAM.table}",
+        f"ALTER TABLE upstream.{CLICK_STREAM.table} ADD COLUMN forged int",
         "CREATE TABLE upstream.forged (x int)",
         "CREATE TABLE public.forged (x int)",
     ],
@@ -104,5 +105,5 @@ def test_the_pipeline_role_cannot_write(reader: tuple[str, str], statement: str)
     finally:
         connection.close()
     with psycopg2.connect(_dsn(database)) as admin, admin.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM upstream.{SOURCE.table}")
+        cursor.execute(f"SELECT count(*) FROM upstream.{CLICK_STREAM.table}")
         assert cursor.fetchone()[0] > 0

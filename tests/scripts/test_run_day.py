@@ -51,6 +51,7 @@ def _run_day(env: dict, tmp_path: Path, day: str, config: dict, *extra: str):
 
 
 @pytest.mark.slow  # the features of a week and two trainer subprocesses
+@pytest.mark.usefixtures("example_project")  # `make run-day` on the seeded example
 def test_run_day_promotes_a_first_model_then_refuses_an_untrained_one(tmp_path, seeded_sqlite):
     data = tmp_path / "data"
     data.mkdir()

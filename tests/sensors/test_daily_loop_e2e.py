@@ -28,7 +28,8 @@ from scripts.synthetic_events import seed_warehouse
 from sensors.schedules import DAILY_RUN_PRIORITY
 from tests.support.guard import DAMAGED, GOOD, LAX, train_and_promote
 
-pytestmark = pytest.mark.slow
+# Runs the project's definitions on the example's seeded data (fails saying so otherwise).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 
 SENSOR_TICKS = """
 query($selector: SensorSelector!) {

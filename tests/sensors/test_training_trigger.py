@@ -7,12 +7,11 @@ import shutil
 
 import dagster as dg
 
-from assets.features.assets import feature_assets
 from assets.partitions import partition_range_tags, training_partitions
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from sensors.schedules import DAILY_RUN_TAGS
 from sensors.training_trigger import daily_training_sensor, training_request
+from tests.support.example import example_daily_events, example_feature_assets
 from tests.support.warehouse_edits import drop_hours_from
 
 NEWEST = "2026-11-06"
@@ -62,7 +61,7 @@ def test_a_blocked_day_fails_its_features_run_and_alerts_once(tmp_path, seeded_s
     root.mkdir()
     shutil.copyfile(seeded_sqlite, root / "warehouse.sqlite")
     resources = build_resources("local", local_root=root)
-    pipeline = [daily_events, *feature_assets]
+    pipeline = [example_daily_events, *example_feature_assets]
     assert dg.materialize(
         pipeline, resources=resources, tags=partition_range_tags("2026-11-02", "2026-11-05")
     ).success

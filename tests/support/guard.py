@@ -8,18 +8,20 @@ promoted by the real `model_promotion`, compare-and-swap included."""
 
 import dagster as dg
 
-from assets.features.assets import feature_assets
 from assets.guard.asset import model_next_day_guard
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
-from assets.model.training_dataset import training_dataset
 from assets.registry.promotion import model_promotion, production_model
-from assets.sources.daily_events import daily_events
 from resources.registry.registry import PRODUCTION, ModelVersion
+from tests.support.example import (
+    example_daily_events,
+    example_feature_assets,
+    example_training_dataset,
+)
 
-PIPELINE = [daily_events, *feature_assets]
-TRAINING = [training_dataset, model_checkpoint, model_evaluation, model_promotion]
-ALL = [*PIPELINE, training_dataset, model_next_day_guard, *TRAINING[1:], production_model]
+PIPELINE = [example_daily_events, *example_feature_assets]
+TRAINING = [example_training_dataset, model_checkpoint, model_evaluation, model_promotion]
+ALL = [*PIPELINE, example_training_dataset, model_next_day_guard, *TRAINING[1:], production_model]
 GOOD = {"total_steps": 150, "checkpoint_every_steps": 50, "init_from": "production"}
 DAMAGED = {**GOOD, "lr": 1e-6, "init_from": "none", "total_steps": 10, "warmup_steps": 0}
 # A 150-step model reaches an AUC of about 0.6; the guard is under test, not the floor.

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from tests.support.environment import REPO_ROOT
 
 DAYS = (dt.date(2026, 11, 1), dt.date(2026, 11, 2))
-EXAMPLES_TABLE = MODEL_INPUTS.examples.table
+EXAMPLES_TABLE = CTR_MODEL_INPUTS.examples.table
 INPUT_KEYS = tuple(f"features/{EXAMPLES_TABLE}/{day:%Y-%m-%d}.parquet" for day in DAYS)
 # {object key: table}: what the trainer is told each input is.
 INPUT_TABLES = {key: EXAMPLES_TABLE for key in INPUT_KEYS}
@@ -38,7 +38,7 @@ TINY_CONFIG: dict[str, Any] = {
     "log_every_steps": 1,
     "seed": 11,
     "eval_fraction": 0.2,
-    "model_inputs": MODEL_INPUTS.to_dict(),
+    "model_inputs": CTR_MODEL_INPUTS.to_dict(),
 }
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from assets.model.model_checkpoint import ModelTrainingConfig
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from resources.storage.object_store import LocalObjectStore
 from tests.support.trainer_process import CODE_VERSION, INPUT_TABLES, TINY_CONFIG
 from training.config import ConfigError, TrainConfig, fingerprint
@@ -44,11 +44,11 @@ def test_epochs_are_part_of_the_fingerprint():
 
 
 def test_the_assets_config_follows_the_data_unless_given_a_step_count():
-    default = ModelTrainingConfig().train_config(MODEL_INPUTS)
+    default = ModelTrainingConfig().train_config(CTR_MODEL_INPUTS)
     assert (default.epochs, default.total_steps) == (16.0, 20_000)
-    fixed = ModelTrainingConfig(total_steps=150).train_config(MODEL_INPUTS)
+    fixed = ModelTrainingConfig(total_steps=150).train_config(CTR_MODEL_INPUTS)
     assert (fixed.epochs, fixed.total_steps) == (0.0, 150)
-    passes = ModelTrainingConfig(epochs=3, max_steps=500).train_config(MODEL_INPUTS)
+    passes = ModelTrainingConfig(epochs=3, max_steps=500).train_config(CTR_MODEL_INPUTS)
     assert (passes.epochs, passes.total_steps) == (3.0, 500)
 
 

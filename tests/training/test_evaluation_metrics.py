@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from resources.storage.object_store import LocalObjectStore
 from tests.support.trainer_process import INPUT_TABLES, TINY_CONFIG
 from training.checkpoint import MANIFEST_NAME, CheckpointManager
@@ -92,14 +92,14 @@ def test_models_are_scored_on_the_trainers_held_out_rows(inputs):
     fraction = config.eval_fraction
 
     dataset = load_dataset(store, INPUT_TABLES, config)
-    rows = held_out_rows(store, INPUT_TABLES, MODEL_INPUTS, fraction)
+    rows = held_out_rows(store, INPUT_TABLES, CTR_MODEL_INPUTS, fraction)
     assert np.array_equal(rows.labels, dataset.eval.label.numpy())
     assert rows.train_rows == len(dataset.train)
     assert rows.train_positive_rate == pytest.approx(float(dataset.train.label.mean()))
 
     scores = score_models(
         store, {"candidate": first, "production": second}, input_tables=INPUT_TABLES,
-        model_inputs=MODEL_INPUTS, eval_fraction=fraction,
+        model_inputs=CTR_MODEL_INPUTS, eval_fraction=fraction,
     )  # fmt: skip
     candidate, production, baseline = scores["candidate"], scores["production"], scores["baseline"]
     assert candidate["examples"] == production["examples"] == len(dataset.eval) > 100
@@ -110,8 +110,8 @@ def test_models_are_scored_on_the_trainers_held_out_rows(inputs):
     assert baseline["log_loss"] == pytest.approx(
         constant_log_loss(rows.labels, rows.train_positive_rate)
     )
-    assert list(candidate["segments"]) == list(MODEL_INPUTS.segments)  # the declared ones
-    for column in MODEL_INPUTS.segments:
+    assert list(candidate["segments"]) == list(CTR_MODEL_INPUTS.segments)  # the declared ones
+    for column in CTR_MODEL_INPUTS.segments:
         segments = candidate["segments"][column]
         assert sum(s["rows"] for s in segments.values()) == candidate["examples"]
         assert set(segments) == set(production["segments"][column])
@@ -119,16 +119,16 @@ def test_models_are_scored_on_the_trainers_held_out_rows(inputs):
     # The same checkpoint scored alone gives the same numbers.
     alone = score_checkpoint(
         store, step_key=first["checkpoint_key"], manifest_sha256=first["manifest_sha256"],
-        config=first["config"], input_tables=INPUT_TABLES, model_inputs=MODEL_INPUTS,
+        config=first["config"], input_tables=INPUT_TABLES, model_inputs=CTR_MODEL_INPUTS,
         eval_fraction=fraction,
     )  # fmt: skip
     assert alone == candidate
 
     # Rows that are not the trainer's held-out rows are refused, never silently misaligned.
-    other = held_out_rows(store, INPUT_TABLES, MODEL_INPUTS, 0.5)
+    other = held_out_rows(store, INPUT_TABLES, CTR_MODEL_INPUTS, 0.5)
     with pytest.raises(HeldOutMismatch, match="held-out split"):
         score_checkpoint(
             store, step_key=first["checkpoint_key"], manifest_sha256=first["manifest_sha256"],
-            config=first["config"], input_tables=INPUT_TABLES, model_inputs=MODEL_INPUTS,
+            config=first["config"], input_tables=INPUT_TABLES, model_inputs=CTR_MODEL_INPUTS,
             eval_fraction=fraction, rows=other,
         )  # fmt: skip

@@ -16,7 +16,7 @@ import torch
 
 from assets.features.logic import item_daily_features, training_examples, user_daily_features
 from assets.publishing.parquet import to_parquet_bytes
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from resources.storage.object_store import LocalObjectStore
 from scripts.synthetic_events import generate_events
 from training.config import TrainConfig
@@ -39,9 +39,9 @@ CONFIG = TrainConfig(
     item_buckets=256,
     eval_fraction=0.2,
     history_features=True,
-    model_inputs=MODEL_INPUTS,
+    model_inputs=CTR_MODEL_INPUTS,
 )
-HISTORY_FEATURES = tuple(f for spec in MODEL_INPUTS.history for f in spec.features)
+HISTORY_FEATURES = tuple(f for spec in CTR_MODEL_INPUTS.history for f in spec.features)
 
 
 def _key(asset: str, day: dt.date) -> str:
@@ -87,8 +87,8 @@ def _reference(
 
 
 def test_history_is_the_sum_over_the_days_before_the_examples_day(store):
-    inputs = read_inputs(store, ALL_KEYS, MODEL_INPUTS)
-    joined = attach_history(inputs.examples, inputs.history, MODEL_INPUTS)
+    inputs = read_inputs(store, ALL_KEYS, CTR_MODEL_INPUTS)
+    joined = attach_history(inputs.examples, inputs.history, CTR_MODEL_INPUTS)
     for prefix, id_column, features in (
         ("user", "user_id", inputs.history["user_daily_features"]),
         ("item", "item_id", inputs.history["item_daily_features"]),
@@ -107,10 +107,10 @@ def test_history_is_the_sum_over_the_days_before_the_examples_day(store):
 def test_the_as_of_rule_reads_only_the_declared_days(store, lag, window):
     """A declared lag of 2 skips the day before; a one-day window reads only the day before."""
     declared = dataclasses.replace(
-        MODEL_INPUTS,
+        CTR_MODEL_INPUTS,
         history=tuple(
             dataclasses.replace(spec, lag_days=lag, window_days=window)
-            for spec in MODEL_INPUTS.history
+            for spec in CTR_MODEL_INPUTS.history
         ),
     )
     inputs = read_inputs(store, ALL_KEYS, declared)
@@ -125,8 +125,8 @@ def test_the_as_of_rule_reads_only_the_declared_days(store, lag, window):
 def test_no_leakage_a_days_own_features_never_reach_its_examples(store, tmp_path):
     """Replace day 2's user and item features with absurd numbers: the encoded rows of days 1
     and 2 do not change at all, the rows of day 3 (whose history includes day 2) do."""
-    baseline = read_inputs(store, ALL_KEYS, MODEL_INPUTS)
-    base = attach_history(baseline.examples, baseline.history, MODEL_INPUTS)
+    baseline = read_inputs(store, ALL_KEYS, CTR_MODEL_INPUTS)
+    base = attach_history(baseline.examples, baseline.history, CTR_MODEL_INPUTS)
 
     def poisoned(table: pa.Table) -> pa.Table:
         day_two = pc.equal(table["feature_date"], pa.scalar(DAYS[1], pa.date32()))
@@ -138,7 +138,7 @@ def test_no_leakage_a_days_own_features_never_reach_its_examples(store, tmp_path
     changed = attach_history(
         baseline.examples,
         {name: poisoned(table) for name, table in baseline.history.items()},
-        MODEL_INPUTS,
+        CTR_MODEL_INPUTS,
     )
     same_day_or_earlier = np.array([d <= DAYS[1] for d in base["feature_date"].to_pylist()])
     for name in HISTORY_FEATURES:
@@ -175,7 +175,7 @@ def test_history_features_without_feature_partitions_are_refused(store):
     with pytest.raises(InputDataError, match="history_features is on but no partition"):
         load_dataset(store, _keys("training_examples", "user_daily_features"), CONFIG)
     with pytest.raises(InputDataError, match="no training_examples partition"):
-        read_inputs(store, _keys("user_daily_features"), MODEL_INPUTS)
+        read_inputs(store, _keys("user_daily_features"), CTR_MODEL_INPUTS)
 
 
 def test_a_partition_is_the_table_it_is_given_as_never_guessed_from_columns(store):
@@ -183,7 +183,7 @@ def test_a_partition_is_the_table_it_is_given_as_never_guessed_from_columns(stor
     or given as the wrong table, is refused naming the key, the table and the columns."""
     examples_key = next(iter(_keys("training_examples")))
     with pytest.raises(InputDataError, match="does not read"):
-        read_inputs(store, {examples_key: "some_other_table"}, MODEL_INPUTS)
+        read_inputs(store, {examples_key: "some_other_table"}, CTR_MODEL_INPUTS)
     history_key = next(iter(_keys("user_daily_features")))
     with pytest.raises(InputDataError, match=r"\(training_examples\) lacks columns"):
-        read_inputs(store, {history_key: "training_examples"}, MODEL_INPUTS)
+        read_inputs(store, {history_key: "training_examples"}, CTR_MODEL_INPUTS)

@@ -8,14 +8,14 @@ import json
 
 import pytest
 
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from training.config import ConfigError, TrainConfig
 from training.model_inputs import ModelInputs, ModelInputsError
 
 
 def _declared(**changes) -> dict:
     """The example's declaration as JSON, with `changes` applied at dotted paths."""
-    data = json.loads(json.dumps(MODEL_INPUTS.to_dict()))
+    data = json.loads(json.dumps(CTR_MODEL_INPUTS.to_dict()))
     for path, value in changes.items():
         *parents, last = path.split("__")
         target = data
@@ -32,24 +32,24 @@ _DELETE = object()
 
 
 def test_the_declaration_round_trips_through_json_and_the_training_config():
-    text = json.dumps(MODEL_INPUTS.to_dict(), sort_keys=True)
-    assert ModelInputs.from_dict(json.loads(text)) == MODEL_INPUTS
-    config = TrainConfig(model_inputs=MODEL_INPUTS)
+    text = json.dumps(CTR_MODEL_INPUTS.to_dict(), sort_keys=True)
+    assert ModelInputs.from_dict(json.loads(text)) == CTR_MODEL_INPUTS
+    config = TrainConfig(model_inputs=CTR_MODEL_INPUTS)
     assert TrainConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     # A config without one keeps the spelling configs had before they carried it.
     assert "model_inputs" not in TrainConfig().to_dict()
 
 
 def test_the_derived_views_follow_the_declaration():
-    assert MODEL_INPUTS.tables == (
+    assert CTR_MODEL_INPUTS.tables == (
         "training_examples",
         "user_daily_features",
         "item_daily_features",
     )
-    assert MODEL_INPUTS.numeric_features(history=False) == ("log1p_price", "price_missing")
-    assert len(MODEL_INPUTS.numeric_features(history=True)) == 8
+    assert CTR_MODEL_INPUTS.numeric_features(history=False) == ("log1p_price", "price_missing")
+    assert len(CTR_MODEL_INPUTS.numeric_features(history=True)) == 8
     for column in ("event_id", "feature_date", "label", "user_id", "device", "price"):
-        assert column in MODEL_INPUTS.example_columns
+        assert column in CTR_MODEL_INPUTS.example_columns
 
 
 @pytest.mark.parametrize(
@@ -86,5 +86,6 @@ def test_a_bad_declaration_is_refused_naming_the_field(changes, field, detail):
 def test_a_declaration_built_in_python_is_checked_the_same_way():
     with pytest.raises(ModelInputsError, match=r"categorical\[1\].column 'user_id' is declared"):
         dataclasses.replace(
-            MODEL_INPUTS, categorical=(MODEL_INPUTS.categorical[0],) * 2 + MODEL_INPUTS.categorical
+            CTR_MODEL_INPUTS,
+            categorical=(CTR_MODEL_INPUTS.categorical[0],) * 2 + CTR_MODEL_INPUTS.categorical,
         )

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.features.logic import item_daily_features, training_examples, user_daily_features
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from resources.storage.object_store import LocalObjectStore
 from scripts.synthetic_events import generate_events
 from training.config import ConfigError, TrainConfig, fingerprint
@@ -35,7 +35,7 @@ BASE = {
     "data_loading": "streaming",
     "shuffle_buffer_rows": 400,
     "history_features": True,
-    "model_inputs": MODEL_INPUTS,
+    "model_inputs": CTR_MODEL_INPUTS,
 }
 
 

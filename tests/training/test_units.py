@@ -18,7 +18,7 @@ import torch
 
 from assets.features.logic import TRAINING_EXAMPLES_SCHEMA
 from assets.publishing.parquet import to_parquet_bytes
-from contract.model_inputs import MODEL_INPUTS
+from contract.model_inputs import CTR_MODEL_INPUTS
 from resources.storage.object_store import LocalObjectStore
 from tests.support.trainer_process import INPUT_KEYS, INPUT_TABLES, TINY_CONFIG, trainer_args
 from training import cli, rng
@@ -60,9 +60,9 @@ def test_fingerprint_covers_result_affecting_inputs_only():
     operational = TrainConfig(checkpoint_every_steps=7, checkpoint_every_seconds=1.0, keep_last=5)
     assert base == fingerprint(operational, VERSIONS, "v1")
     # What the model reads is part of it: another declaration, another model.
-    declared = TrainConfig(model_inputs=MODEL_INPUTS)
+    declared = TrainConfig(model_inputs=CTR_MODEL_INPUTS)
     assert base != fingerprint(declared, VERSIONS, "v1")
-    fewer = dataclasses.replace(MODEL_INPUTS, segments=())
+    fewer = dataclasses.replace(CTR_MODEL_INPUTS, segments=())
     assert fingerprint(declared, VERSIONS, "v1") != fingerprint(
         TrainConfig(model_inputs=fewer), VERSIONS, "v1"
     )
@@ -79,7 +79,7 @@ def test_input_versions_must_name_exactly_the_input_keys():
 def test_encoding_is_deterministic_and_independent_of_key_order(inputs):
     store = LocalObjectStore(inputs.root)
     config = TrainConfig(
-        user_buckets=64, item_buckets=32, eval_fraction=0.25, model_inputs=MODEL_INPUTS
+        user_buckets=64, item_buckets=32, eval_fraction=0.25, model_inputs=CTR_MODEL_INPUTS
     )
     first = load_dataset(store, INPUT_TABLES, config)
     second = load_dataset(store, dict(reversed(INPUT_TABLES.items())), config)
@@ -94,8 +94,8 @@ def test_encoding_is_deterministic_and_independent_of_key_order(inputs):
 
 def test_eval_split_follows_the_event_not_the_window(inputs):
     store = LocalObjectStore(inputs.root)
-    window = read_examples(store, INPUT_TABLES, MODEL_INPUTS)
-    one_day = read_examples(store, {INPUT_KEYS[0]: INPUT_TABLES[INPUT_KEYS[0]]}, MODEL_INPUTS)
+    window = read_examples(store, INPUT_TABLES, CTR_MODEL_INPUTS)
+    one_day = read_examples(store, {INPUT_KEYS[0]: INPUT_TABLES[INPUT_KEYS[0]]}, CTR_MODEL_INPUTS)
     window_ids = window["event_id"].to_pylist()
     held_window = dict(zip(window_ids, eval_mask(window["event_id"], 0.2), strict=True))
     day_ids = one_day["event_id"].to_pylist()
@@ -119,8 +119,8 @@ def test_missing_strings_and_prices_encode_to_the_reserved_bucket(tmp_path):
     }
     store = LocalObjectStore(tmp_path)
     store.put_bytes("x.parquet", to_parquet_bytes(pa.table(rows, TRAINING_EXAMPLES_SCHEMA)).data)
-    config = TrainConfig(eval_fraction=0.0, model_inputs=MODEL_INPUTS)
-    data = load_dataset(store, {"x.parquet": MODEL_INPUTS.examples.table}, config).train
+    config = TrainConfig(eval_fraction=0.0, model_inputs=CTR_MODEL_INPUTS)
+    data = load_dataset(store, {"x.parquet": CTR_MODEL_INPUTS.examples.table}, config).train
     device, country, category = (
         data.categorical[:, 2],
         data.categorical[:, 3],
@@ -200,7 +200,11 @@ def test_rng_states_survive_a_weights_only_round_trip():
 def test_model_learns_a_separable_signal():
     torch.manual_seed(0)
     config = TrainConfig(
-        user_buckets=16, item_buckets=16, hidden_sizes=(16,), dropout=0.0, model_inputs=MODEL_INPUTS
+        user_buckets=16,
+        item_buckets=16,
+        hidden_sizes=(16,),
+        dropout=0.0,
+        model_inputs=CTR_MODEL_INPUTS,
     )
     model = build_model(config)
     optimizer = build_optimizer(model, config)

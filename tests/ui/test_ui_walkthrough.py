@@ -73,7 +73,8 @@ def _unavailable_reason() -> str | None:
 
 
 # Starts the real webserver, daemon and a browser: `make test-fast` skips it.
-pytestmark = pytest.mark.slow
+# Runs the project's definitions on the example's seeded data (fails saying so otherwise).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 # Decided before any fixture runs, so a machine without the browser seeds and starts nothing.
 UNAVAILABLE = _unavailable_reason()
 

@@ -6,15 +6,14 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from assets.features.assets import feature_assets
-from assets.features.logic import FEATURE_TABLES
+from assets.features.logic import CLICK_STREAM_FEATURES
 from assets.features.snapshot import RUN_SNAPSHOTS
 from assets.partitions import daily_partitions, partition_range_tags
 from assets.publishing.gate_reports import read_approval, read_published, version_key
 from assets.publishing.keys import InvalidPartitionKey, partition_object_key
 from assets.publishing.parquet import from_parquet_bytes
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
+from tests.support.example import example_daily_events, example_feature_assets
 
 PARTITION = "2026-11-03"
 RANGE = ("2026-11-02", "2026-11-04")
@@ -26,7 +25,10 @@ def materialize(resources, partition_key=None, partition_range=None):
     if partition_range:
         tags = partition_range_tags(*partition_range)
     return dg.materialize(
-        [daily_events, *feature_assets], partition_key=partition_key, resources=resources, tags=tags
+        [example_daily_events, *example_feature_assets],
+        partition_key=partition_key,
+        resources=resources,
+        tags=tags,
     )
 
 
@@ -48,12 +50,12 @@ def test_partition_materializes_on_local_backend(local_resources):
     events = {
         e.asset_key.path[-1]: e.materialization for e in result.get_asset_materialization_events()
     }
-    assert set(events) == {"daily_events", *(t.name for t in FEATURE_TABLES)}
+    assert set(events) == {"daily_events", *(t.name for t in CLICK_STREAM_FEATURES)}
     snapshot = from_parquet_bytes(
         store.get_bytes(events["daily_events"].metadata["object_key"].value)
     )
     assert snapshot.num_rows == events["daily_events"].metadata["source_rows"].value > 0
-    for table in FEATURE_TABLES:
+    for table in CLICK_STREAM_FEATURES:
         data, report = read_published(store, table.name, PARTITION, daily_partitions)
         key = report.object_key
         assert key == version_key(
@@ -77,7 +79,7 @@ def test_rerun_overwrites_with_identical_bytes(local_resources):
     first = published(local_resources)
     materialize(local_resources, PARTITION)
     assert published(local_resources) == first
-    assert len(first) == len(FEATURE_TABLES)
+    assert len(first) == len(CLICK_STREAM_FEATURES)
 
 
 def test_range_run_writes_the_same_objects_as_single_runs(local_resources, tmp_path, local_root):
@@ -92,7 +94,7 @@ def test_range_run_writes_the_same_objects_as_single_runs(local_resources, tmp_p
     ]
     assert sorted(materializations) == sorted(
         (name, key)
-        for name in ("daily_events", *(t.name for t in FEATURE_TABLES))
+        for name in ("daily_events", *(t.name for t in CLICK_STREAM_FEATURES))
         for key in RANGE_KEYS
     )
     batched_objects = {**published(local_resources), **published(local_resources, "sources")}
@@ -103,7 +105,7 @@ def test_range_run_writes_the_same_objects_as_single_runs(local_resources, tmp_p
     single_resources = build_resources("local", local_root=single_root)
     for key in RANGE_KEYS:
         assert materialize(single_resources, key).success
-    assert len(batched_objects) == (len(FEATURE_TABLES) + 1) * len(RANGE_KEYS)
+    assert len(batched_objects) == (len(CLICK_STREAM_FEATURES) + 1) * len(RANGE_KEYS)
     single_objects = {**published(single_resources), **published(single_resources, "sources")}
     assert single_objects == batched_objects
 
@@ -138,7 +140,8 @@ def test_partition_materializes_on_s3_backend(s3_bucket, local_root, local_resou
     s3_objects = published(resources)
     store = open_store(resources)
     assert sorted(s3_objects) == sorted(
-        read_approval(store, t.name, PARTITION, daily_partitions).object_key for t in FEATURE_TABLES
+        read_approval(store, t.name, PARTITION, daily_partitions).object_key
+        for t in CLICK_STREAM_FEATURES
     )
     materialize(local_resources, PARTITION)
     assert s3_objects == published(local_resources)

@@ -15,14 +15,13 @@ from assets.guard.asset import compute_verdict, model_next_day_guard
 from assets.guard.decision import GuardConfig
 from assets.guard.records import ALERTS_PREFIX, claim_verdict, read_verdict
 from assets.model.model_checkpoint import model_checkpoint
-from assets.model.training_dataset import training_dataset
 from assets.partitions import partition_range_tags
 from assets.slo.alerts import marker_key
 from resources.factory import build_resources
 from resources.registry.registry import PRODUCTION
 from resources.storage.object_store import LocalObjectStore
-from resources.warehouse.backends import SqliteBackend
 from scripts.synthetic_events import seed_warehouse
+from tests.support.example import example_sqlite, example_training_dataset
 from tests.support.guard import DAMAGED, GOOD, LAX, PIPELINE, materialize
 from tests.support.guard import train_and_promote as _train
 
@@ -33,7 +32,7 @@ FIRST_DAY, LAST_DAY = dt.date(2026, 10, 29), dt.date(2026, 11, 8)
 
 def _guard(resources, partition):
     """The guard run for `partition` (its approved window first) and its metadata."""
-    assert materialize(resources, partition, [training_dataset]).success
+    assert materialize(resources, partition, [example_training_dataset]).success
     result = materialize(resources, partition, [model_next_day_guard])
     assert result.success, partition
     [event] = [
@@ -48,7 +47,7 @@ GUARD_KEY = model_next_day_guard.key.path[-1]
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory):
     root = tmp_path_factory.mktemp("guard-loop")
-    seed_warehouse(SqliteBackend(str(root / "warehouse.sqlite")), FIRST_DAY, LAST_DAY)
+    seed_warehouse(example_sqlite(str(root / "warehouse.sqlite")), FIRST_DAY, LAST_DAY)
     resources = build_resources("local", local_root=root)
     tags = partition_range_tags(FIRST_DAY.isoformat(), LAST_DAY.isoformat())
     assert dg.materialize(PIPELINE, resources=resources, tags=tags).success
@@ -110,7 +109,7 @@ def test_a_newer_promotion_after_the_judgement_is_never_overwritten(loop, caplog
     # 11-07's damaged candidate is promoted; the guard of 11-08 judges it and claims its verdict
     # (a run that decided and had not acted yet) ...
     bad = _train(resources, "2026-11-07", DAMAGED, LAX)
-    assert materialize(resources, "2026-11-08", [training_dataset]).success
+    assert materialize(resources, "2026-11-08", [example_training_dataset]).success
     verdict = compute_verdict(store, registry, "2026-11-08", GuardConfig(), "run-deciding")
     assert verdict["regressed"] is True
     claim_verdict(store, verdict)
@@ -137,4 +136,4 @@ def test_the_daily_training_job_runs_the_guard_before_training():
     graph = build_definitions("local").resolve_asset_graph()
     guard = model_next_day_guard.key
     assert guard in graph.get(model_checkpoint.key).parent_keys
-    assert graph.get(guard).parent_keys == {training_dataset.key}
+    assert graph.get(guard).parent_keys == {example_training_dataset.key}

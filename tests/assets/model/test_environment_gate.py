@@ -8,20 +8,22 @@ import shutil
 import dagster as dg
 import pytest
 
-from assets.features.assets import feature_assets
 from assets.model.model_checkpoint import model_checkpoint
-from assets.model.training_dataset import training_dataset
 from assets.partitions import partition_range_tags
-from assets.sources.daily_events import daily_events
 from resources.environment import LOCK_PATH, check_environment, locked_pins
 from resources.factory import build_resources
 from tests.support.distributions import fake_installed
+from tests.support.example import (
+    example_daily_events,
+    example_feature_assets,
+    example_training_dataset,
+)
 
 # Trains through a trainer subprocess.
 pytestmark = pytest.mark.slow
 
 DAY = "2026-11-06"
-ASSETS = [daily_events, *feature_assets, training_dataset, model_checkpoint]
+ASSETS = [example_daily_events, *example_feature_assets, example_training_dataset, model_checkpoint]
 TRAINING = {"total_steps": 20, "checkpoint_every_steps": 10, "log_every_steps": 10}
 LOCKED_PYARROW = locked_pins(LOCK_PATH.read_text())["pyarrow"]
 
@@ -32,9 +34,11 @@ def approved(tmp_path_factory, seeded_sqlite):
     shutil.copyfile(seeded_sqlite, root / "warehouse.sqlite")
     resources = build_resources("local", local_root=root)
     tags = partition_range_tags("2026-10-31", DAY)
-    assert dg.materialize([daily_events, *feature_assets], resources=resources, tags=tags).success
     assert dg.materialize(
-        ASSETS, selection=[training_dataset.key], partition_key=DAY, resources=resources
+        [example_daily_events, *example_feature_assets], resources=resources, tags=tags
+    ).success
+    assert dg.materialize(
+        ASSETS, selection=[example_training_dataset.key], partition_key=DAY, resources=resources
     ).success
     return root
 

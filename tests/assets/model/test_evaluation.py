@@ -13,18 +13,20 @@ import shutil
 import dagster as dg
 import pytest
 
-from assets.features.assets import feature_assets
 from assets.model.evaluation import EvaluationConfig, decided_by, model_evaluation, verdicts
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.records import ProductionRef, production_model, read_evaluation
-from assets.model.training_dataset import training_dataset
 from assets.partitions import partition_range_tags
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from resources.storage.object_store import LocalObjectStore
+from tests.support.example import (
+    example_daily_events,
+    example_feature_assets,
+    example_training_dataset,
+)
 
-PIPELINE = [daily_events, *feature_assets]
-TRAINING = [training_dataset, model_checkpoint, model_evaluation]
+PIPELINE = [example_daily_events, *example_feature_assets]
+TRAINING = [example_training_dataset, model_checkpoint, model_evaluation]
 FIRST, SECOND, THIRD = "2026-11-04", "2026-11-05", "2026-11-06"
 STEPS = {
     "total_steps": 150,

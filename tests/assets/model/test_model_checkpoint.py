@@ -12,19 +12,26 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.features.assets import feature_assets
 from assets.model.model_checkpoint import model_checkpoint
-from assets.model.training_dataset import training_dataset
 from assets.partitions import partition_range_tags
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
+from tests.support.example import (
+    example_daily_events,
+    example_feature_assets,
+    example_training_dataset,
+)
 
 # Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
 pytestmark = pytest.mark.slow
 
 DAY = "2026-11-06"
 WINDOW = ("2026-10-31", DAY)
-ALL_ASSETS = [daily_events, *feature_assets, training_dataset, model_checkpoint]
+ALL_ASSETS = [
+    example_daily_events,
+    *example_feature_assets,
+    example_training_dataset,
+    model_checkpoint,
+]
 TRAINING = {
     "total_steps": 900,
     "batch_size": 128,
@@ -42,10 +49,10 @@ def approved_window(tmp_path_factory, seeded_sqlite) -> Path:
     shutil.copyfile(seeded_sqlite, root / "warehouse.sqlite")
     resources = build_resources("local", local_root=root)
     tags = partition_range_tags(*WINDOW)
-    features = [daily_events, *feature_assets]
+    features = [example_daily_events, *example_feature_assets]
     assert dg.materialize(features, resources=resources, tags=tags).success
     assert dg.materialize(
-        ALL_ASSETS, selection=[training_dataset.key], partition_key=DAY, resources=resources
+        ALL_ASSETS, selection=[example_training_dataset.key], partition_key=DAY, resources=resources
     ).success
     return root
 

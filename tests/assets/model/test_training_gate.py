@@ -8,16 +8,20 @@ import sqlite3
 import dagster as dg
 import pytest
 
-from assets.features.assets import feature_assets
-from assets.model.training_dataset import REQUIRED_ASSETS, manifest_inputs, training_dataset
+from assets.model.training_dataset import manifest_inputs
 from assets.partitions import partition_range_tags
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
+from tests.support.example import (
+    EXAMPLE_REQUIRED_ASSETS,
+    example_daily_events,
+    example_feature_assets,
+    example_training_dataset,
+)
 
 # Dozens of materializations (about 40 s): `make test-fast` skips it.
 pytestmark = pytest.mark.slow
 
-PIPELINE = [daily_events, *feature_assets]
+PIPELINE = [example_daily_events, *example_feature_assets]
 WINDOW = ("2026-10-31", "2026-11-06")
 DAY = "2026-11-06"
 DROP_LATE_HOURS = (
@@ -35,8 +39,8 @@ def env(tmp_path, seeded_sqlite):
 
 def _train(resources, partition, **tags):
     return dg.materialize(
-        [*PIPELINE, training_dataset],
-        selection=[training_dataset.key],
+        [*PIPELINE, example_training_dataset],
+        selection=[example_training_dataset.key],
         partition_key=partition,
         resources=resources,
         tags=tags,
@@ -59,9 +63,9 @@ def test_a_good_window_becomes_a_versioned_training_set(env):
     assert [i["partition"] for i in manifest_inputs(manifest)] == days
     # Every asset the model depends on is verified and recorded for every day of the window.
     assert sorted((i["asset"], i["partition"]) for i in manifest["inputs"]) == sorted(
-        (asset, day) for asset in REQUIRED_ASSETS for day in days
+        (asset, day) for asset in EXAMPLE_REQUIRED_ASSETS for day in days
     )
-    assert set(REQUIRED_ASSETS) == {
+    assert set(EXAMPLE_REQUIRED_ASSETS) == {
         "daily_events",
         "user_daily_features",
         "item_daily_features",

@@ -11,7 +11,6 @@ import dagster as dg
 import pytest
 import torch
 
-from assets.features.assets import feature_assets
 from assets.model.model_checkpoint import (
     ModelTrainingConfig,
     approved_inputs,
@@ -19,13 +18,16 @@ from assets.model.model_checkpoint import (
     plan_training_run,
 )
 from assets.model.records import read_candidate
-from assets.model.training_dataset import training_dataset
 from assets.partitions import partition_range_tags
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from resources.storage.object_store import LocalObjectStore
 from sensors.schedules import DAILY_RUN_TAGS
 from sensors.training_trigger import training_request
+from tests.support.example import (
+    example_daily_events,
+    example_feature_assets,
+    example_training_dataset,
+)
 from training.checkpoint import load_step_key
 from training.loop import MODEL_FILE
 
@@ -33,7 +35,12 @@ from training.loop import MODEL_FILE
 pytestmark = pytest.mark.slow
 
 PREVIOUS, DAY = "2026-11-05", "2026-11-06"
-ALL_ASSETS = [daily_events, *feature_assets, training_dataset, model_checkpoint]
+ALL_ASSETS = [
+    example_daily_events,
+    *example_feature_assets,
+    example_training_dataset,
+    model_checkpoint,
+]
 TINY = {
     "total_steps": 60,
     "batch_size": 128,
@@ -49,12 +56,15 @@ def approved(tmp_path_factory, seeded_sqlite):
     root = tmp_path_factory.mktemp("chain")
     shutil.copyfile(seeded_sqlite, root / "warehouse.sqlite")
     resources = build_resources("local", local_root=root)
-    features = [daily_events, *feature_assets]
+    features = [example_daily_events, *example_feature_assets]
     tags = partition_range_tags("2026-10-30", DAY)
     assert dg.materialize(features, resources=resources, tags=tags).success
     for day in (PREVIOUS, DAY):
         assert dg.materialize(
-            ALL_ASSETS, selection=[training_dataset.key], partition_key=day, resources=resources
+            ALL_ASSETS,
+            selection=[example_training_dataset.key],
+            partition_key=day,
+            resources=resources,
         ).success
     return root
 

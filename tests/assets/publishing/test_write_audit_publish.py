@@ -3,7 +3,7 @@
 import dagster as dg
 
 from assets.partitions import partition_range_tags
-from assets.sources.daily_events import daily_events
+from tests.support.example import example_daily_events
 
 RANGE = ("2026-11-03", "2026-11-04")
 
@@ -13,7 +13,7 @@ def test_a_warn_only_gate_that_failed_is_reported_as_a_warning_naming_the_partit
 ):
     # Prices in the generator reach far above 1: the warn-only range gate fails on both days.
     result = dg.materialize(
-        [daily_events],
+        [example_daily_events],
         resources=local_resources,
         tags=partition_range_tags(*RANGE),
         run_config={
@@ -40,7 +40,9 @@ def test_a_warn_only_gate_that_failed_is_reported_as_a_warning_naming_the_partit
 
 
 def test_each_days_gate_results_carry_the_day_and_plottable_numbers(local_resources):
-    result = dg.materialize([daily_events], partition_key=RANGE[0], resources=local_resources)
+    result = dg.materialize(
+        [example_daily_events], partition_key=RANGE[0], resources=local_resources
+    )
     per_day = {
         e.check_name: e for e in result.get_asset_check_evaluations() if e.partition == RANGE[0]
     }

@@ -14,7 +14,8 @@ from scripts.dagster_processes import DagsterProcesses, embedded_home
 from tests.support.warehouse_edits import drop_hours_from
 
 # Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
-pytestmark = pytest.mark.slow
+# Runs the project's definitions on the example's seeded data (fails saying so otherwise).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 
 PIPELINE = [daily_events, *feature_assets]
 GOOD, BAD = "2026-11-05", "2026-11-06"

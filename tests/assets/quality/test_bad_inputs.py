@@ -14,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.features.assets import feature_assets
 from assets.partitions import daily_partitions, day_bounds, partition_range_tags
 from assets.publishing.gate_reports import (
     PartitionNotPublished,
@@ -23,17 +22,17 @@ from assets.publishing.gate_reports import (
     read_published_with_lineage,
     read_report,
 )
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from resources.warehouse.resource import Warehouse
 from scripts.synthetic_events import seed_warehouse
 from tests.support.environment import POSTGRES_DSN
+from tests.support.example import example_daily_events, example_feature_assets
 
 BAD_DAY = "2026-11-05"
 HISTORY = ("2026-10-29", "2026-11-05")
 REPLAYED_DAY = "2026-11-02"
 MICROS_PER_HOUR = 3_600_000_000
-PIPELINE = [daily_events, *feature_assets]
+PIPELINE = [example_daily_events, *example_feature_assets]
 
 
 def _execute(db: Path, *statements: str) -> None:
@@ -289,7 +288,7 @@ def test_features_run_alone_use_the_approved_snapshot_or_refuse_an_offline_day(
     # refuses when the refused re-delivery took the day offline.
     result = dg.materialize(
         PIPELINE,
-        selection=[a.key for a in feature_assets],
+        selection=[a.key for a in example_feature_assets],
         partition_key=BAD_DAY,
         resources=resources,
         raise_on_error=False,
@@ -300,7 +299,7 @@ def test_features_run_alone_use_the_approved_snapshot_or_refuse_an_offline_day(
         return
     assert not result.success
     messages = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
-    assert len(messages) == len(feature_assets)
+    assert len(messages) == len(example_feature_assets)
     assert all("was taken offline" in m and BAD_DAY in m for m in messages)
     with pytest.raises(PartitionNotPublished, match=f"daily_events partition {BAD_DAY} is blocked"):
         read_published(resources["storage"].open_store(), "daily_events", BAD_DAY, daily_partitions)
@@ -318,7 +317,7 @@ def test_nan_prices_from_postgres_are_blocked(postgres_backend, tmp_path):
         ),
     }
     tags = partition_range_tags(first.isoformat(), BAD_DAY)
-    assert dg.materialize([daily_events], resources=resources, tags=tags).success
+    assert dg.materialize([example_daily_events], resources=resources, tags=tags).success
     with postgres_backend.connect() as connection, connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {postgres_backend.schema}.events SET price = 'NaN' "
@@ -332,7 +331,7 @@ def test_nan_prices_from_postgres_are_blocked(postgres_backend, tmp_path):
         (nan_prices,) = cursor.fetchone()
     assert nan_prices > 0
     result = dg.materialize(
-        [daily_events], partition_key=BAD_DAY, resources=resources, raise_on_error=False
+        [example_daily_events], partition_key=BAD_DAY, resources=resources, raise_on_error=False
     )
     assert not result.success
     message = result.get_step_failure_events()[0].step_failure_data.error.message

@@ -4,15 +4,14 @@ import datetime as dt
 
 import dagster as dg
 
-from assets.features.assets import feature_assets
-from assets.quality.deadline import (
-    CHECK_NAME,
-    DAILY_ASSETS,
-    daily_partitions_landed,
-    expected_partition,
-)
-from assets.sources.daily_events import daily_events
+from assets.quality.deadline import CHECK_NAME, DAILY_ASSETS, expected_partition
 from definitions import build_definitions
+from tests.support.example import (
+    EXAMPLE_DAILY_ASSETS,
+    example_daily_events,
+    example_deadline_check,
+    example_feature_assets,
+)
 
 DAY_ASKED = "2026-11-03"
 
@@ -46,7 +45,8 @@ def test_missing_partition_fails_and_a_landed_one_passes():
     assert all(e.check_name == CHECK_NAME for e in evaluations.values())
     assert evaluations["daily_events"].passed
     assert evaluations["daily_events"].metadata["expected_partition"].value == partition
-    late = evaluations["training_examples"]
+    # The project's feature tables landed nothing: each is late (the last one is judged here).
+    late = evaluations[DAILY_ASSETS[-1]]
     assert not late.passed
     assert late.severity == dg.AssetCheckSeverity.WARN
     assert f"partition {partition} has not landed" in late.description
@@ -56,7 +56,7 @@ def test_in_a_manual_materialization_it_judges_the_day_asked_for(local_resources
     """Selecting the assets in the UI brings their deadline checks into the run: they must
     judge the partition being materialized, not fail about yesterday's."""
     result = dg.materialize(
-        [daily_events, *feature_assets, daily_partitions_landed],
+        [example_daily_events, *example_feature_assets, example_deadline_check],
         partition_key=DAY_ASKED,
         resources=local_resources,
     )
@@ -64,14 +64,14 @@ def test_in_a_manual_materialization_it_judges_the_day_asked_for(local_resources
     evaluations = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_NAME]
     summaries = [e for e in evaluations if e.partition is None]
     per_day = [e for e in evaluations if e.partition is not None]
-    assert {e.asset_key.to_user_string() for e in summaries} == set(DAILY_ASSETS)
+    assert {e.asset_key.to_user_string() for e in summaries} == set(EXAMPLE_DAILY_ASSETS)
     for evaluation in summaries:
         assert evaluation.passed, evaluation.description
         assert evaluation.metadata["expected_partition"].value == DAY_ASKED
         assert f"partition(s) {DAY_ASKED} (asked for by this run) landed" == evaluation.description
     # One evaluation against the day itself per asset, so the partition Dagster planned for
     # the check in this run is resolved (the UI lists it as Passed, not Skipped).
-    assert sorted(e.asset_key.to_user_string() for e in per_day) == sorted(DAILY_ASSETS)
+    assert sorted(e.asset_key.to_user_string() for e in per_day) == sorted(EXAMPLE_DAILY_ASSETS)
     for evaluation in per_day:
         assert evaluation.passed and evaluation.partition == DAY_ASKED
         assert evaluation.description == f"{DAY_ASKED}: landed (asked for by this run)"

@@ -8,7 +8,7 @@ import pytest
 from assets.partitions import day_bounds
 from assets.quality import gates
 from assets.quality.gate_config import GateConfig
-from contract.source import SOURCE
+from contract.source import CLICK_STREAM
 from scripts.synthetic_events import generate_events
 
 DAY = dt.date(2026, 11, 5)
@@ -72,14 +72,14 @@ def test_unique_key_counts_duplicates():
 def test_completeness_within_day_and_watermark_on_generated_events():
     events = generate_events(DAY, impressions=300)
     start, end = day_bounds(DAY)
-    assert events.schema == SOURCE.schema
-    assert gates.completeness(events, SOURCE.time_column, DEFAULT).passed
-    assert gates.within_day(events, SOURCE.time_column, start, end, DEFAULT).passed
+    assert events.schema == CLICK_STREAM.schema
+    assert gates.completeness(events, CLICK_STREAM.time_column, DEFAULT).passed
+    assert gates.within_day(events, CLICK_STREAM.time_column, start, end, DEFAULT).passed
     assert gates.watermark(end, end, DEFAULT).passed
     assert not gates.watermark(end - dt.timedelta(seconds=1), end, DEFAULT).passed
     assert not gates.watermark(None, end, DEFAULT).passed
     later = start + dt.timedelta(hours=1)
-    shifted = gates.within_day(events, SOURCE.time_column, later, end, DEFAULT)
+    shifted = gates.within_day(events, CLICK_STREAM.time_column, later, end, DEFAULT)
     assert not shifted.passed
 
 

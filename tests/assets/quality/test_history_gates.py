@@ -12,7 +12,7 @@ from assets.features.logic import training_examples
 from assets.quality import gates
 from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
-from contract.source import SOURCE
+from contract.source import CLICK_STREAM
 from resources.warehouse.backends import normalize_events
 from scripts.synthetic_events import generate_events
 
@@ -22,31 +22,33 @@ THRESHOLDS = GateConfig().thresholds({}, {})
 
 
 def _events(day: dt.date) -> pa.Table:
-    return normalize_events(generate_events(day))
+    return normalize_events(generate_events(day), CLICK_STREAM)
 
 
 def _profile(events: pa.Table) -> dict:
-    categorical = (SOURCE.kind_column, *SOURCE.watched_categorical)
+    categorical = (CLICK_STREAM.kind_column, *CLICK_STREAM.watched_categorical)
     return history_gates.events_profile(
-        events, SOURCE.time_column, categorical, SOURCE.watched_numeric
+        events, CLICK_STREAM.time_column, categorical, CLICK_STREAM.watched_numeric
     )
 
 
 def _event_mix(events, profiles, thresholds):
-    return history_gates.event_mix(events, SOURCE.kind_column, SOURCE.kinds, profiles, thresholds)
+    return history_gates.event_mix(
+        events, CLICK_STREAM.kind_column, CLICK_STREAM.kinds, profiles, thresholds
+    )
 
 
 def _category_drift(events, profiles, thresholds):
-    categorical = (SOURCE.kind_column, *SOURCE.watched_categorical)
+    categorical = (CLICK_STREAM.kind_column, *CLICK_STREAM.watched_categorical)
     return history_gates.category_drift(events, categorical, profiles, thresholds)
 
 
 def _numeric_drift(events, profiles, thresholds):
-    return history_gates.numeric_drift(events, SOURCE.watched_numeric, profiles, thresholds)
+    return history_gates.numeric_drift(events, CLICK_STREAM.watched_numeric, profiles, thresholds)
 
 
 def _completeness(events, thresholds, *history):
-    return gates.completeness(events, SOURCE.time_column, thresholds, *history)
+    return gates.completeness(events, CLICK_STREAM.time_column, thresholds, *history)
 
 
 @pytest.fixture(scope="module")
@@ -200,10 +202,12 @@ def test_event_mix_does_not_judge_types_too_rare_to_measure():
     """At 200 impressions a day a handful of purchases varies by chance beyond any band; the
     gate judges only types expected at least EVENT_MIX_MIN_EXPECTED times, and still catches
     missing clicks."""
-    small = [_profile(normalize_events(generate_events(day, 200))) for day in HISTORY_DAYS]
+    small = [
+        _profile(normalize_events(generate_events(day, 200), CLICK_STREAM)) for day in HISTORY_DAYS
+    ]
     for offset in range(30):
         day = DAY + dt.timedelta(days=offset)
-        events = normalize_events(generate_events(day, 200))
+        events = normalize_events(generate_events(day, 200), CLICK_STREAM)
         assert _event_mix(events, small, THRESHOLDS).passed, day
     impressions = events.filter(pc.equal(events.column("event_type"), "impression"))
     result = _event_mix(impressions, small, THRESHOLDS)
@@ -213,9 +217,11 @@ def test_event_mix_does_not_judge_types_too_rare_to_measure():
 
 def test_completeness_does_not_judge_hours_too_quiet_to_measure():
     """At 200 impressions a day a quiet hour holds one or two events: any event counts there."""
-    small = [_profile(normalize_events(generate_events(day, 200))) for day in HISTORY_DAYS]
+    small = [
+        _profile(normalize_events(generate_events(day, 200), CLICK_STREAM)) for day in HISTORY_DAYS
+    ]
     usual = history_gates.usual_hour_share(small)
     for offset in range(30):
         day = DAY + dt.timedelta(days=offset)
-        events = normalize_events(generate_events(day, 200))
+        events = normalize_events(generate_events(day, 200), CLICK_STREAM)
         assert _completeness(events, THRESHOLDS, usual).passed, day

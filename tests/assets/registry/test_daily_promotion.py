@@ -12,25 +12,27 @@ import shutil
 import dagster as dg
 import pytest
 
-from assets.features.assets import feature_assets
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.records import read_candidate, read_evaluation
-from assets.model.training_dataset import training_dataset
 from assets.partitions import partition_range_tags
 from assets.registry.promotion import model_promotion, production_model
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from resources.registry.registry import PRODUCTION
 from resources.registry.serving import load_alias
 from resources.storage.object_store import LocalObjectStore
+from tests.support.example import (
+    example_daily_events,
+    example_feature_assets,
+    example_training_dataset,
+)
 
 # Starts trainer subprocesses.
 pytestmark = pytest.mark.slow
 
-PIPELINE = [daily_events, *feature_assets]
-LOOP = [training_dataset, model_checkpoint, model_evaluation, model_promotion]
-UP_TO_EVALUATION = [training_dataset, model_checkpoint, model_evaluation]
+PIPELINE = [example_daily_events, *example_feature_assets]
+LOOP = [example_training_dataset, model_checkpoint, model_evaluation, model_promotion]
+UP_TO_EVALUATION = [example_training_dataset, model_checkpoint, model_evaluation]
 FIRST, SECOND = "2026-11-04", "2026-11-05"
 STEPS = {
     "total_steps": 150,

@@ -54,7 +54,8 @@ from tests.support.environment import REPO_ROOT, free_port
 from tests.support.processes import terminate_and_wait
 from tests.support.slo import materialize_slo, samples, scrape
 
-pytestmark = pytest.mark.slow
+# Runs the project's definitions on the example's seeded data (fails saying so otherwise).
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 
 PRICES = {"CPU_HOUR_PRICE_USD": "0.36", "GPU_HOUR_PRICE_USD": "3.6", "RUN_CPUS": "2"}
 CPU_USD_PER_SECOND = 2 * 0.36 / 3600  # the trainer reports device cpu: no GPU is priced

@@ -9,14 +9,14 @@ import dagster as dg
 import psycopg2
 import pytest
 
-from assets.sources.daily_events import daily_events
-from contract.source import SOURCE
+from contract.source import CLICK_STREAM
 from resources.notifier import Notifier
 from resources.storage.resource import LocalObjectStorage
 from resources.warehouse.errors import is_transient, retry_delay
 from resources.warehouse.resource import Warehouse
 from scripts.synthetic_events import seed_warehouse
 from tests.support.environment import POSTGRES_DSN, free_port
+from tests.support.example import example_daily_events
 
 DAY = "2026-11-05"
 SEEDED_DAY = dt.date.fromisoformat(DAY)
@@ -77,7 +77,7 @@ def _materialize(warehouse, tmp_path, instance):
         "notifier": Notifier(),
     }
     return dg.materialize(
-        [daily_events],
+        [example_daily_events],
         partition_key=DAY,
         resources=resources,
         instance=instance,
@@ -137,12 +137,14 @@ class _BackendKiller(threading.Thread):
         # snapshot and the read would never show up.
         connection = psycopg2.connect(POSTGRES_DSN)
         connection.autocommit = True
+        # The example's day read, as the backend spells it.
+        read = f"%FROM {self.schema}.{CLICK_STREAM.table} WHERE {CLICK_STREAM.date_column}%"
         with connection.cursor() as cursor:
             while self.killed < self.kills and not self.stop.is_set():
                 cursor.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE %s",
-                    (f"%FROM {self.schema}.{SOURCE.table} WHERE {SOURCE.date_column}%",),
+                    (read,),
                 )
                 self.killed += sum(1 for (terminated,) in cursor.fetchall() if terminated)
                 time.sleep(0.05)

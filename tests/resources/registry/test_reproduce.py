@@ -10,13 +10,10 @@ import dagster as dg
 import pytest
 import torch
 
-from assets.features.assets import feature_assets
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
-from assets.model.training_dataset import training_dataset
 from assets.partitions import partition_range_tags
 from assets.registry.promotion import model_promotion, production_model
-from assets.sources.daily_events import daily_events
 from resources.factory import build_resources
 from resources.registry.registry import PRODUCTION
 from resources.registry.reproduce import (
@@ -27,13 +24,18 @@ from resources.registry.reproduce import (
 )
 from resources.storage.object_store import LocalObjectStore
 from tests.support.environment import REPO_ROOT
+from tests.support.example import (
+    example_daily_events,
+    example_feature_assets,
+    example_training_dataset,
+)
 from training.checkpoint import CheckpointManager, load_step_key
 
 # Starts trainer subprocesses.
 pytestmark = pytest.mark.slow
 
-PIPELINE = [daily_events, *feature_assets]
-LOOP = [training_dataset, model_checkpoint, model_evaluation, model_promotion]
+PIPELINE = [example_daily_events, *example_feature_assets]
+LOOP = [example_training_dataset, model_checkpoint, model_evaluation, model_promotion]
 FIRST, SECOND = "2026-11-04", "2026-11-05"
 # Small, and the second day warm-starts from the first's production model, so the record has
 # a parent to fetch too.

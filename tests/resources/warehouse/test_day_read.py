@@ -6,10 +6,9 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from contract.source import SOURCE
+from contract.source import CLICK_STREAM
 from resources.warehouse.backends import (
     PostgresBackend,
-    SqliteBackend,
     normalize_events,
     read_day_raw,
     stream_day_raw,
@@ -17,6 +16,7 @@ from resources.warehouse.backends import (
 from resources.warehouse.day_read import collect_day, collect_table
 from resources.warehouse.resource import Warehouse
 from scripts.synthetic_events import generate_events, seed_warehouse
+from tests.support.example import example_sqlite
 
 DAY = dt.date(2026, 11, 3)
 
@@ -26,18 +26,18 @@ def _batches(table: pa.Table, rows: int) -> pa.RecordBatchReader:
 
 
 def test_batch_by_batch_gives_the_whole_table_paths_rows(seeded_sqlite):
-    backend = SqliteBackend(str(seeded_sqlite))
+    backend = example_sqlite(str(seeded_sqlite))
     raw = read_day_raw(backend, DAY)
-    day = collect_day(_batches(raw, 97), backend.raw_schema())
+    day = collect_day(_batches(raw, 97), backend.raw_schema(), CLICK_STREAM)
     assert day.rows == raw.num_rows
-    assert day.events is not None and day.events.equals(normalize_events(raw))
+    assert day.events is not None and day.events.equals(normalize_events(raw, CLICK_STREAM))
     assert day.valued == frozenset(raw.schema.names) - {
         name for name in raw.schema.names if raw.column(name).null_count == raw.num_rows
     }
 
 
 def test_a_retyped_column_valued_only_in_a_later_batch_is_drift(seeded_sqlite):
-    backend = SqliteBackend(str(seeded_sqlite))
+    backend = example_sqlite(str(seeded_sqlite))
     raw = read_day_raw(backend, DAY)
     expected = backend.raw_schema()
     numeric = next(f.name for f in expected if pa.types.is_floating(f.type))
@@ -45,19 +45,19 @@ def test_a_retyped_column_valued_only_in_a_later_batch_is_drift(seeded_sqlite):
     # The column as text, null in the first 100 rows and valued after them.
     values = [None] * 100 + ["1.5"] * (raw.num_rows - 100)
     drifted = raw.set_column(index, pa.field(numeric, pa.string()), pa.array(values))
-    day = collect_day(_batches(drifted, 50), expected)
+    day = collect_day(_batches(drifted, 50), expected, CLICK_STREAM)
     assert day.events is None and numeric in day.valued and day.rows == raw.num_rows
     # The same column null the whole day is not judged by its type (SQLite cannot type it).
     untyped = raw.set_column(
         index, pa.field(numeric, pa.string()), pa.nulls(raw.num_rows, pa.string())
     )
-    assert collect_table(untyped, expected).events is not None
+    assert collect_table(untyped, expected, CLICK_STREAM).events is not None
 
 
 def test_a_missing_column_on_an_empty_day_is_drift(seeded_sqlite):
-    expected = SqliteBackend(str(seeded_sqlite)).raw_schema()
+    expected = example_sqlite(str(seeded_sqlite)).raw_schema()
     empty = expected.empty_table().drop_columns([expected.names[-1]])
-    day = collect_table(empty, expected)
+    day = collect_table(empty, expected, CLICK_STREAM)
     assert day.events is None and day.rows == 0
 
 
@@ -65,7 +65,7 @@ def test_a_missing_column_on_an_empty_day_is_drift(seeded_sqlite):
 def test_postgres_streams_the_day_in_bounded_batches(postgres_backend):
     seed_warehouse(postgres_backend, DAY, DAY, impressions=2_000)
     small = PostgresBackend(
-        postgres_backend.dsn, postgres_backend.schema, SOURCE, batch_bytes=64 * 1024
+        postgres_backend.dsn, postgres_backend.schema, CLICK_STREAM, batch_bytes=64 * 1024
     )
     with stream_day_raw(small, DAY) as reader:
         sizes = [batch.num_rows for batch in reader]
@@ -77,5 +77,5 @@ def test_postgres_streams_the_day_in_bounded_batches(postgres_backend):
         postgres_schema=postgres_backend.schema,
         postgres_batch_bytes=64 * 1024,
     )
-    day = warehouse.read_day(DAY)
+    day = warehouse.read_day(DAY, CLICK_STREAM)
     assert day.events is not None and day.events.equals(expected)

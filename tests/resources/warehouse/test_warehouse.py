@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 
 from assets.partitions import day_bounds
-from contract.source import SOURCE
+from contract.source import CLICK_STREAM
 from resources.warehouse.backends import (
     SqliteBackend,
     normalize_events,
@@ -14,8 +14,10 @@ from resources.warehouse.backends import (
     set_watermark,
 )
 from resources.warehouse.resource import Warehouse
-from scripts.synthetic_events import generate_events, seed_warehouse
+from scripts.synthetic_events import NotTheExampleSource, generate_events, seed_warehouse
+from tests.adapt.page_views import PAGE_VIEWS
 from tests.support.environment import SEEDED_FIRST_DAY, SEEDED_LAST_DAY
+from tests.support.example import example_sqlite
 
 DAY = dt.date(2026, 11, 3)
 
@@ -28,7 +30,7 @@ def test_generator_is_deterministic_per_seed_and_day():
 
 def test_generated_day_is_realistic_and_complete():
     events = generate_events(DAY, impressions=500)
-    assert events.schema == SOURCE.schema
+    assert events.schema == CLICK_STREAM.schema
     start, end = day_bounds(DAY)
     times = events.column("event_time").to_pylist()
     assert min(times) >= start and max(times) < end
@@ -38,20 +40,31 @@ def test_generated_day_is_realistic_and_complete():
 
 
 def test_sqlite_returns_the_generated_rows_and_watermark(seeded_sqlite):
-    backend = SqliteBackend(str(seeded_sqlite))
-    assert normalize_events(read_day_raw(backend, DAY)).equals(generate_events(DAY))
+    backend = example_sqlite(str(seeded_sqlite))
+    assert normalize_events(read_day_raw(backend, DAY), CLICK_STREAM).equals(generate_events(DAY))
     assert read_watermark(backend) == day_bounds(SEEDED_LAST_DAY)[1]
 
 
 def test_reseeding_is_idempotent(tmp_path):
-    backend = SqliteBackend(str(tmp_path / "w.sqlite"))
+    backend = example_sqlite(str(tmp_path / "w.sqlite"))
     seed_warehouse(backend, DAY, DAY, impressions=100)
     seed_warehouse(backend, DAY, DAY, impressions=100)
     assert read_day_raw(backend, DAY).num_rows == generate_events(DAY, 100).num_rows
 
 
+def test_seeding_refuses_a_warehouse_declared_for_another_source(tmp_path):
+    """The generator makes the click stream only: a team's own source is not filled with it."""
+    path = tmp_path / "w.sqlite"
+    with pytest.raises(NotTheExampleSource) as refused:
+        seed_warehouse(SqliteBackend(str(path), PAGE_VIEWS), DAY, DAY, impressions=100)
+    message = str(refused.value)
+    assert CLICK_STREAM.table in message and PAGE_VIEWS.table in message
+    assert "seed your own source's data" in message
+    assert not path.exists()
+
+
 def test_raw_read_returns_the_backend_schema_and_only_that_day(seeded_sqlite):
-    backend = SqliteBackend(str(seeded_sqlite))
+    backend = example_sqlite(str(seeded_sqlite))
     raw = read_day_raw(backend, DAY)
     assert [(f.name, f.type) for f in raw.schema] == [
         (f.name, f.type) for f in backend.raw_schema()
@@ -61,7 +74,7 @@ def test_raw_read_returns_the_backend_schema_and_only_that_day(seeded_sqlite):
 
 
 def test_naive_timestamps_are_refused(tmp_path):
-    backend = SqliteBackend(str(tmp_path / "w.sqlite"))
+    backend = example_sqlite(str(tmp_path / "w.sqlite"))
     seed_warehouse(backend, DAY, DAY, impressions=100)
     with pytest.raises(ValueError, match="no time zone"):
         set_watermark(backend, dt.datetime(2026, 11, 4))
@@ -70,12 +83,12 @@ def test_naive_timestamps_are_refused(tmp_path):
 @pytest.mark.postgres
 def test_postgres_and_sqlite_return_identical_tables(postgres_backend, seeded_sqlite):
     seed_warehouse(postgres_backend, SEEDED_FIRST_DAY, SEEDED_LAST_DAY)
-    sqlite = SqliteBackend(str(seeded_sqlite))
+    sqlite = example_sqlite(str(seeded_sqlite))
     day = SEEDED_FIRST_DAY
     while day <= SEEDED_LAST_DAY:
-        from_postgres = normalize_events(read_day_raw(postgres_backend, day))
+        from_postgres = normalize_events(read_day_raw(postgres_backend, day), CLICK_STREAM)
         assert from_postgres.num_rows > 0
-        assert from_postgres.equals(normalize_events(read_day_raw(sqlite, day)))
+        assert from_postgres.equals(normalize_events(read_day_raw(sqlite, day), CLICK_STREAM))
         day += dt.timedelta(days=1)
     assert read_watermark(postgres_backend) == read_watermark(sqlite)
     assert [(f.name, f.type) for f in read_day_raw(postgres_backend, SEEDED_FIRST_DAY).schema] == [
@@ -91,5 +104,7 @@ def test_warehouse_resource_reads_postgres(postgres_backend):
         postgres_dsn=postgres_backend.dsn,
         postgres_schema=postgres_backend.schema,
     )
-    assert normalize_events(warehouse.read_day_raw(DAY)).equals(generate_events(DAY, 100))
-    assert warehouse.read_watermark() == day_bounds(DAY)[1]
+    assert normalize_events(warehouse.read_day_raw(DAY, CLICK_STREAM), CLICK_STREAM).equals(
+        generate_events(DAY, 100)
+    )
+    assert warehouse.read_watermark(CLICK_STREAM) == day_bounds(DAY)[1]
