@@ -10,4 +10,5 @@ column it depends on.
 - golden_inputs: the event days the goldens are computed from.
 - goldens: computes the goldens; `python -m tests.example.goldens` rewrites goldens.json.
 - test_feature_logic_bytes: the example's feature tables keep their bytes, column by column.
+- test_machinery_names: no machinery module spells the example's columns or event kinds.
 """

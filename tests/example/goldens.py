@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from assets.features.logic import FEATURE_TABLES
+from assets.features.logic import CLICK_STREAM_FEATURES
 from assets.publishing.parquet import to_parquet_bytes
 from tests.example.golden_inputs import DAY, golden_inputs
 
@@ -36,7 +36,7 @@ def compute() -> dict[str, dict]:
     return {
         f"{case}/{table.name}": digests(table.compute(events, DAY))
         for case, events in inputs.items()
-        for table in FEATURE_TABLES
+        for table in CLICK_STREAM_FEATURES
     }
 
 

@@ -11,15 +11,15 @@ import pytest
 from assets.features.assets import evaluate_feature_partition
 from assets.features.compensated import compensated_sums
 from assets.features.day_events import DayEvents
-from assets.features.logic import FEATURE_TABLES, item_daily_features, user_daily_features
+from assets.features.logic import CLICK_STREAM_FEATURES, item_daily_features, user_daily_features
 from assets.features.snapshot import RUN_SNAPSHOTS
 from assets.partitions import daily_partitions
 from assets.publishing.gate_reports import read_approval
 from assets.quality.gate_config import GateConfig
-from assets.sources.daily_events import daily_events
 from resources.factory import local_paths
 from resources.storage.object_store import LocalObjectStore
 from tests.example.golden_inputs import DAY, golden_inputs
+from tests.support.example import example_daily_events
 
 
 def _random_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,13 +119,15 @@ class CountingStore(LocalObjectStore):
 
 def test_a_day_is_read_once_per_run(local_resources, local_root):
     partition = "2026-11-03"
-    assert dg.materialize([daily_events], partition_key=partition, resources=local_resources)
+    assert dg.materialize(
+        [example_daily_events], partition_key=partition, resources=local_resources
+    )
     store = CountingStore(local_paths(local_root).object_store)
     snapshot = read_approval(store, "daily_events", partition, daily_partitions).object_key
     thresholds = GateConfig().thresholds({}, {})
     loads = RUN_SNAPSHOTS.loads
     for run_id in ("first-run", "second-run"):
-        for table in FEATURE_TABLES:
+        for table in CLICK_STREAM_FEATURES:
             evaluation = evaluate_feature_partition(table, partition, store, thresholds, run_id)
             assert evaluation.table.num_rows > 0
     # One read of the snapshot per run, not one per feature table.

@@ -1,8 +1,10 @@
-"""The machinery never names the example's source columns or event kinds: it reads them from
-`contract.source.SOURCE`, so a team with another upstream table edits the contract, the
-feature logic and the model-input declaration, not the gates, backends, sensors or scripts.
+"""Pins the example's names: the machinery never names the example's source columns or event
+kinds; it reads them from the declared contract (`contract.source.SOURCE`), so a team with
+another upstream table edits the contract, the feature logic and the model-input declaration,
+not the gates, backends, sensors or scripts.
 
-The forbidden words are derived from the contract (every declared column and kind). Code may
+The forbidden words are the example's own, derived from its declaration (every column and kind
+of `CLICK_STREAM`), whatever the project's `SOURCE` is: a team's names are its own to use. Code may
 use one neither as an identifier nor inside a string literal (f-strings included). Prose
 (comments and docstrings) may say "a click" or "the price", but not name a column whose name
 is an identifier (one with an underscore, such as the time column): that is a code reference.
@@ -31,8 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from assets.features.logic import FEATURE_TABLES
-from contract.source import SOURCE
+from assets.features.logic import CLICK_STREAM_FEATURES
+from contract.source import CLICK_STREAM
 
 ROOT = Path(__file__).resolve().parents[2]
 SCANNED = ("assets", "resources", "sensors", "training", "scripts", "benchmarks")
@@ -63,11 +65,11 @@ SHARED_VOCABULARY = {
 
 
 def forbidden_words() -> set[str]:
-    return {column.name for column in SOURCE.columns} | set(SOURCE.kinds)
+    return {column.name for column in CLICK_STREAM.columns} | set(CLICK_STREAM.kinds)
 
 
 def feature_columns() -> set[str]:
-    return {name for table in FEATURE_TABLES for name in table.schema.names}
+    return {name for table in CLICK_STREAM_FEATURES for name in table.schema.names}
 
 
 def modules() -> list[str]:
@@ -120,13 +122,13 @@ def example_names(source: str, words: set[str]) -> list[tuple[int, str, str]]:
 
 def test_the_forbidden_words_come_from_the_contract():
     words = forbidden_words()
-    assert SOURCE.time_column in words and SOURCE.kind_column in words
-    assert set(SOURCE.kinds) <= words and set(SOURCE.key) <= words
+    assert CLICK_STREAM.time_column in words and CLICK_STREAM.kind_column in words
+    assert set(CLICK_STREAM.kinds) <= words and set(CLICK_STREAM.key) <= words
 
 
 def test_the_scanner_finds_code_names_and_identifiers_in_prose():
-    column = SOURCE.time_column
-    kind = SOURCE.label.positive_kind
+    column = CLICK_STREAM.time_column
+    kind = CLICK_STREAM.label.positive_kind
     words = {column, kind}
     code = f'x = {column}\ny = "{column} >= 1"\nz = f"a {{b}} {kind}"\n'
     assert [line for line, _, _ in example_names(code, words)] == [1, 2, 3]
