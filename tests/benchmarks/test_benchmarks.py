@@ -1,4 +1,7 @@
-"""Benchmarks run end to end on tiny inputs and end with their ratio line (no timing asserted)."""
+"""Benchmarks run end to end on tiny inputs and end with their ratio line (no timing asserted).
+
+Those that generate the example's data and run it through the project's declarations pin the
+example (the `example_project` fixture says so first once the project declares its own)."""
 
 import re
 import subprocess
@@ -20,6 +23,7 @@ def _run(*args: str) -> list[str]:
     return done.stdout.strip().splitlines()
 
 
+@pytest.mark.usefixtures("example_project")
 def test_training_benchmark_prints_its_ratio_last():
     lines = _run(
         "benchmarks.training",
@@ -37,6 +41,7 @@ def test_training_benchmark_prints_its_ratio_last():
     assert any(line.startswith("resume_load_s=") for line in lines)
 
 
+@pytest.mark.usefixtures("example_project")
 def test_features_benchmark_prints_its_ratio_last():
     done = subprocess.run(
         [
@@ -65,12 +70,14 @@ def test_features_benchmark_prints_its_ratio_last():
     assert any(line.split()[:1] == ["200"] for line in lines)  # the scaling table's row
 
 
+@pytest.mark.usefixtures("example_project")
 def test_source_read_benchmark_prints_its_ratio_last():
     lines = _run("benchmarks.source_read", "--impressions", "300")
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
     assert {"streamed", "whole"} <= {line.split()[0] for line in lines}
 
 
+@pytest.mark.usefixtures("example_project")
 def test_model_quality_benchmark_prints_its_ratio_last():
     lines = _run(
         "benchmarks.model_quality", "--days", "8", "--impressions", "300", "--steps", "20",
@@ -90,6 +97,7 @@ def test_imports_benchmark_prints_its_ratio_last_and_no_production_client():
     assert "production_only_modules_loaded=none" in lines
 
 
+@pytest.mark.usefixtures("example_project")
 def test_next_day_guard_benchmark_prints_its_ratio_last():
     lines = _run(
         "benchmarks.next_day_guard", "--models", "2", "--days-per-pair", "1",

@@ -10,7 +10,8 @@ import pytest
 from tests.support.environment import REPO_ROOT
 
 # Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
-pytestmark = pytest.mark.slow
+# Runs the project's definitions on the example's generated data: pinned to the example.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 
 ROW = re.compile(r"^(\d{4}-\d{2}-\d{2}) +(\w+) +(\d+) +([0-9a-f]{12}) +(file://\S+)$")
 

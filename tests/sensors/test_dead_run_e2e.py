@@ -42,7 +42,8 @@ from scripts.training_scenarios import (
 from sensors.run_health import DEAD_PID_TAG, FAILED_BY_TAG, held_slots, run_process
 from sensors.schedules import DAILY_RUN_TAGS
 
-pytestmark = pytest.mark.slow
+# Runs the project's definitions on the example's generated data: pinned to the example.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 
 TRAINING = {"total_steps": 800, "checkpoint_every_steps": 100, "log_every_steps": 10}
 

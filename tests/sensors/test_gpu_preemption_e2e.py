@@ -11,7 +11,8 @@ import pytest
 
 from benchmarks.daily_vs_backfill import describe, run_scenario
 
-pytestmark = pytest.mark.slow
+# Runs the project's definitions on the example's generated data: pinned to the example.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 
 
 def test_the_daily_run_preempts_backfill_training_and_the_backfill_still_completes(tmp_path):
