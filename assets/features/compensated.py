@@ -36,14 +36,17 @@ def compensated_sums(
     the expression's present values (0 for a key without any)."""
     out = np.zeros((len(keys), len(values)))
     # Null becomes NaN, which the kernel skips as it skips NaN itself.
-    columns = ", ".join(f"coalesce({value}, 'NaN'::DOUBLE)" for value in values)
+    columns = ", ".join(
+        f"coalesce({value}, 'NaN'::DOUBLE) AS value_{number}" for number, value in enumerate(values)
+    )
     passes = -(-day.rows // ROWS_PER_PASS)
     for number in range(passes):
         in_pass = f"hash({key}) % {passes} = {number}" if passes > 1 else "TRUE"
         # No ORDER BY: a scan and a filter keep the rows in the snapshot's order.
-        rows = day.connection.sql(f"SELECT {key}, {columns} FROM events WHERE {in_pass}")
-        [key_values, *value_columns] = rows.fetchnumpy().values()
-        frame = pd.DataFrame(dict(enumerate(value_columns)), copy=False)
-        sums = frame.groupby(key_values, sort=True).sum()
+        rows = day.connection.sql(
+            f"SELECT {key} AS key, {columns} FROM events WHERE {in_pass}"
+        ).fetchnumpy()
+        frame = pd.DataFrame({name: rows[name] for name in rows if name != "key"}, copy=False)
+        sums = frame.groupby(rows["key"], sort=True).sum()
         out[np.searchsorted(keys, sums.index.to_numpy())] = sums.to_numpy()
     return list(out.T)

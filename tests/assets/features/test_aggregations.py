@@ -48,11 +48,14 @@ def test_sums_match_pandas_bit_for_bit_in_row_order(seed):
     events = pa.table({"key": keys, "value": pa.array(values), "nulls": pa.array(nulls)})
     with DayEvents.from_arrow(events) as day:
         unique = np.unique(keys)
-        # Several sums of one scan, each summed on its own.
-        sums, reversed_sums, with_nulls = compensated_sums(
-            day, "key", unique, ["value", "(-value)", "CASE WHEN nulls THEN NULL ELSE value END"]
+        # Several sums of one scan, each summed on its own (the same one twice too).
+        sums, reversed_sums, with_nulls, again = compensated_sums(
+            day,
+            "key",
+            unique,
+            ["value", "(-value)", "CASE WHEN nulls THEN NULL ELSE value END", "value"],
         )
-    assert sums.tobytes() == _pandas_sums(keys, values)
+    assert sums.tobytes() == again.tobytes() == _pandas_sums(keys, values)
     assert reversed_sums.tobytes() == _pandas_sums(keys, -values)
     assert with_nulls.tobytes() == _pandas_sums(keys, np.where(nulls, np.nan, values))
 
