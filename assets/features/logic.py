@@ -167,8 +167,7 @@ def user_daily_features(events: Events, day: dt.date) -> pa.Table:
             """
         )
         keys = _numpy(per_user["user_id"])
-        spend = compensated_sums(day_events, "user_id", keys, sums["spend_values"])
-        dwell = compensated_sums(day_events, "user_id", keys, sums["dwell_values"])
+        spend, dwell = compensated_sums(day_events, "user_id", keys, list(sums.values()))
     impressions, clicks = _numpy(per_user["impressions"]), _numpy(per_user["clicks"])
     return _table(
         day,
@@ -207,8 +206,7 @@ def item_daily_features(events: Events, day: dt.date) -> pa.Table:
             """
         )
         keys = _numpy(per_item["item_id"])
-        revenue = compensated_sums(day_events, "item_id", keys, sums["revenue_values"])
-        price = compensated_sums(day_events, "item_id", keys, sums["price_values"])
+        revenue, price = compensated_sums(day_events, "item_id", keys, list(sums.values()))
     impressions, clicks = _numpy(per_item["impressions"]), _numpy(per_item["clicks"])
     return _table(
         day,

@@ -71,6 +71,34 @@ def test_features_benchmark_prints_its_ratio_last():
 
 
 @pytest.mark.usefixtures("example_project")
+def test_features_benchmark_engine_only_measures_engine_and_duckdb_alone():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.features",
+            "--impressions",
+            "100",
+            "--repeats",
+            "1",
+            "--engine-only",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
+    wall = next(line for line in lines if line.startswith("engine_vs_duckdb_wall="))
+    assert lines[-1].split("=")[1] == wall.split("=")[1]
+    assert any(re.fullmatch(r"engine_vs_duckdb_peak_rss=\d+\.\d+", line) for line in lines)
+    table = lines[2 : lines.index(next(line for line in lines if line.startswith("engine_vs")))]
+    assert [line.split()[0] for line in table] == ["engine", "duckdb"]
+
+
+@pytest.mark.usefixtures("example_project")
 def test_source_read_benchmark_prints_its_ratio_last():
     lines = _run("benchmarks.source_read", "--impressions", "300")
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])

@@ -6,6 +6,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from assets.features.assets import evaluate_feature_partition
@@ -34,23 +35,51 @@ def _random_case(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return keys.astype(np.int64), values
 
 
+def _pandas_sums(keys: np.ndarray, values: np.ndarray) -> bytes:
+    """pandas' groupby sum of `values` per key, in the rows' order, as bytes."""
+    return pd.Series(values).groupby(keys, sort=True).sum().to_numpy().tobytes()
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_sums_match_pandas_bit_for_bit_in_row_order(seed):
     keys, values = _random_case(seed)
-    frame = pd.DataFrame({"key": keys, "value": values}).groupby("key", sort=True)["value"]
-    # A key column that only exists to be summed per: the rows' order is what matters.
-    events = pa.table({"key": keys, "value": pa.array(values)})
+    # Null values (every 7th row's third sum) are skipped like NaN.
+    nulls = np.arange(len(keys)) % 7 == 0
+    events = pa.table({"key": keys, "value": pa.array(values), "nulls": pa.array(nulls)})
     with DayEvents.from_arrow(events) as day:
         unique = np.unique(keys)
-        sums = compensated_sums(day, "key", unique, "value")
-        reversed_sums = compensated_sums(day, "key", unique, "(-value)")
-    assert sums.tobytes() == frame.sum().to_numpy().tobytes()
-    assert (
-        reversed_sums.tobytes()
-        == (pd.DataFrame({"key": keys, "value": -values}).groupby("key")["value"].sum())
-        .to_numpy()
-        .tobytes()
-    )
+        # Several sums of one scan, each summed on its own (the same one twice too).
+        sums, reversed_sums, with_nulls, again = compensated_sums(
+            day,
+            "key",
+            unique,
+            ["value", "(-value)", "CASE WHEN nulls THEN NULL ELSE value END", "value"],
+        )
+    assert sums.tobytes() == again.tobytes() == _pandas_sums(keys, values)
+    assert reversed_sums.tobytes() == _pandas_sums(keys, -values)
+    assert with_nulls.tobytes() == _pandas_sums(keys, np.where(nulls, np.nan, values))
+
+
+def test_sums_of_a_file_add_in_its_row_order_across_row_groups_and_threads(tmp_path):
+    # Many small row groups, which DuckDB's threads scan side by side; the big key's rows
+    # (a third of them) are spread over all of them.
+    keys, values = _random_case(7)
+    keys, values = np.tile(keys, 20), np.tile(values, 20) * np.repeat(np.arange(1.0, 21.0), 3000)
+    path = tmp_path / "events.parquet"
+    pq.write_table(pa.table({"key": keys, "value": values}), path, row_group_size=1000)
+    assert pq.ParquetFile(path).num_row_groups == 60
+    unique = np.unique(keys)
+    with DayEvents.from_parquet(path) as day:
+        [(threads,)] = day.connection.sql("SELECT current_setting('threads')").fetchall()
+        assert threads >= 2
+        # The rows a sum's scan sees come in file order.
+        rows = day.connection.sql("SELECT row FROM events WHERE key = 1000000000000")
+        assert np.all(np.diff(rows.fetchnumpy()["row"]) > 0)
+        [sums] = compensated_sums(day, "key", unique, ["value"])
+    assert sums.tobytes() == _pandas_sums(keys, values)
+    # The test can tell: the same rows in another order sum to other bits.
+    order = np.random.default_rng(0).permutation(len(keys))
+    assert _pandas_sums(keys[order], values[order]) != sums.tobytes()
 
 
 def _events(user, item, kind, device, category, price=None, dwell=None) -> pa.Table:
@@ -140,7 +169,7 @@ def test_sums_in_several_passes_are_the_sums_in_one(monkeypatch):
     events = pa.table({"key": keys, "value": pa.array(values)})
     with DayEvents.from_arrow(events) as day:
         unique = np.unique(keys)
-        whole = compensated_sums(day, "key", unique, "value")
+        whole = compensated_sums(day, "key", unique, ["value", "(-value)"])
         monkeypatch.setattr("assets.features.compensated.ROWS_PER_PASS", 700)
-        in_passes = compensated_sums(day, "key", unique, "value")
-    assert in_passes.tobytes() == whole.tobytes()
+        in_passes = compensated_sums(day, "key", unique, ["value", "(-value)"])
+    assert [sums.tobytes() for sums in in_passes] == [sums.tobytes() for sums in whole]
