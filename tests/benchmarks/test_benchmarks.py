@@ -43,25 +43,9 @@ def test_training_benchmark_prints_its_ratio_last():
 
 @pytest.mark.usefixtures("example_project")
 def test_features_benchmark_prints_its_ratio_last():
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.features",
-            "--impressions",
-            "100",
-            "--repeats",
-            "1",
-            "--scaling",
-            "200",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    lines = _run(
+        "benchmarks.features", "--impressions", "100", "--repeats", "1", "--scaling", "200"
     )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
     assert any(line.startswith("bare_s_per_partition=") for line in lines)
     assert any(line.startswith("engine_vs_duckdb_peak_rss=") for line in lines)
@@ -72,24 +56,7 @@ def test_features_benchmark_prints_its_ratio_last():
 
 @pytest.mark.usefixtures("example_project")
 def test_features_benchmark_engine_only_measures_engine_and_duckdb_alone():
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.features",
-            "--impressions",
-            "100",
-            "--repeats",
-            "1",
-            "--engine-only",
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.strip().splitlines()
+    lines = _run("benchmarks.features", "--impressions", "100", "--repeats", "1", "--engine-only")
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
     wall = next(line for line in lines if line.startswith("engine_vs_duckdb_wall="))
     assert lines[-1].split("=")[1] == wall.split("=")[1]

@@ -4,28 +4,13 @@ import hashlib
 
 import pytest
 
-from resources.storage.object_store import (
-    LocalObjectStore,
-    ObjectNotFound,
-    PreconditionFailed,
-    open_s3_store,
-)
+from resources.storage.object_store import LocalObjectStore, ObjectNotFound, PreconditionFailed
+from tests.support.s3 import local_or_s3_store
 
 
 @pytest.fixture(params=["local", "s3"])
 def store(request, tmp_path):
-    if request.param == "local":
-        return LocalObjectStore(tmp_path / "store")
-    endpoint = request.getfixturevalue("s3_endpoint")
-    bucket = request.getfixturevalue("s3_bucket")
-    return open_s3_store(
-        bucket,
-        "ml",
-        region="us-east-1",
-        endpoint_url=endpoint,
-        access_key="testing",
-        secret_key="testing",
-    )
+    return local_or_s3_store(request, tmp_path, "ml")
 
 
 def test_put_if_absent_creates_once_and_never_replaces(store):

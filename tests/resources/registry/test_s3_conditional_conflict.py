@@ -10,13 +10,13 @@ ClientError botocore raises for S3's 409, optionally after letting a competing w
 the alias first (what a real 409 means: another conditional write to the key was in flight).
 """
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
 from resources.registry.registry import PRODUCTION, ModelRegistry, PromotionConflict, promote
 from resources.storage.object_store import open_s3_store
 from tests.support.registry import record
+from tests.support.s3 import loopback_client
 
 
 class ConflictOnce:
@@ -65,16 +65,6 @@ def _registry(endpoint, bucket, client=None) -> ModelRegistry:
     return ModelRegistry(store, "ctr")
 
 
-def _client(endpoint):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-
-
 @pytest.fixture
 def seeded(s3_endpoint, s3_bucket):
     """v1, v2, v3 registered; production names v1 (move 1)."""
@@ -86,7 +76,7 @@ def seeded(s3_endpoint, s3_bucket):
 
 
 def test_409_while_the_alias_is_unchanged_rereads_and_swaps_once(seeded, s3_endpoint, s3_bucket):
-    client = ConflictOnce(_client(s3_endpoint))
+    client = ConflictOnce(loopback_client(s3_endpoint))
     registry = _registry(s3_endpoint, s3_bucket, client)
 
     result = promote(registry, "v2", "v1", "v2 passed against v1", "r2")
@@ -106,7 +96,7 @@ def test_409_after_a_concurrent_move_is_refused_as_a_conflict(seeded, s3_endpoin
     def competing_move():
         promote(seeded, "v3", "v1", "the other writer", "r3")
 
-    client = ConflictOnce(_client(s3_endpoint), before=competing_move)
+    client = ConflictOnce(loopback_client(s3_endpoint), before=competing_move)
     registry = _registry(s3_endpoint, s3_bucket, client)
 
     with pytest.raises(PromotionConflict) as raised:

@@ -6,27 +6,16 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import boto3
 import pytest
 
 from resources.storage.object_store import (
-    LocalObjectStore,
     S3ObjectStore,
     arrow_s3_filesystem,
     open_s3_store,
 )
+from tests.support.s3 import local_or_s3_store, loopback_client
 
 MiB = 1 << 20
-
-
-def s3_client(endpoint: str):
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
 
 
 def small_part_store(client, endpoint: str, bucket: str) -> S3ObjectStore:
@@ -70,11 +59,7 @@ def random_file(path: Path, size: int) -> bytes:
 
 @pytest.fixture(params=["local", "s3"])
 def store(request, tmp_path):
-    if request.param == "local":
-        return LocalObjectStore(tmp_path / "store")
-    endpoint = request.getfixturevalue("s3_endpoint")
-    bucket = request.getfixturevalue("s3_bucket")
-    return open_s3_store(bucket, "team", region="us-east-1", endpoint_url=endpoint)
+    return local_or_s3_store(request, tmp_path, "team")
 
 
 def test_put_file_round_trip_reports_what_was_stored(store, tmp_path):
@@ -96,9 +81,15 @@ def test_an_empty_file_is_an_empty_object(store, tmp_path):
     assert stored.sha256 == hashlib.sha256(b"").hexdigest()
 
 
-def test_a_file_above_the_threshold_goes_by_multipart_upload(s3_endpoint, s3_bucket, tmp_path):
-    client = s3_client(s3_endpoint)
-    store = small_part_store(client, s3_endpoint, s3_bucket)
+@pytest.fixture
+def small_parts(s3_endpoint, s3_bucket):
+    """A client and a store on it that uploads above 5 MiB in 5 MiB parts."""
+    client = loopback_client(s3_endpoint)
+    return client, small_part_store(client, s3_endpoint, s3_bucket)
+
+
+def test_a_file_above_the_threshold_goes_by_multipart_upload(small_parts, s3_bucket, tmp_path):
+    client, store = small_parts
     data = random_file(tmp_path / "large.bin", 12 * MiB)
     calls = count_s3_calls(client)
 
@@ -112,9 +103,8 @@ def test_a_file_above_the_threshold_goes_by_multipart_upload(s3_endpoint, s3_buc
     assert head["ETag"].strip('"').endswith("-3")  # S3's ETag of a 3-part object
 
 
-def test_a_file_under_the_threshold_goes_by_one_put(s3_endpoint, s3_bucket, tmp_path):
-    client = s3_client(s3_endpoint)
-    store = small_part_store(client, s3_endpoint, s3_bucket)
+def test_a_file_under_the_threshold_goes_by_one_put(small_parts, tmp_path):
+    client, store = small_parts
     data = random_file(tmp_path / "small.bin", 2 * MiB)
     calls = count_s3_calls(client)
 
