@@ -9,6 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from resources.storage.object_store import digest_file
+
 # Every published object is written with these: the bytes, hence the content-addressed keys,
 # depend on them. Row groups keep pyarrow's default size, as the published objects always had.
 WRITER_SETTINGS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
@@ -58,9 +60,8 @@ def write_parquet_file(
         else:
             for batch in data:
                 writer.write_batch(batch)
-    with open(path, "rb") as encoded:
-        sha256 = hashlib.file_digest(encoded, "sha256").hexdigest()
-    return ParquetFile(path=Path(path), size=os.path.getsize(path), sha256=sha256)
+    size, sha256 = digest_file(path)
+    return ParquetFile(path=Path(path), size=size, sha256=sha256)
 
 
 def from_parquet_bytes(data: bytes) -> pa.Table:

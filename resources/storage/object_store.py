@@ -147,13 +147,10 @@ class _HashingReader:
         return self._sha256.hexdigest()
 
 
-def _digest_file(path: str | os.PathLike[str]) -> tuple[int, str]:
-    """(size, sha256) of a file, read in fixed-size chunks."""
+def digest_file(path: str | os.PathLike[str]) -> tuple[int, str]:
+    """(size, sha256) of a file, read in chunks by the standard library."""
     with open(path, "rb") as source:
-        reader = _HashingReader(source)
-        for _ in reader.chunks():
-            pass
-    return reader.size, reader.sha256
+        return os.fstat(source.fileno()).st_size, hashlib.file_digest(source, "sha256").hexdigest()
 
 
 # A temp file untouched for this long belongs to a writer that died (a live writer fsyncs and
@@ -398,7 +395,7 @@ class S3ObjectStore:
         from boto3.s3.transfer import TransferConfig  # only the S3 path needs it
 
         s3_key = self._s3_key(key)
-        size, sha256 = _digest_file(path)  # one chunked pass: boto3 reads the file itself
+        size, sha256 = digest_file(path)  # one chunked pass: boto3 reads the file itself
         config = TransferConfig(
             multipart_threshold=self.multipart_threshold,
             multipart_chunksize=self.multipart_chunksize,
