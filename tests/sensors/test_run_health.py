@@ -88,16 +88,21 @@ with dg.DagsterInstance.get() as instance:
 
 
 def _run_holding(home, pool: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", HOLD_SLOT, pool],
-        env={**os.environ, "DAGSTER_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    with (home / f"{pool}.log").open("w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-c", HOLD_SLOT, pool],
+            env={**os.environ, "DAGSTER_HOME": str(home)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
-def _holder(instance: dg.DagsterInstance, pool: str) -> str | None:
+def _holder(instance: dg.DagsterInstance, pool: str, process: subprocess.Popen, home) -> str | None:
+    """The run holding `pool`'s slot; a run process that exited first fails with its output."""
     slots = instance.event_log_storage.get_concurrency_info(pool).claimed_slots
+    if not slots and process.poll() is not None:
+        output = (home / f"{pool}.log").read_text()[-3000:]
+        raise AssertionError(f"the run holding {pool} exited {process.returncode}:\n{output}")
     return slots[0].run_id if slots else None
 
 
@@ -108,13 +113,21 @@ def test_the_tick_frees_a_dead_runs_slots_before_failing_it_and_says_so(tmp_path
     (tmp_path / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
     )
+    # The storage is created here, once: two processes creating a fresh SQLite instance together
+    # race to stamp it ("Version table 'alembic_version' has more than one head present").
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        instance.get_runs(limit=1)
     dying, living = _run_holding(tmp_path, "gpu"), _run_holding(tmp_path, "other")
     try:
         with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
             # Event-driven: each process has started its run and claimed its slot (a generous
             # bound only for a hung interpreter).
-            dead = wait_for(lambda: _holder(instance, "gpu"), 300, "the gpu slot claimed")
-            alive = wait_for(lambda: _holder(instance, "other"), 300, "the other slot claimed")
+            dead = wait_for(
+                lambda: _holder(instance, "gpu", dying, tmp_path), 300, "the gpu slot claimed"
+            )
+            alive = wait_for(
+                lambda: _holder(instance, "other", living, tmp_path), 300, "the other slot claimed"
+            )
             dying.kill()
             dying.wait()
             sensor = dead_run_sensor(dg.DefaultSensorStatus.RUNNING)
