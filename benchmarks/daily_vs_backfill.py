@@ -61,6 +61,10 @@ class Outcome:
     # Each backfill step preempted for the daily run ended before the daily run's training step
     # started (event order; True when nothing was preempted).
     yielded_before_daily_step: bool
+    # A tick of the preemption sensor saw the daily step waiting for the GPU, and ended before
+    # the backfill step holding it ended: the contention preemption exists for arose. False when
+    # the backfill step finished first (a machine faster than the speed probe measured).
+    contended: bool
     checkpoint_interval: int
     steps_lost: int
     preemptions: int
@@ -102,6 +106,39 @@ def _yields(instance, preempted: list[dg.DagsterRun], daily: str) -> list[float]
                 )
                 break
     return ended
+
+
+def _step_end(instance, run_id: str) -> float | None:
+    """When `run_id`'s training step first ended (succeeded, failed, or yielded for a retry)."""
+    ends = (
+        dg.DagsterEventType.STEP_SUCCESS,
+        dg.DagsterEventType.STEP_FAILURE,
+        dg.DagsterEventType.STEP_UP_FOR_RETRY,
+    )
+    return min(
+        (
+            entry.timestamp
+            for entry in instance.all_logs(run_id)
+            if entry.dagster_event
+            and entry.dagster_event.event_type in ends
+            and entry.dagster_event.step_key == ASSET
+        ),
+        default=None,
+    )
+
+
+def _sensor_saw_contention(instance, daily: str, holder: str) -> bool:
+    """Whether a gpu_preemption_sensor tick that named the daily run (waiting, or preempting for
+    it) ended while `holder`'s training step still held the GPU."""
+    held_until = _step_end(instance, holder)
+    return any(
+        daily in (tick.skip_reason or "")
+        and tick.end_timestamp is not None
+        and (held_until is None or tick.end_timestamp < held_until)
+        for state in instance.all_instigator_state()
+        if state.instigator_name == "gpu_preemption_sensor"
+        for tick in instance.get_ticks(state.instigator_origin_id, state.selector_id)
+    )
 
 
 def run_scenario(
@@ -185,6 +222,7 @@ def run_scenario(
         [dequeued] = _event_times(instance, daily, dg.DagsterEventType.RUN_STARTING)
         daily_step_start = min(_event_times(instance, daily, dg.DagsterEventType.STEP_START))
         yields = _yields(instance, preempted, daily)
+        contended = _sensor_saw_contention(instance, daily, holder)
         materialized = instance.get_materialized_partitions(dg.AssetKey(ASSET))
         complete = status == "COMPLETED_SUCCESS" and all(
             day.isoformat() in materialized for day in backfill_days
@@ -215,6 +253,7 @@ def run_scenario(
         request_to_yield_s=min(yields) - requested if yields else None,
         yielded_before_daily_step=len(yields) == len(lost)
         and all(ended < daily_step_start for ended in yields),
+        contended=contended,
         checkpoint_interval=interval,
         steps_lost=max(lost, default=0),
         preemptions=len(lost),
@@ -236,7 +275,8 @@ def describe(outcome: Outcome) -> str:
         f"{outcome.request_to_gpu_s:.1f} s (of which waiting for the pool "
         f"{outcome.wait_to_gpu_s:.1f} s); daily request -> the backfill step yielded "
         f"{_seconds(outcome.request_to_yield_s)}, before the daily step started "
-        f"{outcome.yielded_before_daily_step}; preemptions {outcome.preemptions}, steps lost "
+        f"{outcome.yielded_before_daily_step}; the sensor saw the daily run wait while the "
+        f"backfill held the GPU {outcome.contended}; preemptions {outcome.preemptions}, steps lost "
         f"{outcome.steps_lost}; backfill complete {outcome.backfill_complete}; daily run "
         f"succeeded {outcome.daily_succeeded}; preempted days equal to an uninterrupted run "
         f"{outcome.preempted_days_equal}"

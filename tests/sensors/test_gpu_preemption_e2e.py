@@ -5,7 +5,12 @@ daily run of the newest day is requested while it holds it. The backfill run is 
 checkpoints and stops), the daily step gets the GPU, and the backfill still completes, the
 preempted day with the weights of an uninterrupted run. The order is asserted from the runs'
 events (the backfill step ended before the daily step started); the seconds it took are printed
-here and by benchmarks/daily_vs_backfill.py, not asserted."""
+here and by benchmarks/daily_vs_backfill.py, not asserted.
+
+The backfill's hold is sized by a speed probe taken before the run; on a machine whose speed
+changes under other load the backfill step can finish before the preemption sensor ever sees the
+daily run wait. Then there was nothing to preempt, so the scenario runs again with a longer hold:
+preemption is asserted where the sensor saw contention, never where none arose."""
 
 import pytest
 
@@ -16,8 +21,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("example_project")]
 
 
 def test_the_daily_run_preempts_backfill_training_and_the_backfill_still_completes(tmp_path):
-    outcome = run_scenario(tmp_path, preemption=True, hold_seconds=60, backfill_day_count=1)
-    print(describe(outcome))
+    for hold_seconds in (60, 240, 600):
+        outcome = run_scenario(
+            tmp_path / f"hold-{hold_seconds}",
+            preemption=True,
+            hold_seconds=hold_seconds,
+            backfill_day_count=1,
+        )
+        print(describe(outcome))
+        if outcome.contended:
+            break
+    else:
+        pytest.fail("the backfill step ended before the sensor saw the daily run wait, 3 times")
     assert outcome.daily_succeeded
     assert outcome.preemptions == 1
     assert outcome.yielded_before_daily_step, "the daily step started before the backfill yielded"
