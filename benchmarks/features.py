@@ -86,13 +86,18 @@ def run_bare_features(store, partition_keys: list[str]) -> None:
     from assets.quality.gate_config import GateConfig
 
     config = GateConfig()
-    # As a run would: the snapshot read once per call, for the three tables.
+    # As a run would: the snapshot read once per call, for the three tables, each partition's
+    # encoded file removed once published.
     run_id = f"bare-{uuid.uuid4().hex}"
-    for key in partition_keys:
-        for table in FEATURE_TABLES:
-            thresholds = config.thresholds(table.null_defaults(), table.value_ranges)
-            evaluation = evaluate_feature_partition(table, key, store, thresholds, run_id)
-            assert publish_if_passed(store, table.name, "features", key, evaluation)
+    with tempfile.TemporaryDirectory(prefix="bare-features-") as scratch:
+        for key in partition_keys:
+            for table in FEATURE_TABLES:
+                thresholds = config.thresholds(table.null_defaults(), table.value_ranges)
+                evaluation = evaluate_feature_partition(
+                    table, key, store, thresholds, run_id, Path(scratch)
+                )
+                assert publish_if_passed(store, table.name, "features", key, evaluation)
+                evaluation.table.path.unlink()
 
 
 def run_bare(resources: dict, partition_keys: list[str]) -> float:
@@ -148,13 +153,19 @@ def child(mode: str, root: Path, partition: str) -> None:
             duckdb_reference(root / "snapshot.parquet")
 
     elif mode == "engine":
+        import pyarrow as pa
+
         from assets.features.day_events import DayEvents
         from assets.features.logic import FEATURE_TABLES
 
         def compute(snapshot: Path, day: dt.date) -> None:
             with DayEvents.from_parquet(snapshot) as events:
                 for table in FEATURE_TABLES:
-                    table.compute(events, day)
+                    computed = table.compute(events, day)
+                    # A streamed table is computed as its batches are drained, one at a time.
+                    if isinstance(computed, pa.RecordBatchReader):
+                        for _ in computed:
+                            pass
 
         compute(root / "warm-up.parquet", WARM_UP_DAY)
 

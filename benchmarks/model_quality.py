@@ -35,7 +35,7 @@ import pyarrow.parquet as pq
 import torch
 
 from assets.features.assets import feature_assets
-from assets.features.logic import training_examples
+from assets.features.logic import as_table, training_examples
 from assets.model.evaluation import model_evaluation
 from assets.model.model_checkpoint import model_checkpoint
 from assets.model.records import read_candidate, read_evaluation
@@ -105,7 +105,7 @@ def held_out_rows(store, partition: str, eval_fraction: float) -> pa.Table:
 def fresh_rows(store, day: dt.date, impressions: int) -> pa.Table:
     """`impressions` new impressions of `day`, with the approved history of the window's days
     before it (what the model would be served with that day)."""
-    fresh = training_examples(generate_events(day, impressions, seed=SEED), day)
+    fresh = as_table(training_examples(generate_events(day, impressions, seed=SEED), day))
     history = {}
     for asset in (spec.table for spec in MODEL_INPUTS.history):
         tables = []

@@ -2,14 +2,19 @@
 it, and publish one parquet object per partition at a deterministic key."""
 
 import datetime as dt
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
+import pyarrow as pa
 
+from assets.features.day_events import distinct_keys
 from assets.features.logic import FEATURE_TABLES, FeatureTable
 from assets.features.snapshot import RUN_SNAPSHOTS
 from assets.partitions import FEATURE_PARTITIONS_PER_RUN, daily_partitions
 from assets.publishing.gate_reports import PartitionNotPublished, trailing_passed_reports
+from assets.publishing.parquet import write_parquet_file
 from assets.publishing.write_audit_publish import (
     Evaluation,
     gate_check_specs,
@@ -19,6 +24,7 @@ from assets.publishing.write_audit_publish import (
 from assets.quality import gates
 from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
+from assets.quality.tally import TableTally
 from assets.sources.daily_events import ASSET as EVENTS_ASSET
 from resources.notifier import Notifier
 from resources.storage.object_store import ObjectStore
@@ -35,30 +41,44 @@ def evaluate_feature_partition(
     store: ObjectStore,
     thresholds: gates.GateThresholds,
     run_id: str,
+    scratch: Path,
 ) -> Evaluation:
     """Compute one day's feature table from the approved events snapshot and gate it.
 
     The snapshot is read and decoded once per run (`run_id`), whichever table needs it first.
+    The table is encoded into a file under `scratch` as its batches come, and gated from a
+    tally of them (its key's uniqueness from the file): a table the size of the day's events
+    is never whole in memory. The publisher stores that file and removes it.
     """
     events, source = RUN_SNAPSHOTS.approved(store, partition, run_id)
-    features = table.compute(events, dt.date.fromisoformat(partition))
+    computed = table.compute(events, dt.date.fromisoformat(partition))
+    label = (table.label_column,) if table.label_column else ()
+    tally = TableTally(computed.schema, thresholds.value_ranges, label)
+    batches = computed if isinstance(computed, pa.RecordBatchReader) else computed.to_batches()
+    encoded = write_parquet_file(
+        tally.observe(batches), scratch / f"{table.name}-{partition}.parquet", computed.schema
+    )
     history = trailing_passed_reports(
         store, table.name, partition, daily_partitions, thresholds.volume_history
     )
     results = [
-        gates.schema_contract(features, table.schema, thresholds),
-        gates.volume(features.num_rows, [r.rows for r in history], thresholds),
-        gates.null_rate(features, thresholds),
-        gates.value_ranges(features, thresholds),
-        gates.unique_key(features, table.primary_key, thresholds),
-    ]
+        gates.streamed_schema_contract(computed.schema, tally.valued, table.schema, thresholds),
+        gates.volume(tally.rows, [r.rows for r in history], thresholds),
+        gates.tallied_null_rate(tally, thresholds),
+        gates.tallied_value_ranges(tally, thresholds),
+        gates.counted_unique_key(
+            tally.rows, distinct_keys(encoded.path, table.primary_key), table.primary_key,
+            thresholds,
+        ),
+    ]  # fmt: skip
     profile = {}
     if table.label_column:
         profiles = [report.profile for report in history if report.profile]
-        results.append(history_gates.label_rate(features, table.label_column, profiles, thresholds))
-        profile = history_gates.label_profile(features, table.label_column)
+        rate = tally.mean(table.label_column)
+        results.append(history_gates.rate_in_band(rate, profiles, thresholds))
+        profile = {"label_rate": rate}
     return Evaluation(
-        features,
+        encoded,
         results,
         {"source_event_rows": source.rows, "source_sha256": source.content_sha256},
         inputs={EVENTS_ASSET: source.content_sha256},
@@ -99,26 +119,30 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
         store = storage.open_store()
         thresholds = config.thresholds(table.null_defaults(), table.value_ranges)
 
-        def evaluate(partition: str) -> Evaluation:
-            try:
-                return evaluate_feature_partition(
-                    table, partition, store, thresholds, context.run.run_id
-                )
-            except PartitionNotPublished as err:
-                raise dg.Failure(description=str(err), allow_retries=False) from err
+        # The encoded partitions' directory: the publisher removes each file once published
+        # or refused, this the directory when the step ends, however it ends.
+        with tempfile.TemporaryDirectory(prefix=f"{table.name}-") as scratch:
 
-        return publish_gated_partitions(
-            context,
-            asset_name=table.name,
-            layer="features",
-            primary_key=table.primary_key,
-            column_descriptions=table.column_descriptions,
-            gate_names=feature_gates(table),
-            store=store,
-            notifier=notifier,
-            evaluate=evaluate,
-            policy=config.publish_policy(),
-        )
+            def evaluate(partition: str) -> Evaluation:
+                try:
+                    return evaluate_feature_partition(
+                        table, partition, store, thresholds, context.run.run_id, Path(scratch)
+                    )
+                except PartitionNotPublished as err:
+                    raise dg.Failure(description=str(err), allow_retries=False) from err
+
+            return publish_gated_partitions(
+                context,
+                asset_name=table.name,
+                layer="features",
+                primary_key=table.primary_key,
+                column_descriptions=table.column_descriptions,
+                gate_names=feature_gates(table),
+                store=store,
+                notifier=notifier,
+                evaluate=evaluate,
+                policy=config.publish_policy(),
+            )
 
     return feature_asset
 

@@ -15,6 +15,7 @@ import atexit
 import itertools
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -25,6 +26,8 @@ import pyarrow as pa
 # table being published, its parquet bytes) comes on top.
 MEMORY_LIMIT = "1GB"
 THREADS = 2
+# Rows per batch of a streamed result: a few MiB each, small beside a row group.
+BATCH_ROWS = 128 * 1024
 
 _database: duckdb.DuckDBPyConnection | None = None
 # The process's working directory: DuckDB's spill files and the days' snapshot files.
@@ -105,6 +108,11 @@ class DayEvents:
         """A query's whole result as one Arrow table."""
         return self.connection.sql(query).to_arrow_table()
 
+    def batches(self, query: str) -> Iterator[pa.RecordBatch]:
+        """A query's result in record batches of at most BATCH_ROWS rows, in its order: only
+        the batch in hand is in this process's memory (the engine spills the rest)."""
+        yield from self.connection.sql(query).fetch_arrow_reader(BATCH_ROWS)
+
     def close(self) -> None:
         """Drop the day: its memory, spill files and snapshot file are freed."""
         self.connection.close()
@@ -117,3 +125,18 @@ class DayEvents:
 
     def __exit__(self, *_exc: object) -> None:
         self.close()
+
+
+def distinct_keys(path: Path, key: Sequence[str]) -> int:
+    """Distinct values of `key` among a parquet file's rows (nulls one value, as a group-by
+    counts them), counted by the engine within its memory limit."""
+    quoted = str(path).replace("'", "''")
+    columns = ", ".join(f'"{column}"' for column in key)
+    cursor = _shared_database().cursor()
+    try:
+        [(count,)] = cursor.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM read_parquet('{quoted}') GROUP BY {columns})"
+        ).fetchall()
+    finally:
+        cursor.close()
+    return count

@@ -229,30 +229,39 @@ def item_daily_features(events: Events, day: dt.date) -> pa.Table:
 _HOUR_OF_DAY = "((epoch_us(e.event_time) % 86400000000 + 86400000000) % 86400000000) // 3600000000"
 
 
-def training_examples(events: Events, day: dt.date) -> pa.Table:
-    """One row per impression, labelled 1 when the user clicked that item later that day."""
-    with _day_events(events) as day_events:
-        examples = day_events.arrow(
-            f"""
-            WITH clicked AS (
-                SELECT DISTINCT user_id, item_id FROM events WHERE {_kind("click")}
-            )
-            SELECT e.event_id, e.user_id, e.item_id, {_HOUR_OF_DAY} AS hour_of_day,
-                e.device, e.country, e.item_category,
-                -- NaN prices become null, as in every other float column.
-                CASE WHEN isnan(e.price) THEN NULL ELSE e.price END AS price,
-                c.user_id IS NOT NULL AS label
-            FROM events e LEFT JOIN clicked c USING (user_id, item_id)
-            WHERE e.{_kind("impression")}
-            -- event_id decides the order; equal ids keep the events' order.
-            ORDER BY e.event_id, e.row
-            """
-        )
-    return _table(
-        day,
-        TRAINING_EXAMPLES_SCHEMA,
-        {name: examples[name] for name in TRAINING_EXAMPLES_SCHEMA.names[1:]},
-    )
+def training_examples(events: Events, day: dt.date) -> pa.RecordBatchReader:
+    """One row per impression, labelled 1 when the user clicked that item later that day.
+
+    Streamed: a row per impression is the day's size, so the rows go to the publisher in
+    batches, in order, and are never one table in memory."""
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        with _day_events(events) as day_events:
+            for batch in day_events.batches(
+                f"""
+                WITH clicked AS (
+                    SELECT DISTINCT user_id, item_id FROM events WHERE {_kind("click")}
+                )
+                SELECT e.event_id, e.user_id, e.item_id, {_HOUR_OF_DAY} AS hour_of_day,
+                    e.device, e.country, e.item_category,
+                    -- NaN prices become null, as in every other float column.
+                    CASE WHEN isnan(e.price) THEN NULL ELSE e.price END AS price,
+                    c.user_id IS NOT NULL AS label
+                FROM events e LEFT JOIN clicked c USING (user_id, item_id)
+                WHERE e.{_kind("impression")}
+                -- event_id decides the order; equal ids keep the events' order.
+                ORDER BY e.event_id, e.row
+                """
+            ):
+                columns = {name: batch.column(name) for name in TRAINING_EXAMPLES_SCHEMA.names[1:]}
+                yield from _table(day, TRAINING_EXAMPLES_SCHEMA, columns).to_batches()
+
+    return pa.RecordBatchReader.from_batches(TRAINING_EXAMPLES_SCHEMA, batches())
+
+
+def as_table(computed: pa.Table | pa.RecordBatchReader) -> pa.Table:
+    """A feature table's rows as one table, streamed or not (tests, small days)."""
+    return computed.read_all() if isinstance(computed, pa.RecordBatchReader) else computed
 
 
 @dataclass(frozen=True)
@@ -261,7 +270,9 @@ class FeatureTable:
 
     name: str
     description: str
-    compute: Callable[[pa.Table, dt.date], pa.Table]
+    # The day's table, or for a table the size of the day's events its batches in order (a
+    # RecordBatchReader): the publisher encodes and gates them as they come.
+    compute: Callable[[Events, dt.date], pa.Table | pa.RecordBatchReader]
     schema: pa.Schema
     primary_key: tuple[str, ...]
     value_ranges: dict[str, ValueRange]

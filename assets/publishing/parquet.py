@@ -1,8 +1,14 @@
-"""Arrow <-> Parquet bytes or files with fixed writer settings, so equal tables give equal bytes."""
+"""Arrow <-> Parquet bytes or files with fixed writer settings, so equal tables give equal bytes.
+
+Equal rows give equal bytes however they arrive: a whole table, or record batches of any sizes
+streamed from an engine. The writer's page boundaries follow the arrays it is handed, so every
+row group is handed over as one contiguous array per column (`ROW_GROUP_ROWS` rows, pyarrow's
+default size, the last one shorter).
+"""
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +20,7 @@ from resources.storage.object_store import digest_file
 # Every published object is written with these: the bytes, hence the content-addressed keys,
 # depend on them. Row groups keep pyarrow's default size, as the published objects always had.
 WRITER_SETTINGS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+ROW_GROUP_ROWS = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -29,13 +36,49 @@ class ParquetFile:
     path: Path
     size: int
     sha256: str
+    num_rows: int
+    schema: pa.Schema
 
 
-def to_parquet_bytes(table: pa.Table) -> ParquetObject:
-    # Drop pandas' schema metadata: it embeds the pandas version, which is not content.
-    table = table.replace_schema_metadata(None)
+def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterator[pa.Table]:
+    """The rows regrouped into tables of ROW_GROUP_ROWS rows (the last shorter), each column
+    one contiguous array: what the writer is handed, whatever the batches' sizes."""
+    pending: list[pa.RecordBatch] = []
+    rows = rows_seen = 0
+    for batch in batches:
+        rows_seen += batch.num_rows
+        while batch.num_rows:
+            take = min(batch.num_rows, ROW_GROUP_ROWS - rows)
+            pending.append(batch.slice(0, take))
+            rows += take
+            batch = batch.slice(take)
+            if rows == ROW_GROUP_ROWS:
+                yield pa.Table.from_batches(pending, schema).combine_chunks()
+                pending, rows = [], 0
+    if rows:
+        yield pa.Table.from_batches(pending, schema).combine_chunks()
+    elif not rows_seen:
+        # No rows at all: one empty row group, as pyarrow writes an empty table.
+        yield schema.empty_table()
+
+
+def _write(batches: Iterable[pa.RecordBatch], schema: pa.Schema, sink) -> int:
+    """Encode the batches into `sink`; returns the rows written. The file's schema carries no
+    metadata (pandas' embeds its version, which is not content)."""
+    schema = schema.remove_metadata()
+    rows = 0
+    with pq.ParquetWriter(sink, schema, **WRITER_SETTINGS) as writer:
+        for group in _row_groups(batches, schema):
+            writer.write_table(group.replace_schema_metadata(None), row_group_size=ROW_GROUP_ROWS)
+            rows += group.num_rows
+    return rows
+
+
+def to_parquet_bytes(table: pa.Table | pa.RecordBatchReader) -> ParquetObject:
+    """The encoded rows of a table, or of a stream of batches, in memory."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **WRITER_SETTINGS)
+    batches = table if isinstance(table, pa.RecordBatchReader) else table.to_batches()
+    _write(batches, table.schema, sink)
     data = sink.getvalue().to_pybytes()
     return ParquetObject(data=data, sha256=hashlib.sha256(data).hexdigest())
 
@@ -45,23 +88,18 @@ def write_parquet_file(
     path: str | os.PathLike[str],
     schema: pa.Schema | None = None,
 ) -> ParquetFile:
-    """Encode `data` into a file at `path` with the settings of `to_parquet_bytes`: a table gives
-    the same bytes as `to_parquet_bytes(table)`. Record batches (with their `schema`) are
-    encoded as they come, each batch its own row group(s), so only one batch is in memory; their
-    bytes equal a table's only when the table's row groups are those batches."""
+    """Encode `data` into a file at `path`: the bytes of `to_parquet_bytes` of the same rows.
+    Record batches (with their `schema`) are encoded as they come, so only one row group's rows
+    are in memory at a time."""
     if isinstance(data, pa.Table):
-        schema = data.schema
+        schema, data = data.schema, data.to_batches()
     elif schema is None:
         raise ValueError("write_parquet_file needs the schema of the record batches it encodes")
-    # The file's schema carries no metadata, as in to_parquet_bytes (pandas' is not content).
-    with pq.ParquetWriter(str(path), schema.remove_metadata(), **WRITER_SETTINGS) as writer:
-        if isinstance(data, pa.Table):
-            writer.write_table(data)
-        else:
-            for batch in data:
-                writer.write_batch(batch)
+    rows = _write(data, schema, str(path))
     size, sha256 = digest_file(path)
-    return ParquetFile(path=Path(path), size=size, sha256=sha256)
+    return ParquetFile(
+        path=Path(path), size=size, sha256=sha256, num_rows=rows, schema=schema.remove_metadata()
+    )
 
 
 def from_parquet_bytes(data: bytes) -> pa.Table:

@@ -44,7 +44,7 @@ from assets.publishing.gate_reports import (
     write_approval,
     write_report,
 )
-from assets.publishing.parquet import write_parquet_file
+from assets.publishing.parquet import ParquetFile, write_parquet_file
 from assets.quality.gates import NOT_EVALUATED, GateResult
 from resources.notifier import Alert, Notifier
 from resources.storage.object_store import (
@@ -71,11 +71,12 @@ class PublishPolicy:
 
 @dataclass
 class Evaluation:
-    """What an asset computed for one partition: the table (None if it could not be built),
+    """What an asset computed for one partition: the table (None if it could not be built;
+    a ParquetFile when it was encoded as it streamed, which the publisher removes when done),
     the gate verdicts, the content hashes of the inputs it was computed from, extra metadata
     worth recording, and the profile the history gates compare later days with."""
 
-    table: pa.Table | None
+    table: pa.Table | ParquetFile | None
     gates: list[GateResult]
     metadata: dict = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
@@ -197,7 +198,9 @@ def _publish_version(
     """Write the passing table as a new version, its report and the pointer, then run
     retention; `scratch` holds the encoded version."""
     partition = report.partition
-    parquet = write_parquet_file(evaluation.table, scratch / "version.parquet")
+    parquet = evaluation.table
+    if not isinstance(parquet, ParquetFile):
+        parquet = write_parquet_file(parquet, scratch / "version.parquet")
     key = version_key(asset_name, partition, daily_partitions, layer, parquet.sha256)
     # Listed before this version is written: a version written after this point belongs to a
     # publish that read the pointer after it, so its swap conflicts with this one's (or comes
@@ -354,9 +357,14 @@ def publish_gated_partitions(
         verdicts[partition] = evaluation.gates
         for gate in evaluation.gates:
             context.log_event(_check_evaluation(asset_name, partition, gate))
-        stored = publish_if_passed(
-            store, asset_name, layer, partition, evaluation, context.run.run_id, policy
-        )
+        try:
+            stored = publish_if_passed(
+                store, asset_name, layer, partition, evaluation, context.run.run_id, policy
+            )
+        finally:
+            # A streamed partition's file: stored or refused, it is not needed any more.
+            if isinstance(evaluation.table, ParquetFile):
+                evaluation.table.path.unlink(missing_ok=True)
         if stored is None:
             failures = [gate for gate in evaluation.gates if gate.blocks]
             blocked[partition] = failures

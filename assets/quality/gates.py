@@ -13,6 +13,8 @@ from enum import StrEnum
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.quality.tally import TableTally
+
 
 class Severity(StrEnum):
     ERROR = "ERROR"
@@ -283,8 +285,13 @@ def watermark(
 
 def null_rate(table: pa.Table, thresholds: GateThresholds) -> GateResult:
     """Per-column share of nulls against its maximum (0 for columns without a threshold)."""
-    rows = max(table.num_rows, 1)
-    rates = {name: table.column(name).null_count / rows for name in table.schema.names}
+    return tallied_null_rate(TableTally.of_table(table, {}), thresholds)
+
+
+def tallied_null_rate(tally: TableTally, thresholds: GateThresholds) -> GateResult:
+    """null_rate from a tally of the table's batches."""
+    rows = max(tally.rows, 1)
+    rates = {name: nulls / rows for name, nulls in tally.nulls.items()}
     over = {
         name: rate for name, rate in rates.items() if rate > thresholds.max_null_rate.get(name, 0.0)
     }
@@ -313,35 +320,33 @@ def null_rate(table: pa.Table, thresholds: GateThresholds) -> GateResult:
 
 def value_ranges(table: pa.Table, thresholds: GateThresholds) -> GateResult:
     """Numeric bounds and allowed categories per column; nulls are the null gate's business."""
+    return tallied_value_ranges(TableTally.of_table(table, thresholds.value_ranges), thresholds)
+
+
+def tallied_value_ranges(tally: TableTally, thresholds: GateThresholds) -> GateResult:
+    """value_ranges from a tally of the table's batches (counted with these thresholds'
+    ranges)."""
     violations, invalid_values = [], 0
     # NaN compares false with every bound and is not null: count it (and infinities) as invalid
     # in every float column, whatever its configured range.
-    for field_ in table.schema:
-        if pa.types.is_floating(field_.type):
-            column = table.column(field_.name)
-            invalid = (pc.sum(pc.invert(pc.is_finite(column))).as_py() or 0) if len(column) else 0
-            if invalid:
-                invalid_values += invalid
-                violations.append(
-                    f"{field_.name}: {invalid} NaN or infinite values "
-                    f"({invalid / max(table.num_rows, 1):.1%} of {table.num_rows} rows)"
-                )
+    for name, invalid in tally.non_finite.items():
+        if invalid:
+            invalid_values += invalid
+            violations.append(
+                f"{name}: {invalid} NaN or infinite values "
+                f"({invalid / max(tally.rows, 1):.1%} of {tally.rows} rows)"
+            )
     for name, rule in thresholds.value_ranges.items():
-        column = table.column(name)
         if rule.allowed is not None:
-            bad = pc.sum(pc.invert(pc.is_in(column, pa.array(rule.allowed)))).as_py() or 0
-            bad -= column.null_count
+            bad = tally.breaks.get((name, "outside"), 0)
             invalid_values += bad
             if bad:
                 violations.append(f"{name}: {bad} values outside {list(rule.allowed)}")
             continue
-        for bound, compare, label in (
-            (rule.minimum, pc.less, "<"),
-            (rule.maximum, pc.greater, ">"),
-        ):
+        for bound, label in ((rule.minimum, "<"), (rule.maximum, ">")):
             if bound is None:
                 continue
-            bad = pc.sum(compare(column, bound)).as_py() or 0
+            bad = tally.breaks.get((name, label), 0)
             invalid_values += bad
             if bad:
                 violations.append(f"{name}: {bad} values {label} {bound}")
@@ -376,11 +381,19 @@ def unique_key(table: pa.Table, key: Sequence[str], thresholds: GateThresholds) 
     # One thread: a day is small, and thread start-up costs more than it saves on 2 cores.
     grouped = table.group_by(list(key), use_threads=False)
     distinct = grouped.aggregate([]).num_rows if table.num_rows else 0
-    duplicates = table.num_rows - distinct
+    return counted_unique_key(table.num_rows, distinct, key, thresholds)
+
+
+def counted_unique_key(
+    rows: int, distinct: int, key: Sequence[str], thresholds: GateThresholds
+) -> GateResult:
+    """unique_key from the table's rows and its distinct keys (nulls one key, as a group-by
+    counts them), however they were counted."""
+    duplicates = rows - distinct
     return GateResult(
         gate="unique_key",
         passed=duplicates == 0,
-        observed=f"{duplicates} duplicate rows of {table.num_rows}",
+        observed=f"{duplicates} duplicate rows of {rows}",
         threshold=f"0 duplicates of ({', '.join(key)})",
         message=(
             "primary key is unique"

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.quality.gates import GateResult, GateThresholds
+from assets.quality.tally import TableTally
 
 QUANTILES = (0.1, 0.5, 0.9)
 # event_mix judges an event kind only when today should hold at least this many of it.
@@ -66,8 +67,7 @@ def kind_rate(events: pa.Table, kind_column: str, positive: str, exposure: str) 
 
 def label_profile(table: pa.Table, label: str) -> dict:
     """The share of positive labels: what the model learns from."""
-    rate = pc.mean(table.column(label)).as_py() if table.num_rows else None
-    return {"label_rate": rate}
+    return {"label_rate": TableTally.of_table(table, {}, (label,)).mean(label)}
 
 
 def usual_hour_share(history: Sequence[Mapping]) -> list[float] | None:
@@ -90,7 +90,13 @@ def label_rate(
 ) -> GateResult:
     """The positive-label rate stays within a band around its trailing median (a broken logger
     of the positive events: exposures intact, every label 0)."""
-    rate = label_profile(table, label)["label_rate"]
+    return rate_in_band(label_profile(table, label)["label_rate"], history, thresholds)
+
+
+def rate_in_band(
+    rate: float | None, history: Sequence[Mapping], thresholds: GateThresholds
+) -> GateResult:
+    """label_rate from the day's positive-label rate (None: no rows), however it was counted."""
     observed = "no rows" if rate is None else f"label rate {rate:.4f}"
     waiting = _history_note(history, "label_rate", thresholds)
     if waiting:

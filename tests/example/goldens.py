@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from assets.features.logic import CLICK_STREAM_FEATURES
+from assets.features.logic import CLICK_STREAM_FEATURES, as_table
 from assets.publishing.parquet import to_parquet_bytes
 from tests.example.golden_inputs import DAY, golden_inputs
 
@@ -34,7 +34,7 @@ def compute() -> dict[str, dict]:
     """Every example feature table computed from every golden input, keyed 'input/table'."""
     inputs = golden_inputs()
     return {
-        f"{case}/{table.name}": digests(table.compute(events, DAY))
+        f"{case}/{table.name}": digests(as_table(table.compute(events, DAY)))
         for case, events in inputs.items()
         for table in CLICK_STREAM_FEATURES
     }

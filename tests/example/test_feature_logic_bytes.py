@@ -11,7 +11,7 @@ After an intended change: `make goldens`, and bump the version.
 import pytest
 
 from assets.features.assets import FEATURE_CODE_VERSION
-from assets.features.logic import CLICK_STREAM_FEATURES
+from assets.features.logic import CLICK_STREAM_FEATURES, as_table
 from tests.example.golden_inputs import DAY, golden_inputs
 from tests.example.goldens import digests, load
 
@@ -47,7 +47,7 @@ def test_example_feature_table_bytes_are_unchanged(case, inputs):
         f"the example feature table {table_name!r} is no longer declared in CLICK_STREAM_FEATURES "
         "(assets/features/logic.py): if the example changed on purpose, run `make goldens`"
     )
-    actual = digests(tables[table_name].compute(inputs[events_name], DAY))
+    actual = digests(as_table(tables[table_name].compute(inputs[events_name], DAY)))
     expected = GOLDENS[case]
     assert actual == expected, (
         f"{table_name} computed from the '{events_name}' events changed its bytes under "
@@ -59,7 +59,7 @@ def test_example_feature_table_bytes_are_unchanged(case, inputs):
 
 def test_a_change_names_the_columns_it_touched(inputs):
     table = {t.name: t for t in CLICK_STREAM_FEATURES}["user_daily_features"]
-    computed = table.compute(inputs["small"], DAY)
+    computed = as_table(table.compute(inputs["small"], DAY))
     changed = computed.set_column(
         1, computed.schema.names[1], computed.column(1).slice(0).take([0] * computed.num_rows)
     )

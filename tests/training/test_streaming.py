@@ -11,7 +11,12 @@ import itertools
 import pyarrow.parquet as pq
 import pytest
 
-from assets.features.logic import item_daily_features, training_examples, user_daily_features
+from assets.features.logic import (
+    as_table,
+    item_daily_features,
+    training_examples,
+    user_daily_features,
+)
 from contract.model_inputs import CTR_MODEL_INPUTS
 from resources.storage.object_store import LocalObjectStore
 from scripts.synthetic_events import generate_events
@@ -56,7 +61,7 @@ def store(tmp_path_factory) -> LocalObjectStore:
         for asset, compute in TABLES.items():
             path = store.root / _key(asset, day)
             path.parent.mkdir(parents=True, exist_ok=True)
-            pq.write_table(compute(events, day), path, row_group_size=250)
+            pq.write_table(as_table(compute(events, day)), path, row_group_size=250)
     return store
 
 

@@ -146,7 +146,7 @@ class CountingStore(LocalObjectStore):
         return super().get_bytes(key)
 
 
-def test_a_day_is_read_once_per_run(local_resources, local_root):
+def test_a_day_is_read_once_per_run(local_resources, local_root, tmp_path):
     partition = "2026-11-03"
     assert dg.materialize(
         [example_daily_events], partition_key=partition, resources=local_resources
@@ -157,7 +157,9 @@ def test_a_day_is_read_once_per_run(local_resources, local_root):
     loads = RUN_SNAPSHOTS.loads
     for run_id in ("first-run", "second-run"):
         for table in CLICK_STREAM_FEATURES:
-            evaluation = evaluate_feature_partition(table, partition, store, thresholds, run_id)
+            evaluation = evaluate_feature_partition(
+                table, partition, store, thresholds, run_id, tmp_path
+            )
             assert evaluation.table.num_rows > 0
     # One read of the snapshot per run, not one per feature table.
     assert store.reads[snapshot] == 2

@@ -12,7 +12,7 @@ import pytest
 
 from assets.partitions import daily_partitions
 from assets.publishing.gate_reports import read_published
-from assets.publishing.parquet import to_parquet_bytes, write_parquet_file
+from assets.publishing.parquet import WRITER_SETTINGS, to_parquet_bytes, write_parquet_file
 from assets.publishing.write_audit_publish import Evaluation, publish_if_passed
 from resources.storage.object_store import LocalObjectStore
 
@@ -56,18 +56,37 @@ def test_a_table_encoded_to_a_file_is_byte_identical_to_its_bytes(name, tmp_path
     assert encoded.sha256 == expected.sha256 and encoded.size == len(expected.data)
 
 
-def test_batches_are_encoded_as_they_come_and_read_back_as_the_table(tmp_path):
-    table = TABLES["two_row_groups"]
-    # Batches cut where the table's row groups are: the very same bytes.
-    batches = iter(table.to_batches(max_chunksize=1 << 20))
-    encoded = write_parquet_file(batches, tmp_path / "b.parquet", schema=table.schema)
-    assert encoded.sha256 == to_parquet_bytes(table).sha256
-    # Batches cut elsewhere: a row group each, the same rows.
-    small = write_parquet_file(
-        table.to_batches(max_chunksize=400_000), tmp_path / "s.parquet", schema=table.schema
+def _plain_pyarrow_bytes(table: pa.Table) -> bytes:
+    """What pyarrow's own writer makes of the table as one contiguous array per column, with
+    the published settings: the bytes published objects have always had."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.combine_chunks().replace_schema_metadata(None), sink, **WRITER_SETTINGS)
+    return sink.getvalue().to_pybytes()
+
+
+@pytest.mark.parametrize("name", TABLES)
+def test_the_encoding_is_pyarrows_own_for_the_contiguous_table(name):
+    assert to_parquet_bytes(TABLES[name]).data == _plain_pyarrow_bytes(TABLES[name])
+
+
+# Batch sizes an engine might stream in: odd, DuckDB's vector multiple, a row group's size.
+@pytest.mark.parametrize("batch_rows", [1000, 77_777, 122_880, 400_000, 1 << 20])
+def test_streamed_batches_of_any_size_give_the_tables_bytes(batch_rows, tmp_path):
+    """However an engine cuts the rows, the file is the table's: pyarrow's writer alone would
+    place pages by the arrays it is handed (1,000-row chunks gave other bytes)."""
+    table = pa.table(
+        {
+            "event_id": pa.array([f"e{i:09d}" for i in range(1_200_000)]),
+            "label": pa.array([i % 7 == 0 for i in range(1_200_000)]),
+        }
     )
-    assert pq.ParquetFile(small.path).num_row_groups == 4
-    assert pq.read_table(small.path).equals(table)
+    batches = iter(table.to_batches(max_chunksize=batch_rows))
+    encoded = write_parquet_file(batches, tmp_path / "b.parquet", schema=table.schema)
+    assert encoded.path.read_bytes() == _plain_pyarrow_bytes(table)
+    assert encoded.num_rows == table.num_rows
+    assert pq.ParquetFile(encoded.path).num_row_groups == 2
+    stream = pa.RecordBatchReader.from_batches(table.schema, table.to_batches(batch_rows))
+    assert to_parquet_bytes(stream).data == encoded.path.read_bytes()
 
 
 def test_batches_without_their_schema_are_refused(tmp_path):

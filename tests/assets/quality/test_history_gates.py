@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from assets.features.logic import training_examples
+from assets.features.logic import as_table, training_examples
 from assets.quality import gates
 from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
@@ -89,10 +89,10 @@ def test_a_broken_click_logger_fails_the_event_mix(today, profiles):
 
 def test_the_label_rate_gate_catches_labels_that_vanish():
     history = [
-        history_gates.label_profile(training_examples(_events(day), day), "label")
+        history_gates.label_profile(as_table(training_examples(_events(day), day)), "label")
         for day in HISTORY_DAYS
     ]
-    examples = training_examples(_events(DAY), DAY)
+    examples = as_table(training_examples(_events(DAY), DAY))
     assert history_gates.label_rate(examples, "label", history, THRESHOLDS).passed
     no_clicks = examples.set_column(
         examples.schema.get_field_index("label"),
