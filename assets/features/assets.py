@@ -62,7 +62,7 @@ def evaluate_feature_partition(
         store, table.name, partition, daily_partitions, thresholds.volume_history
     )
     results = [
-        gates.streamed_schema_contract(computed.schema, tally.valued, table.schema, thresholds),
+        gates.schema_contract(computed.schema, tally.valued, table.schema, thresholds),
         gates.volume(tally.rows, [r.rows for r in history], thresholds),
         gates.tallied_null_rate(tally, thresholds),
         gates.tallied_value_ranges(tally, thresholds),
@@ -75,7 +75,7 @@ def evaluate_feature_partition(
     if table.label_column:
         profiles = [report.profile for report in history if report.profile]
         rate = tally.mean(table.label_column)
-        results.append(history_gates.rate_in_band(rate, profiles, thresholds))
+        results.append(history_gates.label_rate(rate, profiles, thresholds))
         profile = {"label_rate": rate}
     return Evaluation(
         encoded,

@@ -87,13 +87,6 @@ COMPLETENESS_MIN_EXPECTED = 20
 DRIFT_GATES = frozenset({"category_drift", "numeric_drift"})
 
 
-def schema_contract(raw: pa.Table, expected: pa.Schema, thresholds: GateThresholds) -> GateResult:
-    """Exact column names and Arrow types; an all-null column's type is not judged here
-    (SQLite cannot type it) but by the null-rate gate."""
-    valued = [name for name in raw.schema.names if raw.column(name).null_count < raw.num_rows]
-    return streamed_schema_contract(raw.schema, valued, expected, thresholds)
-
-
 def schema_drift(schema: pa.Schema, valued: Collection[str], expected: pa.Schema) -> list[str]:
     """Each difference from the expected columns; `valued` names the columns holding a value
     (a column with none is not typed, so its type is not judged)."""
@@ -113,10 +106,12 @@ def schema_drift(schema: pa.Schema, valued: Collection[str], expected: pa.Schema
     return diff
 
 
-def streamed_schema_contract(
+def schema_contract(
     schema: pa.Schema, valued: Collection[str], expected: pa.Schema, thresholds: GateThresholds
 ) -> GateResult:
-    """The schema contract from a stream's schema and the columns that held a value."""
+    """Exact column names and Arrow types, from a table's or a stream's schema and the columns
+    that held a value: an all-null column's type is not judged here (SQLite cannot type it) but
+    by the null-rate gate."""
     diff = schema_drift(schema, valued, expected)
     return GateResult(
         gate="schema_contract",

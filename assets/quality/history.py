@@ -16,7 +16,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from assets.quality.gates import GateResult, GateThresholds
-from assets.quality.tally import TableTally
 
 QUANTILES = (0.1, 0.5, 0.9)
 # event_mix judges an event kind only when today should hold at least this many of it.
@@ -65,11 +64,6 @@ def kind_rate(events: pa.Table, kind_column: str, positive: str, exposure: str) 
     return positives / exposures if exposures else None
 
 
-def label_profile(table: pa.Table, label: str) -> dict:
-    """The share of positive labels: what the model learns from."""
-    return {"label_rate": TableTally.of_table(table, {}, (label,)).mean(label)}
-
-
 def usual_hour_share(history: Sequence[Mapping]) -> list[float] | None:
     """Median share of the day's events per hour over the trailing profiles (None: no history)."""
     shares = [profile["hour_share"] for profile in history if "hour_share" in profile]
@@ -86,17 +80,10 @@ def _history_note(history: Sequence[Mapping], key: str, thresholds: GateThreshol
 
 
 def label_rate(
-    table: pa.Table, label: str, history: Sequence[Mapping], thresholds: GateThresholds
-) -> GateResult:
-    """The positive-label rate stays within a band around its trailing median (a broken logger
-    of the positive events: exposures intact, every label 0)."""
-    return rate_in_band(label_profile(table, label)["label_rate"], history, thresholds)
-
-
-def rate_in_band(
     rate: float | None, history: Sequence[Mapping], thresholds: GateThresholds
 ) -> GateResult:
-    """label_rate from the day's positive-label rate (None: no rows), however it was counted."""
+    """The day's positive-label rate (None: no rows) stays within a band around its trailing
+    median (a broken logger of the positive events: exposures intact, every label 0)."""
     observed = "no rows" if rate is None else f"label rate {rate:.4f}"
     waiting = _history_note(history, "label_rate", thresholds)
     if waiting:

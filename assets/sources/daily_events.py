@@ -140,7 +140,7 @@ def evaluate_source_partition(
         "source_rows": day.rows,
         "watermark": loaded_through.isoformat() if loaded_through else "none",
     }
-    schema = gates.streamed_schema_contract(day.schema, day.valued, raw_schema, thresholds)
+    schema = gates.schema_contract(day.schema, day.valued, raw_schema, thresholds)
     if schema.blocks or day.events is None:
         skipped = [
             gates.not_evaluated(name, "the schema contract failed", thresholds)

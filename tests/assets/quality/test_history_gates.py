@@ -12,6 +12,7 @@ from assets.features.logic import as_table, training_examples
 from assets.quality import gates
 from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
+from assets.quality.tally import TableTally
 from contract.source import CLICK_STREAM
 from resources.warehouse.backends import normalize_events
 from scripts.synthetic_events import generate_events
@@ -87,19 +88,23 @@ def test_a_broken_click_logger_fails_the_event_mix(today, profiles):
     assert "click 0.000 vs usual" in result.message
 
 
+def _label_rate(examples: pa.Table) -> float | None:
+    return TableTally.of_table(examples, {}, ("label",)).mean("label")
+
+
 def test_the_label_rate_gate_catches_labels_that_vanish():
     history = [
-        history_gates.label_profile(as_table(training_examples(_events(day), day)), "label")
+        {"label_rate": _label_rate(as_table(training_examples(_events(day), day)))}
         for day in HISTORY_DAYS
     ]
     examples = as_table(training_examples(_events(DAY), DAY))
-    assert history_gates.label_rate(examples, "label", history, THRESHOLDS).passed
+    assert history_gates.label_rate(_label_rate(examples), history, THRESHOLDS).passed
     no_clicks = examples.set_column(
         examples.schema.get_field_index("label"),
         "label",
         pa.array([0] * examples.num_rows, examples.schema.field("label").type),
     )
-    result = history_gates.label_rate(no_clicks, "label", history, THRESHOLDS)
+    result = history_gates.label_rate(_label_rate(no_clicks), history, THRESHOLDS)
     assert not result.passed and result.observed == "label rate 0.0000"
     assert "x the median" in result.threshold
     assert "over the last 7 passed days" in result.threshold
