@@ -55,6 +55,17 @@ def test_features_benchmark_prints_its_ratio_last():
 
 
 @pytest.mark.usefixtures("example_project")
+def test_backfill_benchmark_reports_fixed_costs_and_both_peaks_and_its_ratio_last():
+    lines = _run("benchmarks.backfill", "--days", "2", "--impressions", "100")
+    assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
+    assert any(line.startswith("backfill_status=COMPLETED_SUCCESS") for line in lines)
+    assert any(line.startswith("fixed: launch_to_first_run_start_s=") for line in lines)
+    [peaks] = [line for line in lines if line.startswith("run_worker_peak_rss_mib=")]
+    # Both peaks were seen: the run workers were sampled while they lived, the bare child too.
+    assert all(float(value.split("=")[1]) > 0 for value in peaks.split())
+
+
+@pytest.mark.usefixtures("example_project")
 def test_features_benchmark_engine_only_measures_engine_and_duckdb_alone():
     lines = _run("benchmarks.features", "--impressions", "100", "--repeats", "1", "--engine-only")
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
