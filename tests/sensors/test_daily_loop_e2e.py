@@ -109,8 +109,13 @@ def test_newest_day_is_trained_and_evaluated_after_its_features_run(tmp_path):
             "repositoryName": REPOSITORY,
             "sensorName": "daily_training_sensor",
         }
+        before_start = time.time()
         started = dagster.graphql(START_SENSOR, {"selector": selector})["startSensor"]
         assert started["__typename"] == "Sensor", started
+        # A run-status sensor starts from the newest run event at its first tick: let it take
+        # that cursor before the features run exists (on an idle machine the run took 4 s and
+        # ended just before that tick, which then never saw it).
+        _tick_after(dagster, selector, before_start, timeout=300)
         # The schedule's tick for the newest day (06:00 UTC the day after it).
         tick = day_bounds(newest)[1] + dt.timedelta(hours=6)
         requested = time.monotonic()
