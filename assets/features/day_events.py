@@ -111,7 +111,7 @@ class DayEvents:
     def batches(self, query: str) -> Iterator[pa.RecordBatch]:
         """A query's result in record batches of at most BATCH_ROWS rows, in its order: only
         the batch in hand is in this process's memory (the engine spills the rest)."""
-        yield from self.connection.sql(query).fetch_arrow_reader(BATCH_ROWS)
+        yield from self.connection.sql(query).to_arrow_reader(BATCH_ROWS)
 
     def close(self) -> None:
         """Drop the day: its memory, spill files and snapshot file are freed."""

@@ -472,7 +472,7 @@ def model_evaluation(
         model_inputs=reads.model_inputs,
         eval_fraction=candidate["config"]["eval_fraction"],
         config=config,
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
     key, sha256 = write_report(store, report)
     write_evaluation(store, {**report, "report_key": key, "report_sha256": sha256})
@@ -489,7 +489,7 @@ def model_evaluation(
                 f"{'; '.join(f'{n}: {d}' for n, d in failed.items())}. The candidate does not "
                 "serve; the production model (if any) stays and tomorrow's training starts from "
                 f"it. Report: {store.uri(key)}",
-                run_id=context.run_id,
+                run_id=context.run.run_id,
             )
         )
     scored = production.model or {}

@@ -446,7 +446,7 @@ def _retry_interrupted(
         return dg.RetryRequested(
             max_retries=context.retry_number + 1, seconds_to_wait=PREEMPTED_RETRY_WAIT_S
         )
-    run = context.instance.get_run_by_id(context.run_id)
+    run = context.instance.get_run_by_id(context.run.run_id)
     preemptions = int(run.tags.get(PREEMPTIONS_TAG, "0")) if run else 0
     crashes_so_far = context.retry_number - preemptions
     context.log.warning(
@@ -525,11 +525,11 @@ def model_checkpoint(
     )
     store = storage.open_store()
     # A preemption request an earlier attempt died before answering is not for this attempt.
-    clear_request(store, context.run_id)
+    clear_request(store, context.run.run_id)
     outcome = _outcome(
         trainer.launch(context, run.trainer_args, env={}, store_args=storage.trainer_args())
     )
-    clear_request(store, context.run_id)
+    clear_request(store, context.run.run_id)
     summary, exit_code = outcome["summary"] or {}, outcome["exit_code"]
     if exit_code in NOT_RETRYABLE_EXIT_CODES:
         message = (outcome.get("error") or {}).get("message", "")
@@ -564,7 +564,7 @@ def model_checkpoint(
             "parent": run.parent,
             "lineage": run.lineage,
             "metrics": metrics,
-            "run_id": context.run_id,
+            "run_id": context.run.run_id,
         },
     )
     return dg.MaterializeResult(

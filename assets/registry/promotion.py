@@ -196,7 +196,7 @@ def build_version_record(
             "production_auc": scores.get("production", {}).get("auc"),
             "evaluation_run_id": report.get("run_id"),
         },
-        run_id=context.run_id,
+        run_id=context.run.run_id,
     )
 
 
@@ -261,7 +261,7 @@ def _redecide(
         **report_inputs(store, report),
         eval_fraction=report["eval_fraction"],
         config=EvaluationConfig(**report["config"]),
-        run_id=context.run_id,
+        run_id=context.run.run_id,
         kind="re-decision",
     )
     redecision["re_decision_of"] = {
@@ -294,7 +294,7 @@ def _redecide(
         f"{auc}; report {key} sha256 {sha256})"
     )
     try:
-        result = promote(models, candidate_version, observed, why, context.run_id)
+        result = promote(models, candidate_version, observed, why, context.run.run_id)
     except PromotionConflict as again:
         raise dg.Failure(
             f"{moved}. The re-decision against {observed!r} passed, but production moved again "
@@ -359,7 +359,7 @@ def model_promotion(
     )
     extra: dict[str, Any] = {"re_decided_against": "no"}
     try:
-        result = promote(models, record.version, expected, why, context.run_id)
+        result = promote(models, record.version, expected, why, context.run.run_id)
     except PromotionConflict as err:
         result, extra = _redecide(
             context, store, models, report, (key, sha256), record.version, err
@@ -447,7 +447,7 @@ def move_model_alias(
     try:
         if config.to_version == "previous":
             result = models.rollback(
-                config.alias, expected=expected, why=config.why, run_id=context.run_id
+                config.alias, expected=expected, why=config.why, run_id=context.run.run_id
             )
         else:
             result = models.move_alias(
@@ -455,7 +455,7 @@ def move_model_alias(
                 config.to_version,
                 expected=expected,
                 why=config.why,
-                run_id=context.run_id,
+                run_id=context.run.run_id,
                 reinstate=config.reinstate,
             )
     except (RegistryError, ValueError) as err:

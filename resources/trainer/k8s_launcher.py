@@ -168,7 +168,7 @@ class K8sTrainerLauncher(TrainerLauncher):
     def launch(self, context, trainer_args, env, store_args):
         shape = self.shape()
         job = MultiNodeJob.for_attempt(
-            context.run_id, context.retry_number, self.namespace, shape.pods
+            context.run.run_id, context.retry_number, self.namespace, shape.pods
         )
         if shape.pods > 1:
             command = rendezvous_command(
@@ -193,7 +193,7 @@ class K8sTrainerLauncher(TrainerLauncher):
                 extras={"trainer_command": command, "store_args": list(store_args)},
                 active_deadline_seconds=self.active_deadline_seconds,
                 admission=self.admission(context.run),
-                preemption_requested=lambda: read_request(store, context.run_id) is not None,
+                preemption_requested=lambda: read_request(store, context.run.run_id) is not None,
             )
         except PreemptedWhileQueued as err:
             raise yield_queued_slot(context, store, str(err)) from err
@@ -205,7 +205,7 @@ class K8sTrainerLauncher(TrainerLauncher):
 def yield_queued_slot(context, store, why: str) -> dg.RetryRequested:
     """The preemption sensor's request, answered for a Job Kueue had not admitted: nothing ran,
     so nothing is lost; the retry frees the gpu slot now and queues again."""
-    clear_request(store, context.run_id)
+    clear_request(store, context.run.run_id)
     context.log.warning(why)
     return dg.RetryRequested(
         max_retries=context.retry_number + 1, seconds_to_wait=PREEMPTED_RETRY_WAIT_S
@@ -216,9 +216,9 @@ def record_eviction(context, job_name: str) -> int:
     """Kueue evicted the running Job (its pods got SIGTERM and checkpointed): count it as a
     preemption of the run, so the step's retry, which resumes from that checkpoint, does not
     use up the retries meant for crashes. Returns the run's preemption count."""
-    run = context.instance.get_run_by_id(context.run_id)
+    run = context.instance.get_run_by_id(context.run.run_id)
     count = int(run.tags.get(PREEMPTIONS_TAG, "0")) + 1
-    context.instance.add_run_tags(context.run_id, {PREEMPTIONS_TAG: str(count)})
+    context.instance.add_run_tags(context.run.run_id, {PREEMPTIONS_TAG: str(count)})
     context.log.warning(
         f"trainer Job {job_name} was evicted by Kueue (a higher-priority Job needed the quota, "
         "or the cohort reclaimed borrowed GPUs): the trainer saved a checkpoint on SIGTERM and "

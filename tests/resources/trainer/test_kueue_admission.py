@@ -166,7 +166,7 @@ def _train(tmp_path, tags, *, gpus=2, request_before_first_launch=False):
     def trains(context: dg.AssetExecutionContext, trainer: K8sTrainerLauncher):
         store = LocalObjectStore(str(tmp_path / "store"))
         if request_before_first_launch and context.retry_number == 0:
-            request_preemption(store, context.run_id, "the-daily-run", "a daily run waits")
+            request_preemption(store, context.run.run_id, "the-daily-run", "a daily run waits")
         outcome = trainer.launch(context, ["--steps", "10"], env={}, store_args=store_args)
         [message] = [m for m in outcome.get_custom_messages() if "exit_code" in m]
         if message["exit_code"] != 0:
