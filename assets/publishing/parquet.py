@@ -15,8 +15,6 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from resources.storage.object_store import digest_file
-
 # Every published object is written with these: the bytes, hence the content-addressed keys,
 # depend on them. Row groups keep pyarrow's default size, as the published objects always had.
 WRITER_SETTINGS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
@@ -44,9 +42,8 @@ def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterato
     """The rows regrouped into tables of ROW_GROUP_ROWS rows (the last shorter), each column
     one contiguous array: what the writer is handed, whatever the batches' sizes."""
     pending: list[pa.RecordBatch] = []
-    rows = rows_seen = 0
+    rows = 0
     for batch in batches:
-        rows_seen += batch.num_rows
         while batch.num_rows:
             take = min(batch.num_rows, ROW_GROUP_ROWS - rows)
             pending.append(batch.slice(0, take))
@@ -57,9 +54,6 @@ def _row_groups(batches: Iterable[pa.RecordBatch], schema: pa.Schema) -> Iterato
                 pending, rows = [], 0
     if rows:
         yield pa.Table.from_batches(pending, schema).combine_chunks()
-    elif not rows_seen:
-        # No rows at all: one empty row group, as pyarrow writes an empty table.
-        yield schema.empty_table()
 
 
 def _write(batches: Iterable[pa.RecordBatch], schema: pa.Schema, sink) -> int:
@@ -69,9 +63,42 @@ def _write(batches: Iterable[pa.RecordBatch], schema: pa.Schema, sink) -> int:
     rows = 0
     with pq.ParquetWriter(sink, schema, **WRITER_SETTINGS) as writer:
         for group in _row_groups(batches, schema):
-            writer.write_table(group.replace_schema_metadata(None), row_group_size=ROW_GROUP_ROWS)
+            writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
             rows += group.num_rows
+        if not rows:
+            # No rows at all: one empty row group, as pyarrow writes an empty table.
+            writer.write_table(schema.empty_table())
     return rows
+
+
+class _HashingSink:
+    """A file the writer streams into, hashed on the way: the encoded file is never read
+    back to learn its digest."""
+
+    def __init__(self, file):
+        self._file, self._sha256, self.size = file, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self._sha256.update(data)
+        self.size += len(data)
+        return self._file.write(data)
+
+    def tell(self) -> int:
+        return self.size
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        """The writer closes its sink when done; the file stays ours to close."""
+
+    @property
+    def sha256(self) -> str:
+        return self._sha256.hexdigest()
 
 
 def to_parquet_bytes(table: pa.Table | pa.RecordBatchReader) -> ParquetObject:
@@ -95,10 +122,15 @@ def write_parquet_file(
         schema, data = data.schema, data.to_batches()
     elif schema is None:
         raise ValueError("write_parquet_file needs the schema of the record batches it encodes")
-    rows = _write(data, schema, str(path))
-    size, sha256 = digest_file(path)
+    with open(path, "wb") as file:
+        sink = _HashingSink(file)
+        rows = _write(data, schema, pa.PythonFile(sink, mode="w"))
     return ParquetFile(
-        path=Path(path), size=size, sha256=sha256, num_rows=rows, schema=schema.remove_metadata()
+        path=Path(path),
+        size=sink.size,
+        sha256=sink.sha256,
+        num_rows=rows,
+        schema=schema.remove_metadata(),
     )
 
 

@@ -1,9 +1,9 @@
 """The counts a table's row-level gates judge, added up batch by batch.
 
-A feature table too large to hold (a day's labelled impressions at production volume) streams
-from the engine to its parquet file; the tally sees each batch on the way and the gates judge
-its counts, so the table is never whole in memory. A table in memory is tallied as its batches
-too: both give the same counts, hence the same verdicts.
+A feature table too large to hold (one with a row per event of a day at production volume)
+streams from the engine to its parquet file; the tally sees each batch on the way and the gates
+judge its counts, so the table is never whole in memory. A table in memory is tallied as its
+batches too: both give the same counts, hence the same verdicts.
 """
 
 from __future__ import annotations
