@@ -1,13 +1,15 @@
-"""Per-key compensated sums, bit for bit as pandas' groupby sum and mean compute them.
+"""Per-key compensated sums: each key's values added in the snapshot's row order with Kahan
+compensation (reset when an infinite value makes it NaN), as pandas' grouped-sum kernel adds.
 
-Each key's values are added in the snapshot's row order with Kahan compensation, resetting the
-compensation when an infinite value makes it NaN. pandas' own groupby kernel does exactly that
-in one compiled pass over the rows, so the sums are handed to it: no loop in Python, and no
-chain as long as the busiest key's rows runs in Python either. DuckDB supplies the rows in row
-order without sorting them: the day's scans keep the snapshot's order (the database preserves
-insertion order, see `day_events`), and a filter keeps it too. All of a key's sums come from
-one scan, one column each: the kernel sums a frame's columns independently and skips NaN, so
-a value a sum skips (null, NaN) is handed over as NaN. A large day is summed in passes over
+The kernel is called directly, not through `DataFrame.groupby(...).sum()`: pandas 3 hands
+group ids that happen to be sorted (a pass holding one key, a day whose rows come in key
+order) to `np.add.reduceat`, a pairwise sum, so the same values would sum to other bits by
+the accident of their order. Every engine sums through `group_sums`, whatever it ran on.
+
+DuckDB supplies the rows in row order without sorting them: the day's scans keep the
+snapshot's order (the database preserves insertion order, see `day_events`), and a filter
+keeps it too. All of a key's sums come from one scan, one column each; a value a sum skips
+(null, NaN) is handed over as NaN, which the kernel skips. A large day is summed in passes over
 disjoint sets of keys, each holding all of its keys' rows, so what the kernel holds at once
 stays bounded.
 """
@@ -16,17 +18,43 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from pandas._libs import groupby as pandas_kernels
 
 from assets.features.day_events import DayEvents
 
-# Rows one pass hands to pandas at most (8 bytes for the key and 8 per value, and as much again
-# in its grouping), on average: a pass covers whole keys, so the busiest key's pass holds more.
+# Rows one pass hands to the kernel at most (8 bytes for the key and 8 per value, and as much
+# again in its grouping), on average: a pass covers whole keys, so the busiest key's pass
+# holds more.
 ROWS_PER_PASS = 4_000_000
 
 
 def present(value: str) -> str:
-    """SQL: the rows whose `value` a sum adds (NaN and null are skipped, as in pandas)."""
-    return f"NOT isnan({value})"
+    """SQL: the rows whose `value` a sum adds (null and NaN are skipped). Written for every
+    engine: Spark's isnan(NULL) is false where DuckDB's is NULL."""
+    return f"({value}) IS NOT NULL AND NOT isnan({value})"
+
+
+def as_summed(value: str) -> str:
+    """SQL: `value` as the kernel takes it, null as NaN (skipped like NaN)."""
+    return f"coalesce({value}, CAST('NaN' AS DOUBLE))"
+
+
+def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct `keys` ascending, and per key and per column of `values` (rows in the
+    order they are added) the compensated sum of its non-NaN values (0 for none)."""
+    codes, uniques = pd.factorize(keys, sort=True)
+    out = np.zeros((len(uniques), values.shape[1]))
+    pandas_kernels.group_sum(
+        out=out,
+        counts=np.zeros(len(uniques), dtype=np.int64),
+        values=np.ascontiguousarray(values, dtype=np.float64),
+        labels=codes.astype(np.intp, copy=False),
+        mask=None,
+        result_mask=None,
+        min_count=0,
+        is_datetimelike=False,
+    )
+    return np.asarray(uniques), out
 
 
 def compensated_sums(
@@ -35,9 +63,8 @@ def compensated_sums(
     """Per SQL expression of `values`, per key of the ascending `keys`: the compensated sum of
     the expression's present values (0 for a key without any)."""
     out = np.zeros((len(keys), len(values)))
-    # Null becomes NaN, which the kernel skips as it skips NaN itself.
     columns = ", ".join(
-        f"coalesce({value}, 'NaN'::DOUBLE) AS value_{number}" for number, value in enumerate(values)
+        f"{as_summed(value)} AS value_{number}" for number, value in enumerate(values)
     )
     passes = -(-day.rows // ROWS_PER_PASS)
     for number in range(passes):
@@ -46,7 +73,7 @@ def compensated_sums(
         rows = day.connection.sql(
             f"SELECT {key} AS key, {columns} FROM events WHERE {in_pass}"
         ).fetchnumpy()
-        frame = pd.DataFrame({name: rows[name] for name in rows if name != "key"}, copy=False)
-        sums = frame.groupby(rows["key"], sort=True).sum()
-        out[np.searchsorted(keys, sums.index.to_numpy())] = sums.to_numpy()
+        summed = np.column_stack([rows[f"value_{n}"] for n in range(len(values))])
+        pass_keys, sums = group_sums(rows["key"], summed)
+        out[np.searchsorted(keys, pass_keys)] = sums
     return list(out.T)

@@ -60,6 +60,34 @@ def test_sums_match_pandas_bit_for_bit_in_row_order(seed):
     assert with_nulls.tobytes() == _pandas_sums(keys, np.where(nulls, np.nan, values))
 
 
+def _kahan(values: np.ndarray) -> float:
+    """The compensated sum of finite values, one at a time, as pandas' kernel adds them."""
+    total = compensation = 0.0
+    for value in values:
+        corrected = value - compensation
+        running = total + corrected
+        compensation = (running - total) - corrected
+        total = running
+    return total
+
+
+@pytest.mark.parametrize("keys", ["one key", "sorted keys"])
+def test_sums_are_compensated_when_the_rows_come_in_key_order(keys):
+    # pandas' groupby hands sorted group ids without NaN to np.add.reduceat, a pairwise sum:
+    # a day of one key, or rows in key order, would sum to other bits than a shuffled day.
+    rng = np.random.default_rng(7)
+    rows = 20_000
+    key = np.zeros(rows, np.int64) if keys == "one key" else np.sort(rng.integers(0, 5, rows))
+    values = rng.lognormal(2.0, 3.0, rows) * rng.choice([1.0, -1.0], rows)
+    unique = np.unique(key)
+    expected = np.array([_kahan(values[key == k]) for k in unique])
+    pairwise = np.add.reduceat(values, np.searchsorted(key, unique))
+    assert pairwise.tobytes() != expected.tobytes(), "the case no longer tells the two apart"
+    with DayEvents.from_arrow(pa.table({"key": key, "value": values})) as day:
+        [sums] = compensated_sums(day, "key", unique, ["value"])
+    assert sums.tobytes() == expected.tobytes()
+
+
 def test_sums_of_a_file_add_in_its_row_order_across_row_groups_and_threads(tmp_path):
     # Many small row groups, which DuckDB's threads scan side by side; the big key's rows
     # (a third of them) are spread over all of them.
@@ -73,8 +101,8 @@ def test_sums_of_a_file_add_in_its_row_order_across_row_groups_and_threads(tmp_p
         [(threads,)] = day.connection.sql("SELECT current_setting('threads')").fetchall()
         assert threads >= 2
         # The rows a sum's scan sees come in file order.
-        rows = day.connection.sql("SELECT row FROM events WHERE key = 1000000000000")
-        assert np.all(np.diff(rows.fetchnumpy()["row"]) > 0)
+        rows = day.connection.sql("SELECT snapshot_row FROM events WHERE key = 1000000000000")
+        assert np.all(np.diff(rows.fetchnumpy()["snapshot_row"]) > 0)
         [sums] = compensated_sums(day, "key", unique, ["value"])
     assert sums.tobytes() == _pandas_sums(keys, values)
     # The test can tell: the same rows in another order sum to other bits.
