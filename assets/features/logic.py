@@ -8,17 +8,16 @@ its own.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from assets.features.compensated import compensated_sums, present
-from assets.features.day_events import DayEvents
+from assets.features.compensated import present
+from assets.features.day_events import Events
+from assets.features.query import SNAPSHOT_ROW, FeatureQuery, run_on_duckdb
 from assets.quality.gates import ValueRange
 
 _DATE = pa.field("feature_date", pa.date32(), nullable=False)
@@ -71,20 +70,6 @@ TRAINING_EXAMPLES_SCHEMA = pa.schema(
 )
 
 
-Events = pa.Table | DayEvents
-
-
-@contextlib.contextmanager
-def _day_events(events: Events) -> Iterator[DayEvents]:
-    """The events in DuckDB; a table loaded here is dropped on the way out, a caller's day
-    stays open for the caller's other tables."""
-    if isinstance(events, DayEvents):
-        yield events
-        return
-    with DayEvents.from_arrow(events) as loaded:
-        yield loaded
-
-
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
     """numerator / denominator; NaN (null in the table) where the denominator is 0."""
     out = np.full(len(numerator), np.nan)
@@ -96,9 +81,7 @@ def _mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.divide(sums, counts, out=np.full(len(sums), np.nan), where=counts > 0)
 
 
-def _numpy(column: pa.ChunkedArray, missing: float | None = None) -> np.ndarray:
-    if missing is not None:
-        column = pc.fill_null(column, missing)
+def _numpy(column: pa.ChunkedArray) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False)
 
 
@@ -123,110 +106,169 @@ def _kind(kind: str) -> str:
 
 def _purchase_price() -> str:
     """The price of a purchase, 0 for any other event (what spend and revenue add up)."""
-    return f"CASE WHEN {_kind('purchase')} THEN price ELSE 0.0 END"
+    return f"CASE WHEN {_kind('purchase')} THEN price ELSE CAST(0 AS DOUBLE) END"
 
 
 def _mode(key: str, column: str) -> str:
     """Per key, the most frequent non-null value of `column`; ties go to the alphabetically
-    first (DuckDB orders strings by their bytes, so by code point), never to row order."""
+    first (both engines order strings by their bytes, so by code point), never to row order."""
     return f"""
         SELECT {key}, {column} AS mode FROM (
-            SELECT {key}, {column}, count(*) AS frequency FROM events
-            WHERE {column} IS NOT NULL GROUP BY ALL
-        )
-        QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY frequency DESC, {column}) = 1
+            SELECT {key}, {column}, row_number() OVER (
+                PARTITION BY {key} ORDER BY frequency DESC, {column}
+            ) AS mode_rank
+            FROM (
+                SELECT {key}, {column}, count(*) AS frequency FROM events
+                WHERE {column} IS NOT NULL GROUP BY {key}, {column}
+            ) frequencies
+        ) ranked
+        WHERE mode_rank = 1
     """
 
 
-def _per_key(key: str, counts: dict[str, str], sums: dict[str, str], distinct: str) -> str:
+def _per_key(key: str, counts: dict[str, str], summed: dict[str, str], distinct: str) -> str:
     """One row per key: conditional counts, how many values each sum adds, a distinct count."""
-    aggregates = [f"count(*) FILTER ({condition}) AS {name}" for name, condition in counts.items()]
-    # How many values each compensated sum adds (the sums themselves: `compensated_sums`).
-    aggregates += [f"count(*) FILTER ({present(value)}) AS {name}" for name, value in sums.items()]
+    aggregates = [
+        f"count(*) FILTER (WHERE {condition}) AS {name}" for name, condition in counts.items()
+    ]
+    # How many values each compensated sum adds (the sums themselves: FeatureQuery.sums).
+    aggregates += [
+        f"count(*) FILTER (WHERE {present(value)}) AS {name}" for name, value in summed.items()
+    ]
     aggregates.append(f"count(DISTINCT {distinct}) AS distinct_count")
     return f"SELECT {key}, {', '.join(aggregates)} FROM events GROUP BY {key}"
 
 
-def user_daily_features(events: Events, day: dt.date) -> pa.Table:
-    """Per user and day: funnel counts, click-through rate, spend, dwell, breadth."""
-    with _day_events(events) as day_events:
-        counts = {
-            "impressions": _kind("impression"),
-            "clicks": _kind("click"),
-            "add_to_carts": _kind("add_to_cart"),
-            "purchases": _kind("purchase"),
-        }
-        sums = {"spend_values": _purchase_price(), "dwell_values": "dwell_seconds"}
-        per_user = day_events.arrow(
-            f"""
-            SELECT u.*, d.mode AS main_device, c.mode AS country
-            FROM ({_per_key("user_id", counts, sums, "item_id")}) u
-            LEFT JOIN ({_mode("user_id", "device")}) d USING (user_id)
-            LEFT JOIN ({_mode("user_id", "country")}) c USING (user_id)
-            ORDER BY user_id
-            """
-        )
-        keys = _numpy(per_user["user_id"])
-        spend, dwell = compensated_sums(day_events, "user_id", keys, list(sums.values()))
-    impressions, clicks = _numpy(per_user["impressions"]), _numpy(per_user["clicks"])
+_USER_SUMS = {"spend": _purchase_price(), "dwell": "dwell_seconds"}
+
+
+def _finish_user_features(rows: pa.Table, day: dt.date) -> pa.Table:
+    impressions, clicks = _numpy(rows["impressions"]), _numpy(rows["clicks"])
     return _table(
         day,
         USER_FEATURES_SCHEMA,
         {
-            "user_id": keys,
+            "user_id": rows["user_id"],
             "impressions": impressions,
             "clicks": clicks,
-            "add_to_carts": _numpy(per_user["add_to_carts"]),
-            "purchases": _numpy(per_user["purchases"]),
+            "add_to_carts": rows["add_to_carts"],
+            "purchases": rows["purchases"],
             "ctr": _ratio(clicks, impressions),
-            "spend": np.round(spend, 6),
-            "mean_dwell_seconds": _mean(dwell, _numpy(per_user["dwell_values"])),
-            "distinct_items": _numpy(per_user["distinct_count"]),
-            "main_device": per_user["main_device"],
-            "country": per_user["country"],
+            "spend": np.round(_numpy(rows["spend"]), 6),
+            "mean_dwell_seconds": _mean(_numpy(rows["dwell"]), _numpy(rows["dwell_values"])),
+            "distinct_items": rows["distinct_count"],
+            "main_device": rows["main_device"],
+            "country": rows["country"],
         },
     )
 
 
-def item_daily_features(events: Events, day: dt.date) -> pa.Table:
-    """Per item and day: exposure, clicks, purchases, revenue and audience size."""
-    with _day_events(events) as day_events:
-        counts = {
-            "impressions": _kind("impression"),
-            "clicks": _kind("click"),
-            "purchases": _kind("purchase"),
-        }
-        sums = {"revenue_values": _purchase_price(), "price_values": "price"}
-        per_item = day_events.arrow(
-            f"""
-            SELECT i.*, c.mode AS item_category
-            FROM ({_per_key("item_id", counts, sums, "user_id")}) i
-            LEFT JOIN ({_mode("item_id", "item_category")}) c USING (item_id)
-            ORDER BY item_id
-            """
+USER_FEATURES_QUERY = FeatureQuery(
+    sql=f"""
+        SELECT u.*, d.mode AS main_device, c.mode AS country
+        FROM ({
+        _per_key(
+            "user_id",
+            {
+                "impressions": _kind("impression"),
+                "clicks": _kind("click"),
+                "add_to_carts": _kind("add_to_cart"),
+                "purchases": _kind("purchase"),
+            },
+            {"spend_values": _USER_SUMS["spend"], "dwell_values": _USER_SUMS["dwell"]},
+            "item_id",
         )
-        keys = _numpy(per_item["item_id"])
-        revenue, price = compensated_sums(day_events, "item_id", keys, list(sums.values()))
-    impressions, clicks = _numpy(per_item["impressions"]), _numpy(per_item["clicks"])
+    }) u
+        LEFT JOIN ({_mode("user_id", "device")}) d ON d.user_id = u.user_id
+        LEFT JOIN ({_mode("user_id", "country")}) c ON c.user_id = u.user_id
+    """,
+    order_by=("user_id",),
+    finish=_finish_user_features,
+    sums_key="user_id",
+    sums=_USER_SUMS,
+)
+
+_ITEM_SUMS = {"revenue": _purchase_price(), "price": "price"}
+
+
+def _finish_item_features(rows: pa.Table, day: dt.date) -> pa.Table:
+    impressions, clicks = _numpy(rows["impressions"]), _numpy(rows["clicks"])
     return _table(
         day,
         ITEM_FEATURES_SCHEMA,
         {
-            "item_id": keys,
-            "item_category": per_item["item_category"],
+            "item_id": rows["item_id"],
+            "item_category": rows["item_category"],
             "impressions": impressions,
             "clicks": clicks,
-            "purchases": _numpy(per_item["purchases"]),
+            "purchases": rows["purchases"],
             "ctr": _ratio(clicks, impressions),
-            "revenue": np.round(revenue, 6),
-            "mean_price": _mean(price, _numpy(per_item["price_values"])),
-            "distinct_users": _numpy(per_item["distinct_count"]),
+            "revenue": np.round(_numpy(rows["revenue"]), 6),
+            "mean_price": _mean(_numpy(rows["price"]), _numpy(rows["price_values"])),
+            "distinct_users": rows["distinct_count"],
         },
     )
 
 
-# The hour of a UTC timestamp from its epoch microseconds (floored, also before 1970).
-_HOUR_OF_DAY = "((epoch_us(e.event_time) % 86400000000 + 86400000000) % 86400000000) // 3600000000"
+ITEM_FEATURES_QUERY = FeatureQuery(
+    sql=f"""
+        SELECT i.*, c.mode AS item_category
+        FROM ({
+        _per_key(
+            "item_id",
+            {
+                "impressions": _kind("impression"),
+                "clicks": _kind("click"),
+                "purchases": _kind("purchase"),
+            },
+            {"revenue_values": _ITEM_SUMS["revenue"], "price_values": _ITEM_SUMS["price"]},
+            "user_id",
+        )
+    }) i
+        LEFT JOIN ({_mode("item_id", "item_category")}) c ON c.item_id = i.item_id
+    """,
+    order_by=("item_id",),
+    finish=_finish_item_features,
+    sums_key="item_id",
+    sums=_ITEM_SUMS,
+)
+
+
+def _finish_training_examples(rows: pa.Table, day: dt.date) -> pa.Table:
+    columns = {name: rows[name] for name in TRAINING_EXAMPLES_SCHEMA.names[1:]}
+    return _table(day, TRAINING_EXAMPLES_SCHEMA, columns)
+
+
+TRAINING_EXAMPLES_QUERY = FeatureQuery(
+    sql=f"""
+        WITH clicked AS (
+            SELECT DISTINCT user_id, item_id FROM events WHERE {_kind("click")}
+        )
+        SELECT e.event_id, e.user_id, e.item_id,
+            -- the UTC hour: both engines run in UTC
+            CAST(hour(e.event_time) AS TINYINT) AS hour_of_day,
+            e.device, e.country, e.item_category,
+            -- NaN prices become null, as in every other float column.
+            CASE WHEN isnan(e.price) THEN NULL ELSE e.price END AS price,
+            c.user_id IS NOT NULL AS label, e.{SNAPSHOT_ROW}
+        FROM events e
+        LEFT JOIN clicked c ON c.user_id = e.user_id AND c.item_id = e.item_id
+        WHERE e.{_kind("impression")}
+    """,
+    # event_id decides the order; equal ids keep the events' order.
+    order_by=("event_id", SNAPSHOT_ROW),
+    finish=_finish_training_examples,
+)
+
+
+def user_daily_features(events: Events, day: dt.date) -> pa.Table:
+    """Per user and day: funnel counts, click-through rate, spend, dwell, breadth."""
+    return run_on_duckdb(USER_FEATURES_QUERY, USER_FEATURES_SCHEMA, events, day)
+
+
+def item_daily_features(events: Events, day: dt.date) -> pa.Table:
+    """Per item and day: exposure, clicks, purchases, revenue and audience size."""
+    return run_on_duckdb(ITEM_FEATURES_QUERY, ITEM_FEATURES_SCHEMA, events, day)
 
 
 def training_examples(events: Events, day: dt.date) -> pa.RecordBatchReader:
@@ -234,29 +276,7 @@ def training_examples(events: Events, day: dt.date) -> pa.RecordBatchReader:
 
     Streamed: a row per impression is the day's size, so the rows go to the publisher in
     batches, in order, and are never one table in memory."""
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        with _day_events(events) as day_events:
-            for batch in day_events.batches(
-                f"""
-                WITH clicked AS (
-                    SELECT DISTINCT user_id, item_id FROM events WHERE {_kind("click")}
-                )
-                SELECT e.event_id, e.user_id, e.item_id, {_HOUR_OF_DAY} AS hour_of_day,
-                    e.device, e.country, e.item_category,
-                    -- NaN prices become null, as in every other float column.
-                    CASE WHEN isnan(e.price) THEN NULL ELSE e.price END AS price,
-                    c.user_id IS NOT NULL AS label
-                FROM events e LEFT JOIN clicked c USING (user_id, item_id)
-                WHERE e.{_kind("impression")}
-                -- event_id decides the order; equal ids keep the events' order.
-                ORDER BY e.event_id, e.row
-                """
-            ):
-                columns = {name: batch.column(name) for name in TRAINING_EXAMPLES_SCHEMA.names[1:]}
-                yield from _table(day, TRAINING_EXAMPLES_SCHEMA, columns).to_batches()
-
-    return pa.RecordBatchReader.from_batches(TRAINING_EXAMPLES_SCHEMA, batches())
+    return run_on_duckdb(TRAINING_EXAMPLES_QUERY, TRAINING_EXAMPLES_SCHEMA, events, day)
 
 
 def as_table(computed: pa.Table | pa.RecordBatchReader) -> pa.Table:
@@ -280,6 +300,9 @@ class FeatureTable:
     column_descriptions: dict[str, str] = field(default_factory=dict)
     # The column a model learns to predict, whose positive rate the label_rate gate watches.
     label_column: str | None = None
+    # The same table as a query every engine runs (`compute` runs it on DuckDB): what the
+    # scale-out engine (`assets/features/spark/`) computes. None: this process only.
+    query: FeatureQuery | None = None
 
     def null_defaults(self) -> dict[str, float]:
         """Non-nullable columns allow no nulls; nullable ones are not limited by default."""
@@ -309,6 +332,7 @@ CLICK_STREAM_FEATURES = (
         },
         description="Daily per-user engagement aggregates that personalise the CTR model.",
         compute=user_daily_features,
+        query=USER_FEATURES_QUERY,
         schema=USER_FEATURES_SCHEMA,
         primary_key=("feature_date", "user_id"),
         value_ranges={
@@ -333,6 +357,7 @@ CLICK_STREAM_FEATURES = (
         },
         description="Daily per-item popularity and revenue aggregates for the CTR model.",
         compute=item_daily_features,
+        query=ITEM_FEATURES_QUERY,
         schema=ITEM_FEATURES_SCHEMA,
         primary_key=("feature_date", "item_id"),
         value_ranges={
@@ -356,6 +381,7 @@ CLICK_STREAM_FEATURES = (
         },
         description="Labelled impressions (clicked or not) of one day: the CTR model's examples.",
         compute=training_examples,
+        query=TRAINING_EXAMPLES_QUERY,
         schema=TRAINING_EXAMPLES_SCHEMA,
         primary_key=("event_id",),
         value_ranges={

@@ -1,0 +1,63 @@
+"""A feature table as a query every engine runs alike, and its run on the local engine.
+
+The SQL is written in the dialect DuckDB and Spark SQL share (`count(*) FILTER (WHERE ...)`,
+window functions, no QUALIFY), over a view `events`: the day's snapshot with `snapshot_row`,
+each row's position in it. What SQL engines add up in an order of their own, floating-point
+sums, is declared apart (`sums`) and added per key in snapshot order by `compensated.group_sums`
+on every engine; what follows row by row (ratios, means, rounding, the schema) is `finish`,
+plain Python that runs wherever the rows arrive. So DuckDB here and Spark on a cluster
+(`assets/features/spark/`) give the same bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from assets.features.compensated import compensated_sums
+from assets.features.day_events import Events, open_day
+
+# The column of `events` that numbers the day's rows in snapshot order.
+SNAPSHOT_ROW = "snapshot_row"
+
+
+@dataclass(frozen=True)
+class FeatureQuery:
+    """One feature table: the rows of `sql` in `order_by` order, with per-key `sums`, finished."""
+
+    # Over `events`; any order (the engine sorts by `order_by`, columns of its result).
+    sql: str
+    order_by: tuple[str, ...]
+    # The result's rows as the table's schema: row by row, so it runs on any batch of them.
+    finish: Callable[[pa.Table, dt.date], pa.Table]
+    # Per value of `sums_key` (a column of `events` and of `sql`'s result, one row per value),
+    # each named SQL value of `sums` summed in snapshot order; added to the result by name.
+    sums_key: str | None = None
+    sums: dict[str, str] = field(default_factory=dict)
+
+
+def run_on_duckdb(
+    query: FeatureQuery, schema: pa.Schema, events: Events, day: dt.date
+) -> pa.Table | pa.RecordBatchReader:
+    """The query's table of one day on the local engine: whole where it has a row per key (its
+    sums need the keys), else streamed in batches of `schema` as the engine returns them in
+    order (a table the size of the day's events is never whole in memory)."""
+    ordered = f"SELECT * FROM ({query.sql}) ORDER BY {', '.join(query.order_by)}"
+    if query.sums_key is None:
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            with open_day(events) as day_events:
+                for batch in day_events.batches(ordered):
+                    yield from query.finish(pa.Table.from_batches([batch]), day).to_batches()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+    with open_day(events) as day_events:
+        rows = day_events.arrow(ordered)
+        keys = rows[query.sums_key].to_numpy()
+        sums = compensated_sums(day_events, query.sums_key, keys, list(query.sums.values()))
+    for name, summed in zip(query.sums, sums, strict=True):
+        rows = rows.append_column(name, pa.array(summed, pa.float64()))
+    return query.finish(rows, day)
