@@ -16,6 +16,7 @@ from assets.features.logic import CLICK_STREAM_FEATURES, as_table, training_exam
 from assets.partitions import daily_partitions
 from assets.publishing.gate_reports import read_approval, read_published
 from assets.publishing.parquet import to_parquet_bytes
+from contract.source import CLICK_STREAM
 from resources.warehouse.backends import normalize_events
 from scripts.synthetic_events import generate_events
 from tests.support.example import example_daily_events
@@ -26,7 +27,7 @@ EXAMPLES = {table.name: table for table in CLICK_STREAM_FEATURES}["training_exam
 
 def test_the_days_examples_come_in_bounded_batches_in_order():
     day = dt.date(2026, 11, 3)
-    events = normalize_events(generate_events(day, 150_000))
+    events = normalize_events(generate_events(day, 150_000), CLICK_STREAM)
     with DayEvents.from_arrow(events) as loaded:
         sizes, ids = [], []
         for batch in training_examples(loaded, day):
