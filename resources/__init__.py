@@ -6,6 +6,7 @@
 plus the shared modules:
   notifier      alerts: logged always, POSTed to a webhook when configured
   factory       the environment switch and the one factory that builds every resource
+  feature_engine where feature tables are computed: DuckDB in-process, or Spark via Pipes
   paths         where the project lives on disk
   pricing       what compute costs: USD per CPU-hour and GPU-hour for the SLOs' cost
   environment   the environment drift gate: the interpreter against requirements.lock

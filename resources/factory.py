@@ -16,6 +16,7 @@ from typing import Any
 import dagster as dg
 
 from resources.environment import warn_on_drift
+from resources.feature_engine import FeatureEngine
 from resources.notifier import Notifier
 from resources.paths import PROJECT_ROOT
 from resources.pricing import ComputePrices
@@ -51,6 +52,20 @@ _OPTIONAL_TRAINER_SETTINGS = {
     "namespace": "TRAINER_NAMESPACE",
     "service_account_name": "TRAINER_SERVICE_ACCOUNT",
     "env_secret": "TRAINER_ENV_SECRET",
+}
+
+
+# The feature tables' engine (resources/feature_engine.py): FEATURE_ENGINE=spark selects the
+# Spark job; in production it runs on the EMR Serverless application these name.
+_OPTIONAL_FEATURE_ENGINE_SETTINGS = {
+    "engine": "FEATURE_ENGINE",
+    "output_uri": "FEATURE_ENGINE_OUTPUT_URI",
+}
+_OPTIONAL_EMR_SETTINGS = {
+    "emr_application_id": "SPARK_EMR_APPLICATION_ID",
+    "emr_execution_role_arn": "SPARK_EMR_EXECUTION_ROLE_ARN",
+    "emr_entry_point": "SPARK_EMR_ENTRY_POINT",
+    "emr_submit_parameters": "SPARK_EMR_SUBMIT_PARAMETERS",
 }
 
 
@@ -160,6 +175,9 @@ def build_resources(
             "warehouse": Warehouse(backend="sqlite", sqlite_path=str(paths.warehouse)),
             "notifier": Notifier(**_env_vars_that_are_set(_OPTIONAL_NOTIFIER_SETTINGS)),
             "trainer": LocalTrainerLauncher(**_env_vars_that_are_set(_OPTIONAL_BUILD_SETTINGS)),
+            "feature_engine": FeatureEngine(
+                **_env_vars_that_are_set(_OPTIONAL_FEATURE_ENGINE_SETTINGS)
+            ),
             "gpu_policy": gpu_policy(),
             "compute_prices": ComputePrices(**_env_vars_that_are_set(_OPTIONAL_PRICE_SETTINGS)),
         }
@@ -192,6 +210,9 @@ def build_resources(
                 image=dg.EnvVar("TRAINER_IMAGE"),
                 **trainer_shape_settings(),
                 **_env_vars_that_are_set(_OPTIONAL_TRAINER_SETTINGS | _OPTIONAL_BUILD_SETTINGS),
+            ),
+            "feature_engine": FeatureEngine(
+                **_env_vars_that_are_set(_OPTIONAL_FEATURE_ENGINE_SETTINGS | _OPTIONAL_EMR_SETTINGS)
             ),
             "gpu_policy": gpu_policy(),
             "compute_prices": ComputePrices(**_env_vars_that_are_set(_OPTIONAL_PRICE_SETTINGS)),

@@ -13,7 +13,12 @@ from assets.features.day_events import distinct_keys
 from assets.features.logic import FEATURE_TABLES, FeatureTable
 from assets.features.snapshot import RUN_SNAPSHOTS
 from assets.partitions import FEATURE_PARTITIONS_PER_RUN, daily_partitions
-from assets.publishing.gate_reports import PartitionNotPublished, trailing_passed_reports
+from assets.publishing.gate_reports import (
+    GateReport,
+    PartitionNotPublished,
+    read_approval,
+    trailing_passed_reports,
+)
 from assets.publishing.parquet import write_parquet_file
 from assets.publishing.write_audit_publish import (
     Evaluation,
@@ -26,12 +31,15 @@ from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
 from assets.quality.tally import TableTally
 from assets.sources.daily_events import ASSET as EVENTS_ASSET
+from resources.feature_engine import FeatureEngine, read_output
 from resources.notifier import Notifier
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
 
 # Bump when feature logic changes meaning: Dagster then marks every partition as stale.
 FEATURE_CODE_VERSION = "1"
+# A feature table's rows: whole, or for a table the size of the day's events its batches.
+Computed = pa.Table | pa.RecordBatchReader
 FEATURE_GATES = ("schema_contract", "volume", "null_rate", "value_ranges", "unique_key")
 
 
@@ -42,16 +50,22 @@ def evaluate_feature_partition(
     thresholds: gates.GateThresholds,
     run_id: str,
     scratch: Path,
+    computed_elsewhere: tuple[Computed, GateReport] | None = None,
 ) -> Evaluation:
     """Compute one day's feature table from the approved events snapshot and gate it.
 
-    The snapshot is read and decoded once per run (`run_id`), whichever table needs it first.
+    The snapshot is read and decoded once per run (`run_id`), whichever table needs it first;
+    or another engine computed the table (`computed_elsewhere`: its rows and the approval of
+    the snapshot they came from), and it is gated and encoded alike.
     The table is encoded into a file under `scratch` as its batches come, and gated from a
     tally of them (its key's uniqueness from the file): a table the size of the day's events
     is never whole in memory. The publisher stores that file and removes it.
     """
-    events, source = RUN_SNAPSHOTS.approved(store, partition, run_id)
-    computed = table.compute(events, dt.date.fromisoformat(partition))
+    if computed_elsewhere is None:
+        events, source = RUN_SNAPSHOTS.approved(store, partition, run_id)
+        computed = table.compute(events, dt.date.fromisoformat(partition))
+    else:
+        computed, source = computed_elsewhere
     label = (table.label_column,) if table.label_column else ()
     tally = TableTally(computed.schema, thresholds.value_ranges, label)
     batches = computed if isinstance(computed, pa.RecordBatchReader) else computed.to_batches()
@@ -86,6 +100,37 @@ def evaluate_feature_partition(
     )
 
 
+def computed_on_engine(
+    context: dg.AssetExecutionContext,
+    engine: FeatureEngine,
+    table: FeatureTable,
+    store: ObjectStore,
+    scratch: Path,
+) -> dict[str, tuple[Computed, GateReport]]:
+    """The step's days of `table` computed by an engine outside this process, launched once for
+    all of them: partition -> its rows and the approval of the snapshot they came from. A day
+    without an approved snapshot is left out (its evaluation refuses it as the local one does)."""
+    approvals = {}
+    for partition in context.partition_keys:
+        approval = read_approval(store, EVENTS_ASSET, partition, daily_partitions)
+        if approval is not None and approval.passed:
+            approvals[partition] = approval
+    if not approvals:
+        return {}
+    snapshots = {p: (store.uri(a.object_key), a.content_sha256) for p, a in approvals.items()}
+    outputs = engine.compute_days(context, [table.name], snapshots, scratch)
+    computed = {}
+    for partition, approval in approvals.items():
+        if (table.name, partition) not in outputs:
+            raise dg.Failure(
+                f"{table.name} {partition}: the {engine.engine} engine reported no output; its "
+                "log above says why. The last approved version stays published."
+            )
+        rows = read_output(outputs[(table.name, partition)], table.schema)
+        computed[partition] = (rows, approval)
+    return computed
+
+
 def feature_gates(table: FeatureTable) -> tuple[str, ...]:
     """The gates of one feature table: the common ones, plus the label rate where it has one."""
     return (*FEATURE_GATES, "label_rate") if table.label_column else FEATURE_GATES
@@ -115,6 +160,7 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
         config: GateConfig,
         storage: ObjectStorage,
         notifier: Notifier,
+        feature_engine: FeatureEngine,
     ) -> dg.MaterializeResult:
         store = storage.open_store()
         thresholds = config.thresholds(table.null_defaults(), table.value_ranges)
@@ -122,11 +168,25 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
         # The encoded partitions' directory: the publisher removes each file once published
         # or refused, this the directory when the step ends, however it ends.
         with tempfile.TemporaryDirectory(prefix=f"{table.name}-") as scratch:
+            elsewhere = (
+                {}
+                if feature_engine.runs_in_process
+                else computed_on_engine(context, feature_engine, table, store, Path(scratch))
+            )
 
             def evaluate(partition: str) -> Evaluation:
                 try:
+                    if partition not in elsewhere and not feature_engine.runs_in_process:
+                        # Says why, as the local engine does: no approved snapshot.
+                        RUN_SNAPSHOTS.approved(store, partition, context.run.run_id)
                     return evaluate_feature_partition(
-                        table, partition, store, thresholds, context.run.run_id, Path(scratch)
+                        table,
+                        partition,
+                        store,
+                        thresholds,
+                        context.run.run_id,
+                        Path(scratch),
+                        elsewhere.get(partition),
                     )
                 except PartitionNotPublished as err:
                     raise dg.Failure(description=str(err), allow_retries=False) from err

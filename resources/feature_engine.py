@@ -1,0 +1,142 @@
+"""Where the feature tables are computed, chosen per deployment (`FEATURE_ENGINE`).
+
+- `local` (default): DuckDB in the run's own process, over the day's snapshot.
+- `spark`: the scale-out path, a Spark application (`assets/features/spark/job.py`) launched
+  through Dagster Pipes for all of a step's days at once. Locally and in CI it is a local
+  process running Spark in local mode; in production, a job run on EMR Serverless through
+  dagster-aws's Pipes client. Spark reads each day's approved snapshot by its URI (after
+  checking its sha256) and writes the table's rows; the asset then gates and publishes them
+  exactly as it does the local engine's, so both engines publish the same bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from resources.paths import PROJECT_ROOT
+
+ENGINES = ("local", "spark")
+JOB_MODULE = "assets.features.spark.job"
+
+
+def read_output(uri: str, schema: pa.Schema) -> pa.RecordBatchReader:
+    """A table Spark wrote under `uri`, streamed in its order (part files by name) as `schema`."""
+    filesystem, path = pafs.FileSystem.from_uri(uri)
+    parts = sorted(
+        info.path
+        for info in filesystem.get_file_info(pafs.FileSelector(path))
+        if info.is_file and info.base_name.startswith("part-")
+    )
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for part in parts:
+            with filesystem.open_input_file(part) as source:
+                for batch in pq.ParquetFile(source).iter_batches():
+                    yield from pa.Table.from_batches([batch]).cast(schema).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def emr_start_job_run_params(
+    application_id: str, execution_role_arn: str, entry_point: str, submit_parameters: str
+) -> dict[str, Any]:
+    """EMR Serverless's StartJobRun request for the feature job (Pipes adds its own env)."""
+    return {
+        "applicationId": application_id,
+        "executionRoleArn": execution_role_arn,
+        "name": "feature-tables",
+        "jobDriver": {
+            "sparkSubmit": {
+                "entryPoint": entry_point,
+                "sparkSubmitParameters": submit_parameters,
+            }
+        },
+    }
+
+
+class FeatureEngine(dg.ConfigurableResource):
+    """The engine the feature assets compute their tables on (see the module docstring)."""
+
+    engine: str = "local"
+    # The feature tables the Spark job computes, as `module:ATTRIBUTE` (the project's own).
+    declarations: str = "assets.features.logic:FEATURE_TABLES"
+    # A local launch: Spark's master inside the launched process.
+    spark_master: str = "local[2]"
+    # Where Spark writes the tables, one folder per launch; empty: the step's scratch folder
+    # (a local launch only: a cluster needs a shared location, an s3:// prefix).
+    output_uri: str = ""
+    # A production launch on EMR Serverless: the application, the role its job runs as (it
+    # reads the snapshots and writes output_uri, nothing else), the job's entry point (this
+    # project's assets/features/spark/job.py, uploaded with the code as --py-files).
+    emr_application_id: str = ""
+    emr_execution_role_arn: str = ""
+    emr_entry_point: str = ""
+    emr_submit_parameters: str = ""
+
+    @property
+    def runs_in_process(self) -> bool:
+        if self.engine not in ENGINES:
+            raise ValueError(f"FEATURE_ENGINE={self.engine!r} is not one of {ENGINES}")
+        return self.engine == "local"
+
+    def compute_days(
+        self,
+        context: dg.AssetExecutionContext,
+        tables: Sequence[str],
+        snapshots: Mapping[str, tuple[str, str]],
+        scratch: Path,
+    ) -> dict[tuple[str, str], str]:
+        """Launch the Spark job for `tables` of the days of `snapshots` (partition -> snapshot
+        URI and sha256); (table, partition) -> the URI its rows were written under."""
+        output = self.output_uri.rstrip("/") or (scratch / "spark").as_uri()
+        extras = {
+            "tables": list(tables),
+            "declarations": self.declarations,
+            "days": {p: {"snapshot": uri, "sha256": sha} for p, (uri, sha) in snapshots.items()},
+            "output": f"{output}/{context.run.run_id}-{uuid.uuid4().hex[:8]}",
+        }
+        if self.emr_application_id:
+            from dagster_aws.pipes import PipesEMRServerlessClient
+
+            invocation = PipesEMRServerlessClient().run(
+                context=context,
+                start_job_run_params=emr_start_job_run_params(
+                    self.emr_application_id,
+                    self.emr_execution_role_arn,
+                    self.emr_entry_point,
+                    self.emr_submit_parameters,
+                ),
+                extras=extras,
+            )
+        else:
+            invocation = dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT)).run(
+                context=context,
+                command=[sys.executable, "-m", JOB_MODULE],
+                extras=extras,
+                env=self._local_env(),
+            )
+        return {
+            (message["table"], message["partition"]): message["output"]
+            for message in invocation.get_custom_messages()
+        }
+
+    def _local_env(self) -> dict[str, str]:
+        # Spark's Python workers run this interpreter with the project importable (the job
+        # pickles the tables' finish functions by reference).
+        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+        return {
+            "SPARK_MASTER": self.spark_master,
+            "PYSPARK_PYTHON": sys.executable,
+            "PYSPARK_DRIVER_PYTHON": sys.executable,
+            "PYTHONPATH": path,
+        }

@@ -1,0 +1,102 @@
+"""The scale-out engine: the feature assets computed by the Spark job (Spark's local mode,
+launched through Dagster Pipes) publish the same bytes as the local engine, through the same
+gates; the job refuses a snapshot whose bytes are not the approved ones, and a table that has
+no query says it can only run locally."""
+
+import hashlib
+import shutil
+
+import dagster as dg
+import pytest
+
+from assets.features.logic import CLICK_STREAM_FEATURES
+from assets.features.snapshot import RUN_SNAPSHOTS
+from assets.partitions import daily_partitions, partition_range_tags
+from assets.publishing.gate_reports import read_approval
+from resources.factory import build_resources
+from resources.feature_engine import FeatureEngine
+from tests.adapt.page_view_features import PAGE_VIEW_TABLES
+from tests.support.example import example_daily_events, example_feature_assets
+
+pytest.importorskip("pyspark", reason="the Spark engine's tests need pyspark (requirements-dev)")
+
+from assets.features.spark.job import declared_tables, verify_snapshot
+
+DAYS = ("2026-11-02", "2026-11-03")
+SPARK = FeatureEngine(
+    engine="spark",
+    declarations="assets.features.logic:CLICK_STREAM_FEATURES",
+    spark_master="local[2]",
+)
+
+
+def _published_digests(resources: dict) -> dict[tuple[str, str], str]:
+    with dg.build_resources({"storage": resources["storage"]}) as initialized:
+        store = initialized.storage.open_store()
+    digests = {}
+    for table in CLICK_STREAM_FEATURES:
+        for day in DAYS:
+            approval = read_approval(store, table.name, day, daily_partitions)
+            assert approval is not None and approval.passed, (table.name, day)
+            digests[(table.name, day)] = approval.content_sha256
+    return digests
+
+
+def _materialize(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [example_daily_events, *example_feature_assets],
+        resources=resources,
+        tags=partition_range_tags(*DAYS),
+        instance=instance,
+    )
+
+
+@pytest.mark.slow
+def test_spark_publishes_the_local_engines_bytes_through_the_same_assets(tmp_path, local_root):
+    with dg.DagsterInstance.ephemeral() as instance:
+        local = build_resources("local", local_root=local_root)
+        assert _materialize(local, instance).success
+        expected = _published_digests(local)
+
+        spark_root = tmp_path / "spark"
+        spark_root.mkdir()
+        shutil.copyfile(local_root / "warehouse.sqlite", spark_root / "warehouse.sqlite")
+        on_spark = build_resources("local", local_root=spark_root) | {"feature_engine": SPARK}
+        loads = RUN_SNAPSHOTS.loads
+        result = _materialize(on_spark, instance)
+        assert result.success
+        # Nothing was computed in this process: no snapshot was read into the local engine.
+        assert RUN_SNAPSHOTS.loads == loads
+        assert _published_digests(on_spark) == expected
+        # The tables came from the Spark job: it reported each table of each day over Pipes.
+        messages = [
+            entry.user_message
+            for entry in instance.all_logs(result.run_id)
+            if "written to" in (entry.user_message or "")
+        ]
+        for table in CLICK_STREAM_FEATURES:
+            for day in DAYS:
+                assert any(f"{table.name} {day}: written to" in m for m in messages), (table, day)
+
+
+def test_the_job_refuses_a_snapshot_changed_after_approval(tmp_path):
+    snapshot = tmp_path / "events.parquet"
+    snapshot.write_bytes(b"approved bytes")
+    approved = hashlib.sha256(b"approved bytes").hexdigest()
+    verify_snapshot("2026-11-02", snapshot.as_uri(), approved)
+    snapshot.write_bytes(b"other bytes")
+    with pytest.raises(ValueError, match=r"partition 2026-11-02: the snapshot at .* has sha256"):
+        verify_snapshot("2026-11-02", snapshot.as_uri(), approved)
+
+
+def test_a_table_without_a_query_runs_only_on_the_local_engine():
+    name = PAGE_VIEW_TABLES[0].name
+    with pytest.raises(ValueError, match=f"feature table '{name}' has no query"):
+        declared_tables("tests.adapt.page_view_features:PAGE_VIEW_TABLES", [name])
+    with pytest.raises(ValueError, match="declares no feature table 'nope'"):
+        declared_tables("assets.features.logic:CLICK_STREAM_FEATURES", ["nope"])
+
+
+def test_an_unknown_engine_is_refused_by_name():
+    with pytest.raises(ValueError, match="FEATURE_ENGINE='flink' is not one of"):
+        _ = FeatureEngine(engine="flink").runs_in_process
