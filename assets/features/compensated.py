@@ -40,9 +40,11 @@ def as_summed(value: str) -> str:
 
 
 def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct `keys` ascending, and per key and per column of `values` (rows in the
-    order they are added) the compensated sum of its non-NaN values (0 for none)."""
-    codes, uniques = pd.factorize(keys, sort=True)
+    """The distinct `keys` in order of first appearance, and per key and per column of
+    `values` (rows in the order they are added) the compensated sum of its non-NaN values (0
+    for none)."""
+    # Unsorted: sorting the distinct keys cost more than the kernel itself at 5M rows.
+    codes, uniques = pd.factorize(keys, sort=False)
     out = np.zeros((len(uniques), values.shape[1]))
     pandas_kernels.group_sum(
         out=out,
