@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from assets.features.day_events import DayEvents
 from assets.features.logic import FeatureTable
+from assets.features.query import SNAPSHOT_ROW
 from assets.quality.gates import ValueRange
 from tests.adapt.page_views import PAGE_VIEWS
 from training.model_inputs import (
@@ -100,7 +101,8 @@ def _with_day(day: dt.date, schema: pa.Schema, columns: dict) -> pa.Table:
 def _hits(events: pa.Table | DayEvents) -> pa.Table:
     """The day's hits as Arrow, in the snapshot's row order (a day of page views is small)."""
     if isinstance(events, DayEvents):
-        return events.arrow("SELECT * EXCLUDE (row) FROM events ORDER BY row")
+        row = SNAPSHOT_ROW
+        return events.arrow(f"SELECT * EXCLUDE ({row}) FROM events ORDER BY {row}")
     return events
 
 
