@@ -177,7 +177,9 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
             def evaluate(partition: str) -> Evaluation:
                 try:
                     if partition not in elsewhere and not feature_engine.runs_in_process:
-                        # Says why, as the local engine does: no approved snapshot.
+                        # The day had no approved snapshot when the engine launched: refused
+                        # with the local engine's reason. One approved since then is computed
+                        # here, to the same bytes.
                         RUN_SNAPSHOTS.approved(store, partition, context.run.run_id)
                     return evaluate_feature_partition(
                         table,
