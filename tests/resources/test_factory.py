@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 from resources.factory import build_resources, current_deployment, local_paths
+from resources.feature_engine import emr_start_job_run_params
 from resources.storage.resource import LocalObjectStorage
 from resources.storage.s3_resource import S3ObjectStorage
 from resources.warehouse.resource import Warehouse
@@ -82,3 +83,46 @@ def test_the_trainer_addresses_the_bucket_in_the_run_workers_region(monkeypatch)
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     assert store_from_args(args).filesystem.region == "eu-west-2"
+
+
+def test_prod_selects_the_spark_engine_on_emr_serverless_by_environment(monkeypatch):
+    settings = {
+        "FEATURE_ENGINE": "spark",
+        "FEATURE_ENGINE_OUTPUT_URI": "s3://features-scratch/spark",
+        "SPARK_EMR_APPLICATION_ID": "00fabc123",
+        "SPARK_EMR_EXECUTION_ROLE_ARN": "arn:aws:iam::123456789012:role/feature-job",
+        "SPARK_EMR_ENTRY_POINT": "s3://code/assets/features/spark/job.py",
+        "SPARK_EMR_SUBMIT_PARAMETERS": "--py-files s3://code/project.zip",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    engine = build_resources("prod")["feature_engine"]
+    with dg.build_resources({"feature_engine": engine}) as built:
+        resolved = built.feature_engine
+    assert not resolved.runs_in_process
+    assert (resolved.output_uri, resolved.emr_application_id) == (
+        "s3://features-scratch/spark",
+        "00fabc123",
+    )
+    # The request the Pipes client sends is one EMR Serverless accepts (botocore's own model).
+    import botocore.session
+    from botocore.validate import ParamValidator
+
+    params = emr_start_job_run_params(
+        resolved.emr_application_id,
+        resolved.emr_execution_role_arn,
+        resolved.emr_entry_point,
+        resolved.emr_submit_parameters,
+    )
+    model = botocore.session.get_session().get_service_model("emr-serverless")
+    shape = model.operation_model("StartJobRun").input_shape
+    report = ParamValidator().validate({**params, "clientToken": "token"}, shape)
+    assert not report.has_errors(), report.generate_report()
+    assert params["jobDriver"]["sparkSubmit"]["entryPoint"].endswith("spark/job.py")
+
+
+def test_the_local_engine_is_the_default_everywhere(monkeypatch):
+    monkeypatch.delenv("FEATURE_ENGINE", raising=False)
+    for deployment in ("local", "prod"):
+        engine = build_resources(deployment)["feature_engine"]
+        assert engine.runs_in_process
