@@ -1,0 +1,48 @@
+"""A Spark session in local mode inside the test process, configured as the feature job's own
+(UTC session zone), its Python workers this interpreter with the project importable (a
+query's finish travels by reference)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from resources.paths import PROJECT_ROOT
+
+
+def local_spark() -> Iterator[object]:
+    """Body of a module-scoped fixture: the session, stopped and the environment restored after."""
+    from pyspark.sql import SparkSession
+
+    saved = {name: os.environ.get(name) for name in ("PYSPARK_PYTHON", "PYTHONPATH")}
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), saved["PYTHONPATH"]) if p
+    )
+    session = (
+        SparkSession.builder.master("local[2]")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    try:
+        yield session
+    finally:
+        session.stop()
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def write_snapshot(events: pa.Table, path: os.PathLike[str]) -> str:
+    """The day's events as a snapshot file of several row groups (Spark splits it, and each
+    row's position must still count from the file's start); its URI."""
+    pq.write_table(events, path, row_group_size=1000)
+    return Path(path).resolve().as_uri()
