@@ -31,7 +31,7 @@ LocalObjectStore(sys.argv[1]).put_file(sys.argv[2], sys.argv[3])
 """
 
 # The child holds the upload's threads once a part is in S3 (a botocore event hook), says so
-# on stdout and waits on stdin, which the test never writes: it dies mid-multipart-upload.
+# once on stdout and waits on stdin, which the test never writes: it dies mid-multipart-upload.
 _S3_CHILD = """
 import sys
 from resources.storage.object_store import open_s3_store
@@ -40,8 +40,13 @@ endpoint, bucket, key, path = sys.argv[1:5]
 store = open_s3_store(bucket, "team", region="us-east-1", endpoint_url=endpoint,
                       multipart_threshold=5 << 20, multipart_chunksize=5 << 20)
 
+import threading
+said = threading.Lock()
+
 def hold_after_a_part(**_):
-    print("part uploaded", flush=True)
+    # Parts upload on several threads: the first to finish says so, every one then waits.
+    if said.acquire(blocking=False):
+        print("part uploaded", flush=True)
     sys.stdin.readline()
 
 store.client.meta.events.register("after-call.s3.UploadPart", hold_after_a_part)
