@@ -53,11 +53,11 @@ def _shared_database() -> duckdb.DuckDBPyConnection:
                 "preserve_insertion_order": True,
             },
         )
-        # A timestamp's hour is its UTC hour, as on the Spark engine (session zone UTC).
-        # Without the ICU extension DuckDB knows no other zone; with it, the default would be
-        # the machine's.
+        # A timestamp's hour is its UTC hour, as on the Spark engine (session zone UTC), not
+        # the machine's: GLOBAL, as a plain SET holds for this connection and not its cursors.
+        # Without the ICU extension DuckDB knows no zone but UTC and refuses the setting.
         with contextlib.suppress(duckdb.Error):
-            _database.execute("SET TimeZone = 'UTC'")
+            _database.execute("SET GLOBAL TimeZone = 'UTC'")
         atexit.register(shutil.rmtree, _directory, ignore_errors=True)
         # Registered last, so it runs first: closed before its spill directory goes.
         atexit.register(_database.close)
