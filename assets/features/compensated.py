@@ -62,9 +62,10 @@ def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
 def compensated_sums(
     day: DayEvents, key: str, keys: np.ndarray, values: list[str]
 ) -> list[np.ndarray]:
-    """Per SQL expression of `values`, per key of the ascending `keys`: the compensated sum of
-    the expression's present values (0 for a key without any)."""
-    out = np.zeros((len(keys), len(values)))
+    """Per SQL expression of `values`, per key of `keys` (any order): the compensated sum of the
+    expression's present values (0 for a key without any; NaN for a null key, whose rows no
+    sum adds, as on Spark, whose join matches no null)."""
+    out = np.full((len(keys), len(values)), np.nan)
     columns = ", ".join(
         f"{as_summed(value)} AS value_{number}" for number, value in enumerate(values)
     )
@@ -73,9 +74,11 @@ def compensated_sums(
         in_pass = f"hash({key}) % {passes} = {number}" if passes > 1 else "TRUE"
         # No ORDER BY: a scan and a filter keep the rows in the snapshot's order.
         rows = day.connection.sql(
-            f"SELECT {key} AS key, {columns} FROM events WHERE {in_pass}"
+            f"SELECT {key} AS key, {columns} FROM events WHERE {key} IS NOT NULL AND {in_pass}"
         ).fetchnumpy()
         summed = np.column_stack([rows[f"value_{n}"] for n in range(len(values))])
-        pass_keys, sums = group_sums(rows["key"], summed)
-        out[np.searchsorted(keys, pass_keys)] = sums
+        pass_keys, sums = group_sums(np.asarray(rows["key"]), summed)
+        # Where each of `keys` is among this pass's keys (-1: in another pass, or null).
+        found = pd.Index(pass_keys).get_indexer(keys)
+        out[found >= 0] = sums[found[found >= 0]]
     return list(out.T)

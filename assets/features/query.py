@@ -28,13 +28,15 @@ SNAPSHOT_ROW = "snapshot_row"
 class FeatureQuery:
     """One feature table: the rows of `sql` in `order_by` order, with per-key `sums`, finished."""
 
-    # Over `events`; any order (the engine sorts by `order_by`, columns of its result).
+    # Over `events`; any order: the engine sorts by `order_by`, names of the result's columns
+    # (ascending, nulls last on both engines; put a tie-breaker such as SNAPSHOT_ROW last).
     sql: str
     order_by: tuple[str, ...]
     # The result's rows as the table's schema: row by row, so it runs on any batch of them.
     finish: Callable[[pa.Table, dt.date], pa.Table]
     # Per value of `sums_key` (a column of `events` and of `sql`'s result, one row per value),
-    # each named SQL value of `sums` summed in snapshot order; added to the result by name.
+    # each named SQL value of `sums` summed in snapshot order; added to the result under its
+    # name (not one of the result's own), NaN for a null key.
     sums_key: str | None = None
     sums: dict[str, str] = field(default_factory=dict)
 
@@ -45,7 +47,8 @@ def run_on_duckdb(
     """The query's table of one day on the local engine: whole where it has a row per key (its
     sums need the keys), else streamed in batches of `schema` as the engine returns them in
     order (a table the size of the day's events is never whole in memory)."""
-    ordered = f"SELECT * FROM ({query.sql}) ORDER BY {', '.join(query.order_by)}"
+    order = ", ".join(f"{column} ASC NULLS LAST" for column in query.order_by)
+    ordered = f"SELECT * FROM ({query.sql}) ORDER BY {order}"
     if query.sums_key is None:
 
         def batches() -> Iterator[pa.RecordBatch]:
@@ -56,7 +59,7 @@ def run_on_duckdb(
         return pa.RecordBatchReader.from_batches(schema, batches())
     with open_day(events) as day_events:
         rows = day_events.arrow(ordered)
-        keys = rows[query.sums_key].to_numpy()
+        keys = rows[query.sums_key].to_numpy(zero_copy_only=False)
         sums = compensated_sums(day_events, query.sums_key, keys, list(query.sums.values()))
     for name, summed in zip(query.sums, sums, strict=True):
         rows = rows.append_column(name, pa.array(summed, pa.float64()))

@@ -38,10 +38,15 @@ def day_events(spark: SparkSession, snapshot_uri: str) -> DataFrame:
 def _compensated_sums(spark: SparkSession, query: FeatureQuery) -> DataFrame:
     """Per value of the query's key, its sums added in snapshot order (Kahan, as on DuckDB)."""
     key, names = query.sums_key, list(query.sums)
-    values = spark.table("events").selectExpr(
-        f"{key} AS sum_key",
-        SNAPSHOT_ROW,
-        *(f"{as_summed(value)} AS {name}" for name, value in query.sums.items()),
+    # A null key's rows are summed for no key, as on DuckDB (the join below matches no null).
+    values = (
+        spark.table("events")
+        .where(f"{key} IS NOT NULL")
+        .selectExpr(
+            f"{key} AS sum_key",
+            SNAPSHOT_ROW,
+            *(f"{as_summed(value)} AS {name}" for name, value in query.sums.items()),
+        )
     )
     key_type = values.schema["sum_key"].dataType.simpleString()
 
@@ -51,7 +56,7 @@ def _compensated_sums(spark: SparkSession, query: FeatureQuery) -> DataFrame:
         return pd.DataFrame({key: keys, **{name: sums[:, n] for n, name in enumerate(names)}})
 
     buckets = values.withColumn("sum_bucket", F.pmod(F.hash("sum_key"), F.lit(SUM_BUCKETS)))
-    schema = ", ".join([f"{key} {key_type}", *(f"{name} double" for name in names)])
+    schema = ", ".join([f"`{key}` {key_type}", *(f"`{name}` double" for name in names)])
     return buckets.groupBy("sum_bucket").applyInPandas(add, schema)
 
 
@@ -62,7 +67,8 @@ def feature_table(
     rows = spark.sql(query.sql)
     if query.sums_key is not None:
         rows = rows.join(_compensated_sums(spark, query), on=query.sums_key, how="left")
-    ordered = rows.orderBy(*query.order_by)
+    # Nulls last, as DuckDB's run orders them (Spark's ascending default puts them first).
+    ordered = rows.orderBy(*(F.asc_nulls_last(column) for column in query.order_by))
 
     def finish(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:

@@ -88,6 +88,16 @@ def test_sums_are_compensated_when_the_rows_come_in_key_order(keys):
     assert sums.tobytes() == expected.tobytes()
 
 
+def test_sums_follow_the_keys_in_any_order_and_a_null_key_gets_none():
+    keys = pa.array([3, None, 1, 3, None, 2, 1], pa.int64())
+    values = pa.array([1.0, 100.0, 2.0, 4.0, 200.0, 8.0, 16.0])
+    with DayEvents.from_arrow(pa.table({"key": keys, "value": values})) as day:
+        # The table's own order: descending, the null key in the middle.
+        [sums] = compensated_sums(day, "key", np.array([3.0, np.nan, 2.0, 1.0]), ["value"])
+    assert sums[[0, 2, 3]].tolist() == [5.0, 8.0, 18.0]
+    assert np.isnan(sums[1])
+
+
 def test_sums_of_a_file_add_in_its_row_order_across_row_groups_and_threads(tmp_path):
     # Many small row groups, which DuckDB's threads scan side by side; the big key's rows
     # (a third of them) are spread over all of them.
