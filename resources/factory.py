@@ -16,7 +16,7 @@ from typing import Any
 import dagster as dg
 
 from resources.environment import warn_on_drift
-from resources.feature_engine import FeatureEngine
+from resources.feature_engine import ENGINES, FeatureEngine
 from resources.notifier import Notifier
 from resources.paths import PROJECT_ROOT
 from resources.pricing import ComputePrices
@@ -130,6 +130,33 @@ def gpu_policy() -> GpuPolicy:
     return GpuPolicy()
 
 
+def production_feature_engine() -> FeatureEngine:
+    """The feature engine of a production deployment, checked when the definitions load: the
+    Spark engine runs on EMR Serverless there (the run pods have no Spark), so it needs every
+    SPARK_EMR_* setting and an s3:// output both the job and the run pods reach."""
+    engine = os.environ.get("FEATURE_ENGINE", "local")
+    if engine not in ENGINES:
+        raise ValueError(f"FEATURE_ENGINE={engine!r} is not one of {ENGINES}")
+    if engine == "local":
+        return FeatureEngine(**_env_vars_that_are_set(_OPTIONAL_FEATURE_ENGINE_SETTINGS))
+    required = [*_OPTIONAL_EMR_SETTINGS.values(), "FEATURE_ENGINE_OUTPUT_URI"]
+    missing = [name for name in required if not os.environ.get(name)]
+    if missing:
+        raise ValueError(
+            f"FEATURE_ENGINE=spark in production runs the feature job on EMR Serverless and "
+            f"needs {', '.join(missing)} (docs/pipeline.md); set them, or unset FEATURE_ENGINE "
+            "to compute the tables in the run pods."
+        )
+    if not os.environ["FEATURE_ENGINE_OUTPUT_URI"].startswith("s3://"):
+        raise ValueError(
+            f"FEATURE_ENGINE_OUTPUT_URI={os.environ['FEATURE_ENGINE_OUTPUT_URI']!r}: the Spark "
+            "job on EMR Serverless writes where the run pods read, an s3:// prefix."
+        )
+    return FeatureEngine(
+        **_env_vars_that_are_set(_OPTIONAL_FEATURE_ENGINE_SETTINGS | _OPTIONAL_EMR_SETTINGS)
+    )
+
+
 def current_deployment() -> str:
     deployment = os.environ.get("DAGSTER_DEPLOYMENT", "local")
     if deployment not in DEPLOYMENTS:
@@ -211,9 +238,7 @@ def build_resources(
                 **trainer_shape_settings(),
                 **_env_vars_that_are_set(_OPTIONAL_TRAINER_SETTINGS | _OPTIONAL_BUILD_SETTINGS),
             ),
-            "feature_engine": FeatureEngine(
-                **_env_vars_that_are_set(_OPTIONAL_FEATURE_ENGINE_SETTINGS | _OPTIONAL_EMR_SETTINGS)
-            ),
+            "feature_engine": production_feature_engine(),
             "gpu_policy": gpu_policy(),
             "compute_prices": ComputePrices(**_env_vars_that_are_set(_OPTIONAL_PRICE_SETTINGS)),
         }

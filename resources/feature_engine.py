@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import uuid
@@ -23,15 +24,32 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from assets.features.spark.paths import refusal_uri, table_uri
 from resources.paths import PROJECT_ROOT
 
 ENGINES = ("local", "spark")
 JOB_MODULE = "assets.features.spark.job"
 
 
-def read_output(uri: str, schema: pa.Schema) -> pa.RecordBatchReader:
-    """A table Spark wrote under `uri`, streamed in its order (part files by name) as `schema`."""
-    filesystem, path = pafs.FileSystem.from_uri(uri)
+class NoEngineOutput(RuntimeError):
+    """The engine wrote no complete table for a day (it failed, or refused the day)."""
+
+
+def read_output(output: str, table: str, partition: str, schema: pa.Schema) -> pa.RecordBatchReader:
+    """A table of a day the Spark job wrote under `output`, streamed in its order (part files
+    by name) as `schema`; only a complete one (Spark's _SUCCESS marker), else the job's reason."""
+    filesystem, path = pafs.FileSystem.from_uri(table_uri(output, table, partition))
+    if filesystem.get_file_info(f"{path}/_SUCCESS").type != pafs.FileType.File:
+        refusal_fs, refusal = pafs.FileSystem.from_uri(refusal_uri(output, partition))
+        if refusal_fs.get_file_info(refusal).type == pafs.FileType.File:
+            with refusal_fs.open_input_stream(refusal) as stream:
+                raise NoEngineOutput(json.loads(stream.read())["reason"])
+        raise NoEngineOutput(
+            f"{table} {partition}: the Spark job wrote no complete output at {output}; the "
+            "job's own log says why (the run's Pipes log, or on EMR Serverless the job run's "
+            "CloudWatch logs). The last approved version stays published: materialize the "
+            "partition again once the cause is fixed."
+        )
     parts = sorted(
         info.path
         for info in filesystem.get_file_info(pafs.FileSelector(path))
@@ -61,12 +79,18 @@ def emr_start_job_run_params(
                 "sparkSubmitParameters": submit_parameters,
             }
         },
+        # The Pipes client reads the job's log lines and messages from CloudWatch, and only
+        # where the job run logs there.
+        "configurationOverrides": {
+            "monitoringConfiguration": {"cloudWatchLoggingConfiguration": {"enabled": True}}
+        },
     }
 
 
 class FeatureEngine(dg.ConfigurableResource):
     """The engine the feature assets compute their tables on (see the module docstring)."""
 
+    # "local" or "spark" (ENGINES); a str, as Dagster resolves it from FEATURE_ENGINE at run time.
     engine: str = "local"
     # The feature tables the Spark job computes, as `module:ATTRIBUTE` (the project's own).
     declarations: str = "assets.features.logic:FEATURE_TABLES"
@@ -95,20 +119,23 @@ class FeatureEngine(dg.ConfigurableResource):
         tables: Sequence[str],
         snapshots: Mapping[str, tuple[str, str]],
         scratch: Path,
-    ) -> dict[tuple[str, str], str]:
+    ) -> str:
         """Launch the Spark job for `tables` of the days of `snapshots` (partition -> snapshot
-        URI and sha256); (table, partition) -> the URI its rows were written under."""
-        output = self.output_uri.rstrip("/") or (scratch / "spark").as_uri()
+        URI and sha256); the URI its outputs are under (`read_output`, then `discard`)."""
+        output = (
+            f"{self.output_uri.rstrip('/') or (scratch / 'spark').as_uri()}/"
+            f"{context.run.run_id}-{uuid.uuid4().hex[:8]}"
+        )
         extras = {
             "tables": list(tables),
             "declarations": self.declarations,
             "days": {p: {"snapshot": uri, "sha256": sha} for p, (uri, sha) in snapshots.items()},
-            "output": f"{output}/{context.run.run_id}-{uuid.uuid4().hex[:8]}",
+            "output": output,
         }
         if self.emr_application_id:
             from dagster_aws.pipes import PipesEMRServerlessClient
 
-            invocation = PipesEMRServerlessClient().run(
+            PipesEMRServerlessClient().run(
                 context=context,
                 start_job_run_params=emr_start_job_run_params(
                     self.emr_application_id,
@@ -119,16 +146,21 @@ class FeatureEngine(dg.ConfigurableResource):
                 extras=extras,
             )
         else:
-            invocation = dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT)).run(
+            dg.PipesSubprocessClient(cwd=str(PROJECT_ROOT)).run(
                 context=context,
                 command=[sys.executable, "-m", JOB_MODULE],
                 extras=extras,
                 env=self._local_env(),
             )
-        return {
-            (message["table"], message["partition"]): message["output"]
-            for message in invocation.get_custom_messages()
-        }
+        return output
+
+    @staticmethod
+    def discard(output: str) -> None:
+        """Remove a launch's outputs and staged snapshots once the step has published them
+        (on S3 a table the size of the day's events would otherwise stay behind)."""
+        filesystem, path = pafs.FileSystem.from_uri(output)
+        if filesystem.get_file_info(path).type == pafs.FileType.Directory:
+            filesystem.delete_dir(path)
 
     def _local_env(self) -> dict[str, str]:
         # Spark's Python workers run this interpreter with the project importable (the job

@@ -31,7 +31,7 @@ from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
 from assets.quality.tally import TableTally
 from assets.sources.daily_events import ASSET as EVENTS_ASSET
-from resources.feature_engine import FeatureEngine, read_output
+from resources.feature_engine import FeatureEngine, NoEngineOutput, read_output
 from resources.notifier import Notifier
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
@@ -106,29 +106,37 @@ def computed_on_engine(
     table: FeatureTable,
     store: ObjectStore,
     scratch: Path,
-) -> dict[str, tuple[Computed, GateReport]]:
+) -> tuple[dict[str, tuple[Computed, GateReport] | NoEngineOutput], str | None]:
     """The step's days of `table` computed by an engine outside this process, launched once for
-    all of them: partition -> its rows and the approval of the snapshot they came from. A day
-    without an approved snapshot is left out (its evaluation refuses it as the local one does)."""
+    all of them: partition -> its rows and the approval of the snapshot they came from, or why
+    the engine wrote no complete table of it (its evaluation fails with that reason, in the
+    step's order, as a local day would); and the launch's output, to discard. A day without
+    an approved snapshot is left out (its evaluation refuses it as the local one does)."""
     approvals = {}
     for partition in context.partition_keys:
         approval = read_approval(store, EVENTS_ASSET, partition, daily_partitions)
         if approval is not None and approval.passed:
             approvals[partition] = approval
     if not approvals:
-        return {}
+        return {}, None
     snapshots = {p: (store.uri(a.object_key), a.content_sha256) for p, a in approvals.items()}
-    outputs = engine.compute_days(context, [table.name], snapshots, scratch)
-    computed = {}
+    output = engine.compute_days(context, [table.name], snapshots, scratch)
+    computed: dict[str, tuple[Computed, GateReport] | NoEngineOutput] = {}
     for partition, approval in approvals.items():
-        if (table.name, partition) not in outputs:
-            raise dg.Failure(
-                f"{table.name} {partition}: the {engine.engine} engine reported no output; its "
-                "log above says why. The last approved version stays published."
+        try:
+            computed[partition] = (
+                read_output(output, table.name, partition, table.schema),
+                approval,
             )
-        rows = read_output(outputs[(table.name, partition)], table.schema)
-        computed[partition] = (rows, approval)
-    return computed
+        except NoEngineOutput as missing:
+            computed[partition] = missing
+    return computed, output
+
+
+def computed_here(table: FeatureTable, engine: FeatureEngine) -> bool:
+    """Whether this process computes the table: on the local engine, and for a table that has
+    no query (plain Python) whatever the engine."""
+    return engine.runs_in_process or table.query is None
 
 
 def feature_gates(table: FeatureTable) -> tuple[str, ...]:
@@ -168,15 +176,18 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
         # The encoded partitions' directory: the publisher removes each file once published
         # or refused, this the directory when the step ends, however it ends.
         with tempfile.TemporaryDirectory(prefix=f"{table.name}-") as scratch:
-            elsewhere = (
-                {}
-                if feature_engine.runs_in_process
+            here = computed_here(table, feature_engine)
+            elsewhere, output = (
+                ({}, None)
+                if here
                 else computed_on_engine(context, feature_engine, table, store, Path(scratch))
             )
 
             def evaluate(partition: str) -> Evaluation:
+                if isinstance(elsewhere.get(partition), NoEngineOutput):
+                    raise dg.Failure(description=str(elsewhere[partition]), allow_retries=False)
                 try:
-                    if partition not in elsewhere and not feature_engine.runs_in_process:
+                    if partition not in elsewhere and not here:
                         # The day had no approved snapshot when the engine launched: refused
                         # with the local engine's reason. One approved since then is computed
                         # here, to the same bytes.
@@ -193,18 +204,22 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
                 except PartitionNotPublished as err:
                     raise dg.Failure(description=str(err), allow_retries=False) from err
 
-            return publish_gated_partitions(
-                context,
-                asset_name=table.name,
-                layer="features",
-                primary_key=table.primary_key,
-                column_descriptions=table.column_descriptions,
-                gate_names=feature_gates(table),
-                store=store,
-                notifier=notifier,
-                evaluate=evaluate,
-                policy=config.publish_policy(),
-            )
+            try:
+                return publish_gated_partitions(
+                    context,
+                    asset_name=table.name,
+                    layer="features",
+                    primary_key=table.primary_key,
+                    column_descriptions=table.column_descriptions,
+                    gate_names=feature_gates(table),
+                    store=store,
+                    notifier=notifier,
+                    evaluate=evaluate,
+                    policy=config.publish_policy(),
+                )
+            finally:
+                if output is not None:
+                    feature_engine.discard(output)
 
     return feature_asset
 

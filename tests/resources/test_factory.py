@@ -121,6 +121,22 @@ def test_prod_selects_the_spark_engine_on_emr_serverless_by_environment(monkeypa
     assert params["jobDriver"]["sparkSubmit"]["entryPoint"].endswith("spark/job.py")
 
 
+def test_prod_refuses_the_spark_engine_without_its_emr_settings(monkeypatch):
+    monkeypatch.setenv("FEATURE_ENGINE", "spark")
+    for name in ("SPARK_EMR_APPLICATION_ID", "SPARK_EMR_ENTRY_POINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SPARK_EMR_EXECUTION_ROLE_ARN", "arn:aws:iam::123456789012:role/job")
+    monkeypatch.setenv("SPARK_EMR_SUBMIT_PARAMETERS", "--py-files s3://code/project.zip")
+    monkeypatch.setenv("FEATURE_ENGINE_OUTPUT_URI", "s3://scratch/spark")
+    with pytest.raises(ValueError, match="needs SPARK_EMR_APPLICATION_ID, SPARK_EMR_ENTRY_POINT"):
+        build_resources("prod")
+    monkeypatch.setenv("SPARK_EMR_APPLICATION_ID", "00fabc123")
+    monkeypatch.setenv("SPARK_EMR_ENTRY_POINT", "s3://code/job.py")
+    monkeypatch.setenv("FEATURE_ENGINE_OUTPUT_URI", "/tmp/spark")
+    with pytest.raises(ValueError, match=r"FEATURE_ENGINE_OUTPUT_URI='/tmp/spark'.*s3://"):
+        build_resources("prod")
+
+
 def test_the_local_engine_is_the_default_everywhere(monkeypatch):
     monkeypatch.delenv("FEATURE_ENGINE", raising=False)
     for deployment in ("local", "prod"):

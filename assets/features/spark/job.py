@@ -4,9 +4,11 @@ Launched by the feature assets (`resources/feature_engine.py`): on a laptop or i
 process running Spark in local mode, in production by spark-submit on EMR Serverless (the
 entry point is this module, the project's code shipped with the job). It reads from the Pipes
 extras which tables of which days to compute, each day's approved snapshot (its URI and
-sha256) and where to write; it checks every snapshot's hash before Spark reads it, writes each
-table of each day as parquet files under the output URI, in order (part files by name), and
-reports each one back as a Pipes custom message. Gating and publishing stay with the asset.
+sha256) and where to write. It copies each snapshot under the output URI, hashing it as it
+copies, and Spark reads that checked copy; each table of each day is written as parquet parts
+in order (by name) under `table_uri`, ended by Spark's `_SUCCESS`; a day whose snapshot is not
+the approved one gets its reason at `refusal_uri` instead. The asset reads those places (Pipes
+messages only report progress, so a lost message loses nothing) and gates and publishes.
 
     extras: {"tables": [name, ...], "declarations": "module:ATTRIBUTE",
              "days": {partition: {"snapshot": uri, "sha256": hex}}, "output": uri}
@@ -17,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +30,7 @@ from pyspark.sql import SparkSession
 
 from assets.features.logic import FeatureTable
 from assets.features.spark.engine import day_events, feature_table
+from assets.features.spark.paths import refusal_uri, staged_snapshot_uri, table_uri
 
 _HASH_CHUNK = 8 * 1024 * 1024
 
@@ -60,15 +64,25 @@ def declared_tables(reference: str, names: Sequence[str]) -> list[FeatureTable]:
     return tables
 
 
-def verify_snapshot(partition: str, uri: str, expected_sha256: str) -> None:
-    """Refuse a snapshot whose bytes are not the approved ones, before Spark reads them."""
-    filesystem, path = pafs.FileSystem.from_uri(uri)
+class SnapshotChanged(ValueError):
+    """The snapshot's bytes are not the approved ones."""
+
+
+def stage_snapshot(partition: str, uri: str, expected_sha256: str, staged_uri: str) -> None:
+    """Copy the approved snapshot to `staged_uri`, hashing the bytes as they are copied, and
+    refuse them unless they are the approved ones: Spark then reads exactly what was checked
+    (it reads a file several times, and the original could change between reads)."""
+    source_fs, source = pafs.FileSystem.from_uri(uri)
+    staged_fs, staged = pafs.FileSystem.from_uri(staged_uri)
+    staged_fs.create_dir(staged.rsplit("/", 1)[0], recursive=True)
     digest = hashlib.sha256()
-    with filesystem.open_input_stream(path) as stream:
+    with source_fs.open_input_stream(source) as stream, staged_fs.open_output_stream(staged) as out:
         while chunk := stream.read(_HASH_CHUNK):
             digest.update(chunk)
+            out.write(chunk)
     if digest.hexdigest() != expected_sha256:
-        raise ValueError(
+        staged_fs.delete_file(staged)
+        raise SnapshotChanged(
             f"partition {partition}: the snapshot at {uri} has sha256 {digest.hexdigest()}, "
             f"not the approved {expected_sha256}; it was changed after approval. Re-run the "
             "day's daily_events to approve the warehouse's rows again."
@@ -76,18 +90,28 @@ def verify_snapshot(partition: str, uri: str, expected_sha256: str) -> None:
 
 
 def compute(pipes: PipesContext, spark: SparkSession, extras: dict[str, Any]) -> None:
+    """Each day's tables; a day whose snapshot changed is refused (the reason written where
+    the asset reads it) and the other days go on, as the local engine's partitions do."""
     tables = declared_tables(extras["declarations"], extras["tables"])
+    output = extras["output"].rstrip("/")
     for partition, snapshot in sorted(extras["days"].items()):
-        verify_snapshot(partition, snapshot["snapshot"], snapshot["sha256"])
-        day_events(spark, snapshot["snapshot"])
+        staged = staged_snapshot_uri(output, partition)
+        try:
+            stage_snapshot(partition, snapshot["snapshot"], snapshot["sha256"], staged)
+        except SnapshotChanged as refused:
+            filesystem, path = pafs.FileSystem.from_uri(refusal_uri(output, partition))
+            filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
+            with filesystem.open_output_stream(path) as out:
+                out.write(json.dumps({"partition": partition, "reason": str(refused)}).encode())
+            pipes.log.error(str(refused))
+            continue
+        day_events(spark, staged)
         for table in tables:
-            output = f"{extras['output'].rstrip('/')}/{table.name}/{partition}"
+            written = table_uri(output, table.name, partition)
             rows = feature_table(spark, table.query, table.schema, dt.date.fromisoformat(partition))
-            rows.write.mode("errorifexists").parquet(output)
-            pipes.report_custom_message(
-                {"table": table.name, "partition": partition, "output": output}
-            )
-            pipes.log.info(f"{table.name} {partition}: written to {output}")
+            rows.write.mode("errorifexists").parquet(written)
+            pipes.report_custom_message({"table": table.name, "partition": partition})
+            pipes.log.info(f"{table.name} {partition}: written to {written}")
 
 
 def main() -> None:

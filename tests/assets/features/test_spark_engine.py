@@ -4,6 +4,7 @@ gates; the job refuses a snapshot whose bytes are not the approved ones, and a t
 no query says it can only run locally."""
 
 import hashlib
+import json
 import shutil
 
 import dagster as dg
@@ -14,13 +15,13 @@ from assets.features.snapshot import RUN_SNAPSHOTS
 from assets.partitions import daily_partitions, partition_range_tags
 from assets.publishing.gate_reports import read_approval
 from resources.factory import build_resources
-from resources.feature_engine import FeatureEngine
+from resources.feature_engine import FeatureEngine, NoEngineOutput, read_output
 from tests.adapt.page_view_features import PAGE_VIEW_TABLES
 from tests.support.example import example_daily_events, example_feature_assets
 
 pytest.importorskip("pyspark", reason="the Spark engine's tests need pyspark (requirements-dev)")
 
-from assets.features.spark.job import declared_tables, verify_snapshot
+from assets.features.spark.job import SnapshotChanged, declared_tables, stage_snapshot
 
 DAYS = ("2026-11-02", "2026-11-03")
 SPARK = FeatureEngine(
@@ -78,15 +79,53 @@ def test_spark_publishes_the_local_engines_bytes_through_the_same_assets(tmp_pat
             for day in DAYS:
                 assert any(f"{table.name} {day}: written to" in m for m in messages), (table, day)
 
+        # The second day's approved snapshot is changed behind the approval: the job refuses
+        # that day, naming it, and its approved tables stay published as they were.
+        with dg.build_resources({"storage": on_spark["storage"]}) as initialized:
+            store = initialized.storage.open_store()
+        approval = read_approval(store, "daily_events", DAYS[1], daily_partitions)
+        store.put_bytes(approval.object_key, store.get_bytes(approval.object_key) + b"tampered")
+        rerun = dg.materialize(
+            example_feature_assets,
+            resources=on_spark,
+            tags=partition_range_tags(*DAYS),
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not rerun.success
+        failures = [e for e in rerun.all_events if e.event_type_value == "STEP_FAILURE"]
+        assert failures and all(
+            f"partition {DAYS[1]}: the snapshot at" in e.step_failure_data.error.message
+            and "not the approved" in e.step_failure_data.error.message
+            for e in failures
+        ), [e.step_failure_data.error.message for e in failures]
+        assert _published_digests(on_spark) == expected
 
-def test_the_job_refuses_a_snapshot_changed_after_approval(tmp_path):
+
+def test_spark_reads_a_checked_copy_and_a_changed_snapshot_is_refused(tmp_path):
     snapshot = tmp_path / "events.parquet"
     snapshot.write_bytes(b"approved bytes")
     approved = hashlib.sha256(b"approved bytes").hexdigest()
-    verify_snapshot("2026-11-02", snapshot.as_uri(), approved)
+    staged = tmp_path / "launch" / "snapshots" / "2026-11-02.parquet"
+    stage_snapshot("2026-11-02", snapshot.as_uri(), approved, staged.as_uri())
+    assert staged.read_bytes() == b"approved bytes"
     snapshot.write_bytes(b"other bytes")
-    with pytest.raises(ValueError, match=r"partition 2026-11-02: the snapshot at .* has sha256"):
-        verify_snapshot("2026-11-02", snapshot.as_uri(), approved)
+    changed = tmp_path / "launch" / "snapshots" / "2026-11-03.parquet"
+    with pytest.raises(SnapshotChanged, match=r"partition 2026-11-02: the snapshot at .* sha256"):
+        stage_snapshot("2026-11-02", snapshot.as_uri(), approved, changed.as_uri())
+    assert not changed.exists()
+
+
+def test_the_asset_reads_only_a_complete_output_and_says_why_there_is_none(tmp_path):
+    output = (tmp_path / "launch").as_uri()
+    table = CLICK_STREAM_FEATURES[0]
+    with pytest.raises(NoEngineOutput, match=f"{table.name} 2026-11-02: the Spark job wrote no"):
+        read_output(output, table.name, "2026-11-02", table.schema)
+    refused = tmp_path / "launch" / "refused" / "2026-11-02.json"
+    refused.parent.mkdir(parents=True)
+    refused.write_text(json.dumps({"partition": "2026-11-02", "reason": "sha256 differs"}))
+    with pytest.raises(NoEngineOutput, match="sha256 differs"):
+        read_output(output, table.name, "2026-11-02", table.schema)
 
 
 def test_a_table_without_a_query_runs_only_on_the_local_engine():
