@@ -92,7 +92,8 @@ class FeatureEngine(dg.ConfigurableResource):
 
     # "local" or "spark" (ENGINES); a str, as Dagster resolves it from FEATURE_ENGINE at run time.
     engine: str = "local"
-    # The feature tables the Spark job computes, as `module:ATTRIBUTE` (the project's own).
+    # Where the Spark job finds the tables it is asked for, as `module:ATTRIBUTE` naming a
+    # sequence of FeatureTables (FEATURE_ENGINE_DECLARATIONS; default: the project's own).
     declarations: str = "assets.features.logic:FEATURE_TABLES"
     # A local launch: Spark's master inside the launched process.
     spark_master: str = "local[2]"
