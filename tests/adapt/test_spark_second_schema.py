@@ -22,9 +22,11 @@ from tests.adapt.page_view_features import (
     visitor_days,
 )
 from tests.adapt.page_views import PAGE_VIEWS, generate_page_views
-from tests.support.spark import local_spark, write_snapshot
+from tests.support.spark import local_spark, spark_unavailable, write_snapshot
 
-pytest.importorskip("pyspark", reason="the Spark engine's tests need pyspark (requirements-dev)")
+if spark_unavailable():
+    pytest.skip(spark_unavailable(), allow_module_level=True)
+
 
 from assets.features.spark.engine import day_events, feature_table
 

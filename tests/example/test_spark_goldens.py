@@ -7,9 +7,11 @@ import pytest
 from assets.features.logic import CLICK_STREAM_FEATURES
 from tests.example.golden_inputs import DAY, golden_inputs
 from tests.example.goldens import digests, load
-from tests.support.spark import local_spark, write_snapshot
+from tests.support.spark import local_spark, spark_unavailable, write_snapshot
 
-pytest.importorskip("pyspark", reason="the Spark engine's tests need pyspark (requirements-dev)")
+if spark_unavailable():
+    pytest.skip(spark_unavailable(), allow_module_level=True)
+
 
 from assets.features.spark.engine import day_events, feature_table
 

@@ -4,7 +4,9 @@ query's finish travels by reference)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from resources.paths import PROJECT_ROOT
+
+
+def spark_unavailable() -> str | None:
+    """Why Spark's local mode cannot run here (no pyspark, no Java), or None."""
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (requirements-dev.lock installs it)"
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        return "Spark's local mode needs Java 17+ on PATH or JAVA_HOME"
+    return None
 
 
 def local_spark() -> Iterator[object]:

@@ -18,6 +18,7 @@ from resources.factory import build_resources
 from resources.feature_engine import FeatureEngine, NoEngineOutput, read_output
 from tests.adapt.page_view_features import PAGE_VIEW_TABLES
 from tests.support.example import example_daily_events, example_feature_assets
+from tests.support.spark import spark_unavailable
 
 pytest.importorskip("pyspark", reason="the Spark engine's tests need pyspark (requirements-dev)")
 
@@ -53,6 +54,7 @@ def _materialize(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInP
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(spark_unavailable() is not None, reason=str(spark_unavailable()))
 def test_spark_publishes_the_local_engines_bytes_through_the_same_assets(tmp_path, local_root):
     with dg.DagsterInstance.ephemeral() as instance:
         local = build_resources("local", local_root=local_root)
