@@ -119,7 +119,9 @@ def computed_on_engine(
             approvals[partition] = approval
     if not approvals:
         return {}, None
-    snapshots = {p: (store.uri(a.object_key), a.content_sha256) for p, a in approvals.items()}
+    snapshots = {
+        p: (store.reader_uri(a.object_key), a.content_sha256) for p, a in approvals.items()
+    }
     output = engine.compute_days(context, [table.name], snapshots, scratch)
     computed: dict[str, tuple[Computed, GateReport] | NoEngineOutput] = {}
     for partition, approval in approvals.items():

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
+from urllib.parse import urlencode
 
 import pyarrow.fs as pafs
 
@@ -94,6 +95,12 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def uri(self, key: str) -> str: ...
+
+    def reader_uri(self, key: str) -> str:
+        """The object's URI for another process to open with pyarrow's
+        `FileSystem.from_uri`: this store's endpoint and region in it, never credentials
+        (that process reads with its own identity)."""
+        ...
 
     def arrow_location(self, key: str) -> tuple[pafs.FileSystem, str]:
         """(filesystem, path) for pyarrow readers that stream the object."""
@@ -334,6 +341,9 @@ class LocalObjectStore:
     def uri(self, key: str) -> str:
         return self._path(key).as_uri()
 
+    def reader_uri(self, key: str) -> str:
+        return self.uri(key)
+
     def arrow_location(self, key: str) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), str(self._path(key))
 
@@ -479,6 +489,14 @@ class S3ObjectStore:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._s3_key(key)}"
+
+    def reader_uri(self, key: str) -> str:
+        # The boto3 client's endpoint is the one this store reaches (AWS's own, or
+        # S3_ENDPOINT_URL's); pyarrow takes it, and the region, as query parameters.
+        scheme, _, host = self.client.meta.endpoint_url.partition("://")
+        query = {"region": self.client.meta.region_name or "us-east-1"}
+        query.update(endpoint_override=host, scheme=scheme)
+        return f"{self.uri(key)}?{urlencode(query)}"
 
     def arrow_location(self, key: str) -> tuple[pafs.FileSystem, str]:
         return self.filesystem, f"{self.bucket}/{self._s3_key(key)}"

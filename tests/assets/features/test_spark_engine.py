@@ -141,3 +141,52 @@ def test_a_table_without_a_query_runs_only_on_the_local_engine():
 def test_an_unknown_engine_is_refused_by_name():
     with pytest.raises(ValueError, match="FEATURE_ENGINE='flink' is not one of"):
         _ = FeatureEngine(engine="flink").runs_in_process
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(spark_unavailable() is not None, reason=str(spark_unavailable()))
+def test_spark_reads_the_snapshot_from_the_s3_store_it_was_approved_in(
+    s3_bucket, local_resources, monkeypatch
+):
+    """The production storage on the S3 API server on loopback: the job opens the approved
+    snapshot by the store's reader URI (its endpoint and region, not its credentials: the job
+    reads with its own identity, here the environment's)."""
+    monkeypatch.setenv("OBJECT_STORE_BUCKET", s3_bucket)
+    monkeypatch.setenv("OBJECT_STORE_PREFIX", "ml-template/spark")
+    on_s3 = {**build_resources("prod"), "warehouse": local_resources["warehouse"]}
+    day = DAYS[0]
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert dg.materialize(
+            [example_daily_events, *example_feature_assets],
+            resources=on_s3,
+            partition_key=day,
+            instance=instance,
+        ).success
+        with dg.build_resources({"storage": on_s3["storage"]}) as initialized:
+            store = initialized.storage.open_store()
+        snapshot = read_approval(store, "daily_events", day, daily_partitions)
+        assert "endpoint_override=127.0.0.1" in store.reader_uri(snapshot.object_key)
+        assert "testing" not in store.reader_uri(snapshot.object_key)
+        expected = {
+            t.name: read_approval(store, t.name, day, daily_partitions).content_sha256
+            for t in CLICK_STREAM_FEATURES
+        }
+
+        loads = RUN_SNAPSHOTS.loads
+        result = dg.materialize(
+            example_feature_assets,
+            resources={**on_s3, "feature_engine": SPARK},
+            partition_key=day,
+            instance=instance,
+        )
+        assert result.success and RUN_SNAPSHOTS.loads == loads
+        assert {
+            t.name: read_approval(store, t.name, day, daily_partitions).content_sha256
+            for t in CLICK_STREAM_FEATURES
+        } == expected
+        written = [
+            e.user_message
+            for e in instance.all_logs(result.run_id)
+            if "written to" in e.user_message
+        ]
+        assert len(written) == len(CLICK_STREAM_FEATURES)
