@@ -4,9 +4,9 @@
 - `spark`: the scale-out path, a Spark application (`assets/features/spark/job.py`) launched
   through Dagster Pipes for all of a step's days at once. Locally and in CI it is a local
   process running Spark in local mode; in production, a job run on EMR Serverless through
-  dagster-aws's Pipes client. Spark reads each day's approved snapshot by its URI (after
-  checking its sha256) and writes the table's rows; the asset then gates and publishes them
-  exactly as it does the local engine's, so both engines publish the same bytes.
+  dagster-aws's Pipes client. The job copies each day's approved snapshot while checking its
+  sha256, Spark computes from that copy and writes the table's rows; the asset then gates and
+  publishes them exactly as it does the local engine's, so both engines publish the same bytes.
 """
 
 from __future__ import annotations
