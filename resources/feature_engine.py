@@ -151,7 +151,7 @@ class FeatureEngine(dg.ConfigurableResource):
                 context=context,
                 command=[sys.executable, "-m", JOB_MODULE],
                 extras=extras,
-                env=self._local_env(),
+                env=local_spark_environment(self.spark_master),
             )
         return output
 
@@ -163,13 +163,14 @@ class FeatureEngine(dg.ConfigurableResource):
         if filesystem.get_file_info(path).type == pafs.FileType.Directory:
             filesystem.delete_dir(path)
 
-    def _local_env(self) -> dict[str, str]:
-        # Spark's Python workers run this interpreter with the project importable (the job
-        # pickles the tables' finish functions by reference).
-        path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
-        return {
-            "SPARK_MASTER": self.spark_master,
-            "PYSPARK_PYTHON": sys.executable,
-            "PYSPARK_DRIVER_PYTHON": sys.executable,
-            "PYTHONPATH": path,
-        }
+
+def local_spark_environment(master: str) -> dict[str, str]:
+    """What a local Spark job needs: its master, and Python workers that run this interpreter
+    with the project importable (the job pickles the tables' finish functions by reference)."""
+    path = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {
+        "SPARK_MASTER": master,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "PYTHONPATH": path,
+    }

@@ -34,6 +34,8 @@ _database: duckdb.DuckDBPyConnection | None = None
 # The process's working directory: DuckDB's spill files and the days' snapshot files.
 _directory: Path | None = None
 _table_numbers = itertools.count()
+# The column of `events` that numbers the day's rows in snapshot order.
+SNAPSHOT_ROW = "snapshot_row"
 
 
 def _shared_database() -> duckdb.DuckDBPyConnection:
@@ -86,7 +88,7 @@ class DayEvents:
         view = cls._new_table()
         quoted = str(path).replace("'", "''")
         _shared_database().execute(
-            f"CREATE VIEW {view} AS SELECT * RENAME (file_row_number AS snapshot_row) "
+            f"CREATE VIEW {view} AS SELECT * RENAME (file_row_number AS {SNAPSHOT_ROW}) "
             f"FROM read_parquet('{quoted}', file_row_number = true)"
         )
         return cls(view, kind="VIEW", files=path.parent if owned else None)
@@ -104,7 +106,7 @@ class DayEvents:
     def from_arrow(cls, events: pa.Table) -> DayEvents:
         """An in-memory table's rows, in their order (tests and small days)."""
         table = cls._new_table()
-        numbered = events.append_column("snapshot_row", pa.array(np.arange(events.num_rows)))
+        numbered = events.append_column(SNAPSHOT_ROW, pa.array(np.arange(events.num_rows)))
         cursor = _shared_database().cursor()
         cursor.register("arrow_events", numbered)
         cursor.execute(f"CREATE TABLE {table} AS SELECT * FROM arrow_events")

@@ -139,6 +139,22 @@ def _per_key(key: str, counts: dict[str, str], summed: dict[str, str], distinct:
     return f"SELECT {key}, {', '.join(aggregates)} FROM events GROUP BY {key}"
 
 
+def _keyed(
+    key: str,
+    counts: dict[str, str],
+    summed: dict[str, str],
+    distinct: str,
+    modes: dict[str, str],
+) -> str:
+    """`_per_key`'s row per key with each named mode of `modes` (name: column) joined on."""
+    joins = "".join(
+        f" LEFT JOIN ({_mode(key, column)}) m{n} ON m{n}.{key} = k.{key}"
+        for n, column in enumerate(modes.values())
+    )
+    selected = ", ".join(f"m{n}.mode AS {name}" for n, name in enumerate(modes))
+    return f"SELECT k.*, {selected} FROM ({_per_key(key, counts, summed, distinct)}) k{joins}"
+
+
 _USER_SUMS = {"spend": _purchase_price(), "dwell": "dwell_seconds"}
 
 
@@ -164,24 +180,18 @@ def _finish_user_features(rows: pa.Table, day: dt.date) -> pa.Table:
 
 
 USER_FEATURES_QUERY = FeatureQuery(
-    sql=f"""
-        SELECT u.*, d.mode AS main_device, c.mode AS country
-        FROM ({
-        _per_key(
-            "user_id",
-            {
-                "impressions": _kind("impression"),
-                "clicks": _kind("click"),
-                "add_to_carts": _kind("add_to_cart"),
-                "purchases": _kind("purchase"),
-            },
-            {"spend_values": _USER_SUMS["spend"], "dwell_values": _USER_SUMS["dwell"]},
-            "item_id",
-        )
-    }) u
-        LEFT JOIN ({_mode("user_id", "device")}) d ON d.user_id = u.user_id
-        LEFT JOIN ({_mode("user_id", "country")}) c ON c.user_id = u.user_id
-    """,
+    sql=_keyed(
+        "user_id",
+        {
+            "impressions": _kind("impression"),
+            "clicks": _kind("click"),
+            "add_to_carts": _kind("add_to_cart"),
+            "purchases": _kind("purchase"),
+        },
+        {"spend_values": _USER_SUMS["spend"], "dwell_values": _USER_SUMS["dwell"]},
+        "item_id",
+        {"main_device": "device", "country": "country"},
+    ),
     order_by=("user_id",),
     finish=_finish_user_features,
     sums_key="user_id",
@@ -211,22 +221,17 @@ def _finish_item_features(rows: pa.Table, day: dt.date) -> pa.Table:
 
 
 ITEM_FEATURES_QUERY = FeatureQuery(
-    sql=f"""
-        SELECT i.*, c.mode AS item_category
-        FROM ({
-        _per_key(
-            "item_id",
-            {
-                "impressions": _kind("impression"),
-                "clicks": _kind("click"),
-                "purchases": _kind("purchase"),
-            },
-            {"revenue_values": _ITEM_SUMS["revenue"], "price_values": _ITEM_SUMS["price"]},
-            "user_id",
-        )
-    }) i
-        LEFT JOIN ({_mode("item_id", "item_category")}) c ON c.item_id = i.item_id
-    """,
+    sql=_keyed(
+        "item_id",
+        {
+            "impressions": _kind("impression"),
+            "clicks": _kind("click"),
+            "purchases": _kind("purchase"),
+        },
+        {"revenue_values": _ITEM_SUMS["revenue"], "price_values": _ITEM_SUMS["price"]},
+        "user_id",
+        {"item_category": "item_category"},
+    ),
     order_by=("item_id",),
     finish=_finish_item_features,
     sums_key="item_id",

@@ -12,16 +12,15 @@ plain Python that runs wherever the rows arrive. So DuckDB here and Spark on a c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
 from assets.features.compensated import compensated_sums
-from assets.features.day_events import Events, open_day
+from assets.features.day_events import SNAPSHOT_ROW, Events, open_day
 
-# The column of `events` that numbers the day's rows in snapshot order.
-SNAPSHOT_ROW = "snapshot_row"
+__all__ = ["SNAPSHOT_ROW", "FeatureQuery", "finished_batches", "run_on_duckdb"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +40,15 @@ class FeatureQuery:
     sums: dict[str, str] = field(default_factory=dict)
 
 
+def finished_batches(
+    query: FeatureQuery, batches: Iterable[pa.RecordBatch], day: dt.date
+) -> Iterator[pa.RecordBatch]:
+    """The query's `finish` applied to each batch of its ordered rows, as either engine streams
+    them."""
+    for batch in batches:
+        yield from query.finish(pa.Table.from_batches([batch]), day).to_batches()
+
+
 def run_on_duckdb(
     query: FeatureQuery, schema: pa.Schema, events: Events, day: dt.date
 ) -> pa.Table | pa.RecordBatchReader:
@@ -53,8 +61,7 @@ def run_on_duckdb(
 
         def batches() -> Iterator[pa.RecordBatch]:
             with open_day(events) as day_events:
-                for batch in day_events.batches(ordered):
-                    yield from query.finish(pa.Table.from_batches([batch]), day).to_batches()
+                yield from finished_batches(query, day_events.batches(ordered), day)
 
         return pa.RecordBatchReader.from_batches(schema, batches())
     with open_day(events) as day_events:

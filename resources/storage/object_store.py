@@ -137,7 +137,7 @@ def _stored(key: str, uri: str, data: bytes) -> StoredObject:
 FILE_CHUNK_BYTES = 1 << 20
 
 
-class _HashingReader:
+class HashingReader:
     """A file's bytes in fixed-size chunks, hashed and counted as they are read."""
 
     def __init__(self, source: BinaryIO):
@@ -254,7 +254,7 @@ class LocalObjectStore:
         mid-copy leaves only a temp file, which the stale-temp sweep removes."""
         target = self._path(key)
         with open(path, "rb") as source:
-            reader = _HashingReader(source)
+            reader = HashingReader(source)
             self._replace(target, reader.chunks())
         return StoredObject(key=key, uri=self.uri(key), size=reader.size, sha256=reader.sha256)
 

@@ -1,20 +1,16 @@
-"""A Spark session in local mode inside the test process, configured as the feature job's own
-(UTC session zone), its Python workers this interpreter with the project importable (a
-query's finish travels by reference)."""
+"""A Spark session in local mode inside the test process: the feature job's own, with the
+environment a local launch gets."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-from resources.paths import PROJECT_ROOT
 
 
 def spark_unavailable() -> str | None:
@@ -27,20 +23,15 @@ def spark_unavailable() -> str | None:
 
 
 def local_spark() -> Iterator[object]:
-    """Body of a module-scoped fixture: the session, stopped and the environment restored after."""
-    from pyspark.sql import SparkSession
+    """Body of a module-scoped fixture: the job's own session on `local[2]`, stopped and the
+    environment restored after."""
+    from assets.features.spark.job import spark_session
+    from resources.feature_engine import local_spark_environment
 
-    saved = {name: os.environ.get(name) for name in ("PYSPARK_PYTHON", "PYTHONPATH")}
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    os.environ["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(PROJECT_ROOT), saved["PYTHONPATH"]) if p
-    )
-    session = (
-        SparkSession.builder.master("local[2]")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .getOrCreate()
-    )
+    environment = local_spark_environment("local[2]")
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    session = spark_session()
     try:
         yield session
     finally:

@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
 from assets.features.compensated import as_summed, group_sums
-from assets.features.query import SNAPSHOT_ROW, FeatureQuery
+from assets.features.query import SNAPSHOT_ROW, FeatureQuery, finished_batches
 
 # Buckets of keys whose rows one Python worker sums at a time: more buckets, less memory each.
 SUM_BUCKETS = 64
@@ -71,7 +71,6 @@ def feature_table(
     ordered = rows.orderBy(*(F.asc_nulls_last(column) for column in query.order_by))
 
     def finish(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        for batch in batches:
-            yield from query.finish(pa.Table.from_batches([batch]), day).to_batches()
+        return finished_batches(query, batches, day)
 
     return ordered.mapInArrow(finish, from_arrow_schema(schema))

@@ -17,7 +17,6 @@ messages only report progress, so a lost message loses nothing) and gates and pu
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib
 import json
 import os
@@ -31,11 +30,11 @@ from pyspark.sql import SparkSession
 from assets.features.logic import FeatureTable
 from assets.features.spark.engine import day_events, feature_table
 from assets.features.spark.paths import refusal_uri, staged_snapshot_uri, table_uri
+from resources.storage.object_store import HashingReader
 
-_HASH_CHUNK = 8 * 1024 * 1024
 
-
-def _session() -> SparkSession:
+def spark_session() -> SparkSession:
+    """The job's session: UTC hours and days; the master spark-submit or SPARK_MASTER names."""
     builder = SparkSession.builder.appName("feature-tables").config(
         # Hours and days are UTC ones, as on the local engine.
         "spark.sql.session.timeZone",
@@ -75,15 +74,14 @@ def stage_snapshot(partition: str, uri: str, expected_sha256: str, staged_uri: s
     source_fs, source = pafs.FileSystem.from_uri(uri)
     staged_fs, staged = pafs.FileSystem.from_uri(staged_uri)
     staged_fs.create_dir(staged.rsplit("/", 1)[0], recursive=True)
-    digest = hashlib.sha256()
     with source_fs.open_input_stream(source) as stream, staged_fs.open_output_stream(staged) as out:
-        while chunk := stream.read(_HASH_CHUNK):
-            digest.update(chunk)
+        reader = HashingReader(stream)
+        for chunk in reader.chunks():
             out.write(chunk)
-    if digest.hexdigest() != expected_sha256:
+    if reader.sha256 != expected_sha256:
         staged_fs.delete_file(staged)
         raise SnapshotChanged(
-            f"partition {partition}: the snapshot at {uri} has sha256 {digest.hexdigest()}, "
+            f"partition {partition}: the snapshot at {uri} has sha256 {reader.sha256}, "
             f"not the approved {expected_sha256}; it was changed after approval. Re-run the "
             "day's daily_events to approve the warehouse's rows again."
         )
@@ -116,7 +114,7 @@ def compute(pipes: PipesContext, spark: SparkSession, extras: dict[str, Any]) ->
 
 def main() -> None:
     with open_dagster_pipes() as pipes:
-        spark = _session()
+        spark = spark_session()
         try:
             compute(pipes, spark, dict(pipes.extras))
         finally:
