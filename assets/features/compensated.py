@@ -16,6 +16,8 @@ stays bounded.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 from pandas._libs import groupby as pandas_kernels
@@ -59,17 +61,31 @@ def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
     return np.asarray(uniques), out
 
 
-def compensated_sums(
-    day: DayEvents, key: str, keys: np.ndarray, values: list[str]
-) -> list[np.ndarray]:
-    """Per SQL expression of `values`, per key of `keys` (any order): the compensated sum of the
-    expression's present values (0 for a key without any; NaN for a null key, whose rows no
-    sum adds, as on Spark, whose join matches no null)."""
-    out = np.full((len(keys), len(values)), np.nan)
+@dataclass(frozen=True)
+class KeyedSums:
+    """Per distinct non-null key (in no particular order), the compensated sum of each value."""
+
+    keys: np.ndarray
+    # One row per key, one column per value.
+    sums: np.ndarray
+
+    def at(self, keys: np.ndarray) -> list[np.ndarray]:
+        """Per value, its sums placed at `keys` (any order): 0 for a key without any value;
+        NaN for a null key, whose rows no sum adds, as on Spark, whose join matches no null."""
+        out = np.full((len(keys), self.sums.shape[1]), np.nan)
+        # Where each of `keys` is among the summed keys (-1: null).
+        found = pd.Index(self.keys).get_indexer(keys)
+        out[found >= 0] = self.sums[found[found >= 0]]
+        return list(out.T)
+
+
+def keyed_sums(day: DayEvents, key: str, values: list[str]) -> KeyedSums:
+    """Per key, the compensated sum of each SQL expression of `values` over its present values."""
     columns = ", ".join(
         f"{as_summed(value)} AS value_{number}" for number, value in enumerate(values)
     )
     passes = -(-day.rows // ROWS_PER_PASS)
+    keys, sums = [], []
     for number in range(passes):
         in_pass = f"hash({key}) % {passes} = {number}" if passes > 1 else "TRUE"
         # No ORDER BY: a scan and a filter keep the rows in the snapshot's order.
@@ -77,8 +93,11 @@ def compensated_sums(
             f"SELECT {key} AS key, {columns} FROM events WHERE {key} IS NOT NULL AND {in_pass}"
         ).fetchnumpy()
         summed = np.column_stack([rows[f"value_{n}"] for n in range(len(values))])
-        pass_keys, sums = group_sums(np.asarray(rows["key"]), summed)
-        # Where each of `keys` is among this pass's keys (-1: in another pass, or null).
-        found = pd.Index(pass_keys).get_indexer(keys)
-        out[found >= 0] = sums[found[found >= 0]]
-    return list(out.T)
+        pass_keys, pass_sums = group_sums(np.asarray(rows["key"]), summed)
+        keys.append(pass_keys)
+        sums.append(pass_sums)
+    # Each pass holds keys of its own, so together they are distinct.
+    return KeyedSums(
+        keys=np.concatenate(keys) if keys else np.array([]),
+        sums=np.concatenate(sums) if sums else np.zeros((0, len(values))),
+    )

@@ -69,8 +69,10 @@ def _shared_database() -> duckdb.DuckDBPyConnection:
 class DayEvents:
     """One day's `events` (the snapshot's columns plus `snapshot_row`), through its own cursor."""
 
-    def __init__(self, table: str, *, kind: str = "TABLE", files: Path | None = None):
-        self._table, self._kind, self._files = table, kind, files
+    def __init__(
+        self, table: str, *, kind: str = "TABLE", files: Path | None = None, owned: bool = True
+    ):
+        self._table, self._kind, self._files, self._owned = table, kind, files, owned
         self.connection = _shared_database().cursor()
         # A temporary view is the cursor's own: every query of this day says just `events`.
         self.connection.execute(f"CREATE TEMP VIEW events AS SELECT * FROM {table}")
@@ -113,6 +115,11 @@ class DayEvents:
         cursor.close()
         return cls(table)
 
+    def another_cursor(self) -> DayEvents:
+        """The same day through a cursor of its own, for a query on another thread (a cursor
+        runs one query at a time); closing it leaves the day open."""
+        return DayEvents(self._table, owned=False)
+
     def arrow(self, query: str) -> pa.Table:
         """A query's whole result as one Arrow table."""
         return self.connection.sql(query).to_arrow_table()
@@ -125,6 +132,8 @@ class DayEvents:
     def close(self) -> None:
         """Drop the day: its memory, spill files and snapshot file are freed."""
         self.connection.close()
+        if not self._owned:
+            return
         _shared_database().execute(f"DROP {self._kind} IF EXISTS {self._table}")
         if self._files is not None:
             shutil.rmtree(self._files, ignore_errors=True)

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from assets.features.compensated import compensated_sums
+from assets.features.compensated import keyed_sums
 from assets.features.day_events import SNAPSHOT_ROW, Events, open_day
 
 __all__ = ["SNAPSHOT_ROW", "FeatureQuery", "finished_batches", "run_on_duckdb"]
@@ -64,10 +65,17 @@ def run_on_duckdb(
                 yield from finished_batches(query, day_events.batches(ordered), day)
 
         return pa.RecordBatchReader.from_batches(schema, batches())
-    with open_day(events) as day_events:
+    with (
+        open_day(events) as day_events,
+        day_events.another_cursor() as summing,
+        ThreadPoolExecutor(1) as beside,
+    ):
+        # The sums scan and add on a thread beside the query: through the query's phases
+        # that run on one core (its joins, windows and sort) the other core would idle. At 5M
+        # impressions a day the user table took 3.5 s so, 5.0 s one after the other.
+        summed = beside.submit(keyed_sums, summing, query.sums_key, list(query.sums.values()))
         rows = day_events.arrow(ordered)
-        keys = rows[query.sums_key].to_numpy(zero_copy_only=False)
-        sums = compensated_sums(day_events, query.sums_key, keys, list(query.sums.values()))
-    for name, summed in zip(query.sums, sums, strict=True):
-        rows = rows.append_column(name, pa.array(summed, pa.float64()))
+        sums = summed.result().at(rows[query.sums_key].to_numpy(zero_copy_only=False))
+    for name, column in zip(query.sums, sums, strict=True):
+        rows = rows.append_column(name, pa.array(column, pa.float64()))
     return query.finish(rows, day)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.features.assets import evaluate_feature_partition
-from assets.features.compensated import compensated_sums
+from assets.features.compensated import keyed_sums
 from assets.features.day_events import DayEvents
 from assets.features.logic import CLICK_STREAM_FEATURES, item_daily_features, user_daily_features
 from assets.features.snapshot import RUN_SNAPSHOTS
@@ -49,12 +49,11 @@ def test_sums_match_pandas_bit_for_bit_in_row_order(seed):
     with DayEvents.from_arrow(events) as day:
         unique = np.unique(keys)
         # Several sums of one scan, each summed on its own (the same one twice too).
-        sums, reversed_sums, with_nulls, again = compensated_sums(
+        sums, reversed_sums, with_nulls, again = keyed_sums(
             day,
             "key",
-            unique,
             ["value", "(-value)", "CASE WHEN nulls THEN NULL ELSE value END", "value"],
-        )
+        ).at(unique)
     assert sums.tobytes() == again.tobytes() == _pandas_sums(keys, values)
     assert reversed_sums.tobytes() == _pandas_sums(keys, -values)
     assert with_nulls.tobytes() == _pandas_sums(keys, np.where(nulls, np.nan, values))
@@ -84,7 +83,7 @@ def test_sums_are_compensated_when_the_rows_come_in_key_order(keys):
     pairwise = np.add.reduceat(values, np.searchsorted(key, unique))
     assert pairwise.tobytes() != expected.tobytes(), "the case no longer tells the two apart"
     with DayEvents.from_arrow(pa.table({"key": key, "value": values})) as day:
-        [sums] = compensated_sums(day, "key", unique, ["value"])
+        [sums] = keyed_sums(day, "key", ["value"]).at(unique)
     assert sums.tobytes() == expected.tobytes()
 
 
@@ -93,7 +92,7 @@ def test_sums_follow_the_keys_in_any_order_and_a_null_key_gets_none():
     values = pa.array([1.0, 100.0, 2.0, 4.0, 200.0, 8.0, 16.0])
     with DayEvents.from_arrow(pa.table({"key": keys, "value": values})) as day:
         # The table's own order: descending, the null key in the middle.
-        [sums] = compensated_sums(day, "key", np.array([3.0, np.nan, 2.0, 1.0]), ["value"])
+        [sums] = keyed_sums(day, "key", ["value"]).at(np.array([3.0, np.nan, 2.0, 1.0]))
     assert sums[[0, 2, 3]].tolist() == [5.0, 8.0, 18.0]
     assert np.isnan(sums[1])
 
@@ -113,7 +112,7 @@ def test_sums_of_a_file_add_in_its_row_order_across_row_groups_and_threads(tmp_p
         # The rows a sum's scan sees come in file order.
         rows = day.connection.sql("SELECT snapshot_row FROM events WHERE key = 1000000000000")
         assert np.all(np.diff(rows.fetchnumpy()["snapshot_row"]) > 0)
-        [sums] = compensated_sums(day, "key", unique, ["value"])
+        [sums] = keyed_sums(day, "key", ["value"]).at(unique)
     assert sums.tobytes() == _pandas_sums(keys, values)
     # The test can tell: the same rows in another order sum to other bits.
     order = np.random.default_rng(0).permutation(len(keys))
@@ -209,7 +208,7 @@ def test_sums_in_several_passes_are_the_sums_in_one(monkeypatch):
     events = pa.table({"key": keys, "value": pa.array(values)})
     with DayEvents.from_arrow(events) as day:
         unique = np.unique(keys)
-        whole = compensated_sums(day, "key", unique, ["value", "(-value)"])
+        whole = keyed_sums(day, "key", ["value", "(-value)"]).at(unique)
         monkeypatch.setattr("assets.features.compensated.ROWS_PER_PASS", 700)
-        in_passes = compensated_sums(day, "key", unique, ["value", "(-value)"])
+        in_passes = keyed_sums(day, "key", ["value", "(-value)"]).at(unique)
     assert [sums.tobytes() for sums in in_passes] == [sums.tobytes() for sums in whole]
