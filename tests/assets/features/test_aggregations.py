@@ -212,3 +212,22 @@ def test_sums_in_several_passes_are_the_sums_in_one(monkeypatch):
         monkeypatch.setattr("assets.features.compensated.ROWS_PER_PASS", 700)
         in_passes = keyed_sums(day, "key", ["value", "(-value)"]).at(unique)
     assert [sums.tobytes() for sums in in_passes] == [sums.tobytes() for sums in whole]
+
+
+def test_a_second_cursor_sums_the_same_day_on_another_thread_and_leaves_it_open():
+    """The per-key sums run beside the table's query on a cursor of their own: they see the
+    same rows in the same order, and closing that cursor does not drop the day."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys, values = _random_case(3)
+    events = pa.table({"key": keys, "value": pa.array(values)})
+    with DayEvents.from_arrow(events) as day:
+        unique = np.unique(keys)
+        with day.another_cursor() as beside, ThreadPoolExecutor(1) as thread:
+            summed = thread.submit(keyed_sums, beside, "key", ["value"])
+            [(rows,)] = day.connection.execute("SELECT count(*) FROM events").fetchall()
+            [sums] = summed.result().at(unique)
+        assert rows == len(keys)
+        assert sums.tobytes() == _pandas_sums(keys, values)
+        [(still,)] = day.connection.execute("SELECT count(*) FROM events").fetchall()
+    assert still == len(keys)
