@@ -130,7 +130,8 @@ class DayEvents:
         yield from self.connection.sql(query).to_arrow_reader(BATCH_ROWS)
 
     def close(self) -> None:
-        """Drop the day: its memory, spill files and snapshot file are freed."""
+        """Drop the day: its memory, spill files and snapshot file are freed (another cursor
+        of it only closes)."""
         self.connection.close()
         if not self._owned:
             return

@@ -494,8 +494,8 @@ class S3ObjectStore:
         # The boto3 client's endpoint is the one this store reaches (AWS's own, or
         # S3_ENDPOINT_URL's); pyarrow takes it, and the region, as query parameters.
         scheme, _, host = self.client.meta.endpoint_url.partition("://")
-        query = {"region": self.client.meta.region_name or "us-east-1"}
-        query.update(endpoint_override=host, scheme=scheme)
+        region = self.client.meta.region_name or "us-east-1"
+        query = {"region": region, "endpoint_override": host, "scheme": scheme}
         return f"{self.uri(key)}?{urlencode(query)}"
 
     def arrow_location(self, key: str) -> tuple[pafs.FileSystem, str]:

@@ -24,8 +24,8 @@ from tests.adapt.page_view_features import (
 from tests.adapt.page_views import PAGE_VIEWS, generate_page_views
 from tests.support.spark import local_spark, spark_unavailable, write_snapshot
 
-if spark_unavailable():
-    pytest.skip(spark_unavailable(), allow_module_level=True)
+if why := spark_unavailable():
+    pytest.skip(why, allow_module_level=True)
 
 
 from assets.features.spark.engine import day_events, feature_table

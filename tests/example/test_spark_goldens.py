@@ -9,8 +9,8 @@ from tests.example.golden_inputs import DAY, golden_inputs
 from tests.example.goldens import digests, load
 from tests.support.spark import local_spark, spark_unavailable, write_snapshot
 
-if spark_unavailable():
-    pytest.skip(spark_unavailable(), allow_module_level=True)
+if why := spark_unavailable():
+    pytest.skip(why, allow_module_level=True)
 
 
 from assets.features.spark.engine import day_events, feature_table

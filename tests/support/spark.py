@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 
 def spark_unavailable() -> str | None:
@@ -23,24 +24,19 @@ def spark_unavailable() -> str | None:
 
 
 def local_spark() -> Iterator[object]:
-    """Body of a module-scoped fixture: the job's own session on `local[2]`, stopped and the
-    environment restored after."""
+    """Body of a module-scoped fixture: the job's own session on `local[2]`, with a local
+    launch's environment, both undone after."""
     from assets.features.spark.job import spark_session
     from resources.feature_engine import local_spark_environment
 
-    environment = local_spark_environment("local[2]")
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
-    session = spark_session()
-    try:
-        yield session
-    finally:
-        session.stop()
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in local_spark_environment("local[2]").items():
+            patch.setenv(name, value)
+        session = spark_session()
+        try:
+            yield session
+        finally:
+            session.stop()
 
 
 def write_snapshot(events: pa.Table, path: os.PathLike[str]) -> str:
