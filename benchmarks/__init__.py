@@ -1,6 +1,6 @@
 """Benchmarks: each prints its figures as ratios against a baseline run in the same command.
 features           per-partition cost of the feature assets against the same functions in a loop
-source_read        peak memory of the source step, the day streamed in batches against read whole
+source_read        peak memory of the source step, the day streamed against held as one table
 backfill           a year of feature partitions through the real daemon, against one process
 training           orchestration, checkpointing and resume cost of the training asset
 training_volume    the streaming trainer against the in-memory one at production volume

@@ -117,13 +117,18 @@ def run_bare(resources: dict, partition_keys: list[str]) -> float:
     )
     started = time.perf_counter()
     for key in partition_keys:
-        day = warehouse.read_day(dt.date.fromisoformat(key))
-        evaluation = evaluate_source_partition(
-            key, day, warehouse.read_watermark(), warehouse.raw_schema(), store, source_thresholds
-        )
-        del day
-        assert publish_if_passed(store, "daily_events", "sources", key, evaluation)
-        del evaluation
+        with tempfile.TemporaryDirectory(prefix="daily_events-") as scratch:
+            landing = Path(scratch) / "landing.parquet"
+            day = warehouse.read_day(dt.date.fromisoformat(key), landing)
+            evaluation = evaluate_source_partition(
+                key,
+                day,
+                warehouse.read_watermark(),
+                warehouse.raw_schema(),
+                store,
+                source_thresholds,
+            )
+            assert publish_if_passed(store, "daily_events", "sources", key, evaluation)
         run_bare_features(store, [key])
     return time.perf_counter() - started
 

@@ -1,16 +1,19 @@
 """Peak memory of the source step: the warehouse read, the source gates and the snapshot's
-parquet, with the day streamed in record batches against the day read whole.
+parquet, with the day streamed through a landing file against the day held in memory.
 
 Each measurement runs in a child process of its own and reports its peak RSS (VmHWM) and wall:
 
-- streamed: what `daily_events` does: the driver's record batches (bounded on PostgreSQL),
-  normalised batch by batch, the driver's batches dropped as they are normalised.
-- whole: the baseline, the day fetched as one Arrow table and held while it is normalised and
-  gated (how the source step read before it streamed).
+- streamed: what `daily_events` does: the driver's record batches (bounded on PostgreSQL)
+  normalised into a landing file, sorted by the engine into the snapshot file, and every source
+  gate read from that file a column at a time.
+- whole: the baseline, the least a step that holds the day holds: the day fetched as one Arrow
+  table, normalised, sorted and encoded in memory, with no gate at all (the source step read
+  this way, plus its gates' copies, before it streamed).
 
 Both end in the same snapshot bytes (checked). The day comes from the generator, seeded into a
 throwaway SQLite file or PostgreSQL schema (`--backend postgres`, at WAREHOUSE_DSN or the local
-test server). Other processes on the machine make timings noisy; memory is the subject.
+test server). SQLite hands the day over as one batch, so only PostgreSQL shows the read
+bounded. Other processes on the machine make timings noisy; memory is the subject.
 
     python -m benchmarks.source_read [--impressions 1000000] [--backend sqlite] [--repeats 1]
 
@@ -57,36 +60,34 @@ def child(mode: str, backend: str, location: str, root: Path) -> None:
     )
     from contract.source import SOURCE
     from resources.storage.object_store import LocalObjectStore
-    from resources.warehouse.day_read import collect_table
+    from resources.warehouse.backends import normalize_events
 
     warehouse = _warehouse(backend, location)
-    store = LocalObjectStore(str(root / f"store-{uuid.uuid4().hex}"))
-    thresholds = GateConfig().thresholds(
-        source_null_defaults(SOURCE), source_range_defaults(SOURCE)
-    )
     started = time.perf_counter()
-    raw = None
     if mode == "streamed":
-        day = warehouse.read_day(DAY)
+        store = LocalObjectStore(str(root / f"store-{uuid.uuid4().hex}"))
+        thresholds = GateConfig().thresholds(
+            source_null_defaults(SOURCE), source_range_defaults(SOURCE)
+        )
+        with tempfile.TemporaryDirectory(dir=root) as scratch:
+            day = warehouse.read_day(DAY, Path(scratch) / "landing.parquet")
+            evaluation = evaluate_source_partition(
+                DAY.isoformat(),
+                day,
+                warehouse.read_watermark(),
+                warehouse.raw_schema(),
+                store,
+                thresholds,
+            )
+            snapshot = evaluation.table
+            assert snapshot is not None, [g.gate for g in evaluation.gates if g.blocks]
+            rows, sha256 = snapshot.num_rows, snapshot.sha256
     else:
-        raw = warehouse.read_day_raw(DAY)
-        day = collect_table(raw, warehouse.raw_schema())
-    evaluation = evaluate_source_partition(
-        DAY.isoformat(), day, warehouse.read_watermark(), warehouse.raw_schema(), store, thresholds
-    )
-    del day, raw
-    assert evaluation.table is not None, [g.gate for g in evaluation.gates if g.blocks]
-    snapshot = to_parquet_bytes(evaluation.table)
+        events = normalize_events(warehouse.read_day_raw(DAY))
+        rows, sha256 = events.num_rows, to_parquet_bytes(events).sha256
     wall = time.perf_counter() - started
     print(
-        json.dumps(
-            {
-                "wall_s": wall,
-                "peak_rss_mib": peak_rss_mib(),
-                "rows": evaluation.table.num_rows,
-                "sha256": snapshot.sha256,
-            }
-        )
+        json.dumps({"wall_s": wall, "peak_rss_mib": peak_rss_mib(), "rows": rows, "sha256": sha256})
     )
 
 

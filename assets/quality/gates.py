@@ -408,15 +408,23 @@ def repeated_events(
     """Rows that repeat the same content under new ids: a re-delivered load that got fresh
     event ids passes `unique_key` but double counts every repeated event."""
     distinct = events.group_by(list(content_key)).aggregate([]).num_rows if events.num_rows else 0
-    repeated = events.num_rows - distinct
-    share = repeated / max(events.num_rows, 1)
+    return counted_repeated_events(events.num_rows, distinct, content_key, thresholds)
+
+
+def counted_repeated_events(
+    rows: int, distinct: int, content_key: Sequence[str], thresholds: GateThresholds
+) -> GateResult:
+    """repeated_events from the day's rows and its distinct content keys (nulls one value),
+    however they were counted."""
+    repeated = rows - distinct
+    share = repeated / max(rows, 1)
     passed = share <= thresholds.max_repeated_share
     return GateResult(
         gate="repeated_events",
         passed=passed,
         observed=f"{repeated} rows ({share:.1%}) repeat ({', '.join(content_key)})",
         threshold=(
-            f"<= {thresholds.max_repeated_share:.1%} of the day's {events.num_rows} rows "
+            f"<= {thresholds.max_repeated_share:.1%} of the day's {rows} rows "
             "(compared with the day's own rows; no history needed)"
         ),
         message=(

@@ -9,7 +9,7 @@ estimated without keeping either day's rows. No Dagster here.
 """
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,10 +89,35 @@ def row_hashes(table: pa.Table, content_columns: Sequence[str], time_column: str
 
 def content_sketch(table: pa.Table, content_columns: Sequence[str], time_column: str) -> dict:
     """What a passed day keeps for this gate: its distinct row count and smallest hashes."""
-    if not table.num_rows:
+    return _sketch(row_hashes(table, content_columns, time_column))
+
+
+def batched_content_sketch(
+    batches: Iterable[pa.RecordBatch], rows: int, content_columns: Sequence[str], time_column: str
+) -> dict:
+    """content_sketch of a table of `rows` rows read in record batches: the batches' row hashes
+    fill one array, 8 bytes a row, the only thing of the day held."""
+    hashes = np.empty(rows, np.uint64)
+    filled = 0
+    for batch in batches:
+        hashes[filled : filled + batch.num_rows] = row_hashes(batch, content_columns, time_column)
+        filled += batch.num_rows
+    return _sketch(hashes[:filled])
+
+
+def _sketch(hashes: np.ndarray) -> dict:
+    """The distinct count and smallest distinct values of `hashes`, sorted in place (no copy)."""
+    if not len(hashes):
         return {"distinct_rows": 0, "smallest": []}
-    distinct = np.unique(row_hashes(table, content_columns, time_column))
-    return {"distinct_rows": len(distinct), "smallest": distinct[:SKETCH_SIZE].tolist()}
+    hashes.sort()
+    distinct = 1 + int(np.count_nonzero(hashes[1:] != hashes[:-1]))
+    # The smallest distinct values lie in a prefix; widen it until it holds enough of them.
+    prefix = SKETCH_SIZE
+    smallest = np.unique(hashes[:prefix])
+    while len(smallest) < SKETCH_SIZE and prefix < len(hashes):
+        prefix *= 4
+        smallest = np.unique(hashes[:prefix])
+    return {"distinct_rows": distinct, "smallest": smallest[:SKETCH_SIZE].tolist()}
 
 
 def repeated_share(today: Mapping, other: Mapping) -> float:
@@ -117,8 +142,20 @@ def content_replay(
 ) -> GateResult:
     """Today's rows are not another recent day's rows again (a replayed delivery with fresh
     ids and shifted times)."""
-    blocking = Severity.WARN if thresholds.warn_only else Severity.ERROR
     today = content_sketch(table, content_columns, time_column)
+    return sketched_content_replay(today, history, content_columns, time_column, thresholds)
+
+
+def sketched_content_replay(
+    today: Mapping,
+    history: Sequence[tuple[str, Mapping]],
+    content_columns: Sequence[str],
+    time_column: str,
+    thresholds: ReplayThresholds,
+) -> GateResult:
+    """content_replay from today's sketch (`content_sketch`), computed once for the gate and
+    the profile."""
+    blocking = Severity.WARN if thresholds.warn_only else Severity.ERROR
     sketches = [(day, p[PROFILE_KEY]) for day, p in history if p.get(PROFILE_KEY)]
     rule = (
         f"warns above {thresholds.moderate_share:.0%}, blocks above "

@@ -8,12 +8,16 @@ one for the project's `SOURCE`.
 """
 
 import datetime as dt
+import tempfile
+from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 
+from assets.features.day_events import FILE_MEMORY_LIMIT, distinct_keys, sorted_by_key
 from assets.partitions import FEATURE_PARTITIONS_PER_RUN, daily_partitions, day_bounds
 from assets.publishing.gate_reports import trailing_passed_reports
+from assets.publishing.parquet import ROW_GROUP_ROWS, write_parquet_file
 from assets.publishing.write_audit_publish import (
     Evaluation,
     gate_check_specs,
@@ -23,6 +27,8 @@ from assets.publishing.write_audit_publish import (
 from assets.quality import distribution, gates, replay
 from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
+from assets.quality.tally import TableTally
+from assets.sources.snapshot_columns import SnapshotColumns
 from contract.source import SOURCE, SourceContract
 from resources.notifier import Alert, Notifier
 from resources.storage.object_store import ObjectStore
@@ -70,12 +76,13 @@ def read_source(
     warehouse: Warehouse,
     notifier: Notifier,
     day: dt.date,
+    landing: Path,
     contract: SourceContract = SOURCE,
 ) -> tuple[DayRows, dt.datetime | None]:
-    """The day's rows (streamed) and the watermark; transient errors, also mid-stream, retry
-    with backoff, others fail."""
+    """The day's rows (streamed into the file `landing`) and the watermark; transient errors,
+    also mid-stream, retry with backoff, others fail."""
     try:
-        return warehouse.read_day(day, contract), warehouse.read_watermark(contract)
+        return warehouse.read_day(day, landing, contract), warehouse.read_watermark(contract)
     except WAREHOUSE_ERRORS as err:
         attempt = context.retry_number
         if not is_transient(err):
@@ -126,12 +133,17 @@ def evaluate_source_partition(
     replays: replay.ReplayThresholds | None = None,
     contract: SourceContract = SOURCE,
 ) -> Evaluation:
-    """Every source gate for one day's raw rows; the normalized rows when the schema holds.
+    """Every source gate for one day's landed rows; the snapshot when the schema holds.
 
-    Each gate judges the columns the contract names: the key, the content key, the time column,
-    the event kinds, the watched columns. The kind column's mix is event_mix's to judge (with
-    its own expected-count rule and its own warn_only), so the distribution gates watch only
-    the declared watched columns.
+    The landed rows are sorted by key in the engine and encoded into the snapshot file (beside
+    the landing file, which goes), tallied on the way; the gates then read the snapshot a
+    column at a time and count distinct keys in the engine, so the day is never whole in
+    memory.
+
+    Each gate judges the columns the contract names: the key, the content key, the time
+    column, the event kinds, the watched columns. The kind column's mix is event_mix's to
+    judge (with its own expected-count rule and its own warn_only), so the distribution gates
+    watch only the declared watched columns.
     """
     drift = drift or distribution.DistributionThresholds()
     replays = replays or replay.ReplayThresholds()
@@ -141,18 +153,32 @@ def evaluate_source_partition(
         "watermark": loaded_through.isoformat() if loaded_through else "none",
     }
     schema = gates.schema_contract(day.schema, day.valued, raw_schema, thresholds)
-    if schema.blocks or day.events is None:
+    if schema.blocks or day.landed is None:
         skipped = [
             gates.not_evaluated(name, "the schema contract failed", thresholds)
             for name in SOURCE_GATES[1:]
         ]
         return Evaluation(None, [schema, *skipped], metadata)
-    events = day.events
+    tally = TableTally(contract.schema, thresholds.value_ranges)
+    snapshot = write_parquet_file(
+        tally.observe(sorted_by_key(day.landed, contract.key, contract.schema)),
+        day.landed.with_name(f"{ASSET}-{partition}.parquet"),
+        contract.schema,
+    )
+    day.landed.unlink()
+    events = SnapshotColumns(snapshot)
     time_column = contract.time_column
     categorical, numeric = contract.watched_categorical, contract.watched_numeric
     # The history profile and category_drift (warn-only PSI) also cover the kind column.
     profiled = (contract.kind_column, *categorical)
     content = contract.replay_content
+    # A row group at a time: a batch's distinct strings are hashed once each, in Python.
+    sketch = replay.batched_content_sketch(
+        events.batches([time_column, *content], ROW_GROUP_ROWS),
+        events.num_rows,
+        content,
+        time_column,
+    )
     label = contract.label
     rate = history_gates.kind_rate(
         events, contract.kind_column, label.positive_kind, label.exposure_kind
@@ -169,16 +195,26 @@ def evaluate_source_partition(
     if len(profiles) < thresholds.volume_min_history:
         usual_hours = None
     return Evaluation(
-        events,
+        snapshot,
         [
             schema,
             gates.completeness(events, time_column, thresholds, usual_hours, len(profiles)),
             gates.watermark(loaded_through, end, thresholds),
             gates.volume(events.num_rows, [r.rows for r in history], thresholds),
-            gates.null_rate(events, thresholds),
-            gates.value_ranges(events, thresholds),
-            gates.unique_key(events, contract.key, thresholds),
-            gates.repeated_events(events, contract.content_key, thresholds),
+            gates.tallied_null_rate(tally, thresholds),
+            gates.tallied_value_ranges(tally, thresholds),
+            gates.counted_unique_key(
+                tally.rows,
+                distinct_keys(snapshot.path, contract.key, FILE_MEMORY_LIMIT),
+                contract.key,
+                thresholds,
+            ),
+            gates.counted_repeated_events(
+                tally.rows,
+                distinct_keys(snapshot.path, contract.content_key, FILE_MEMORY_LIMIT),
+                contract.content_key,
+                thresholds,
+            ),
             gates.within_day(events, time_column, start, end, thresholds),
             history_gates.event_mix(
                 events, contract.kind_column, contract.kinds, profiles, thresholds
@@ -188,7 +224,7 @@ def evaluate_source_partition(
             distribution.category_stability(events, dated, categorical, drift),
             distribution.category_cardinality(events, dated, categorical, drift),
             distribution.numeric_scale(events, dated, numeric, drift),
-            replay.content_replay(events, dated, content, time_column, replays),
+            replay.sketched_content_replay(sketch, dated, content, time_column, replays),
         ],
         metadata,
         profile={
@@ -196,7 +232,7 @@ def evaluate_source_partition(
             distribution.PROFILE_KEY: distribution.distribution_profile(
                 events, categorical, numeric
             ),
-            replay.PROFILE_KEY: replay.content_sketch(events, content, time_column),
+            replay.PROFILE_KEY: sketch,
         },
     )
 
@@ -232,34 +268,41 @@ def build_daily_events(contract: SourceContract = SOURCE) -> dg.AssetsDefinition
         store = storage.open_store()
         thresholds = config.thresholds(null_defaults, range_defaults)
 
-        def evaluate(partition: str) -> Evaluation:
-            day, loaded_through = read_source(
-                context, warehouse, notifier, dt.date.fromisoformat(partition), contract
-            )
-            return evaluate_source_partition(
-                partition,
-                day,
-                loaded_through,
-                warehouse.raw_schema(contract),
-                store,
-                thresholds,
-                config.distribution_thresholds(),
-                config.replay_thresholds(),
-                contract,
-            )
+        # The days' landing and snapshot files: the publisher removes each snapshot once
+        # published or refused, this the directory when the step ends, however it ends.
+        with tempfile.TemporaryDirectory(prefix=f"{ASSET}-") as scratch:
 
-        return publish_gated_partitions(
-            context,
-            asset_name=ASSET,
-            layer="sources",
-            primary_key=contract.key,
-            column_descriptions=contract.descriptions,
-            gate_names=SOURCE_GATES,
-            store=store,
-            notifier=notifier,
-            evaluate=evaluate,
-            policy=config.publish_policy(),
-        )
+            def evaluate(partition: str) -> Evaluation:
+                # A date before it names a file.
+                date = dt.date.fromisoformat(partition)
+                landing = Path(scratch) / f"landing-{date.isoformat()}.parquet"
+                day, loaded_through = read_source(
+                    context, warehouse, notifier, date, landing, contract
+                )
+                return evaluate_source_partition(
+                    partition,
+                    day,
+                    loaded_through,
+                    warehouse.raw_schema(contract),
+                    store,
+                    thresholds,
+                    config.distribution_thresholds(),
+                    config.replay_thresholds(),
+                    contract,
+                )
+
+            return publish_gated_partitions(
+                context,
+                asset_name=ASSET,
+                layer="sources",
+                primary_key=contract.key,
+                column_descriptions=contract.descriptions,
+                gate_names=SOURCE_GATES,
+                store=store,
+                notifier=notifier,
+                evaluate=evaluate,
+                policy=config.publish_policy(),
+            )
 
     return daily_events
 

@@ -1,31 +1,38 @@
-"""One day of the source table collected from the warehouse's record batches.
+"""One day of the source table landed from the warehouse's record batches into a local file.
 
-Each batch is normalised to the contract's canonical schema as it arrives and the driver's
-batch is dropped, so the day is held once (canonical) rather than raw and canonical together.
-What the schema contract gate needs from the raw rows (the driver's schema, which columns held
-a value) is counted on the way; once the schema has drifted nothing more is normalised, only
-the rows are counted.
+Each batch is normalised to the contract's canonical schema as it arrives, appended to a
+landing parquet file and dropped, so the day is never whole in memory: the driver's batch in
+hand is (bounded on PostgreSQL; SQLite hands a day over as one batch). What the schema
+contract gate needs from the raw rows (the driver's schema, which columns held a value) is
+counted on the way; once the schema has drifted nothing more is normalised or landed, only the
+rows are counted. The landed rows are in arrival order; the source asset sorts them by key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from contract.source import SOURCE, SourceContract
-from resources.warehouse.backends import normalize_batch, sort_by_key
+from resources.warehouse.backends import normalize_batch
+
+# The landing file is read once, by the sort, and removed: fast to write beats small.
+_LANDING_SETTINGS = {"compression": "snappy", "write_statistics": False}
 
 
 @dataclass(frozen=True)
 class DayRows:
     """The day as read: the driver's schema, its row count, the columns that held a value,
-    and the canonical rows in key order (None when the schema drifted from `expected`)."""
+    and the landing file of its canonical rows in arrival order (None when the schema drifted
+    from `expected`; the file is then removed)."""
 
     schema: pa.Schema
     rows: int
     valued: frozenset[str]
-    events: pa.Table | None
+    landed: Path | None
 
 
 def _drifted(schema: pa.Schema, valued: set[str], expected: pa.Schema) -> bool:
@@ -35,34 +42,36 @@ def _drifted(schema: pa.Schema, valued: set[str], expected: pa.Schema) -> bool:
 
 
 def collect_day(
-    reader: pa.RecordBatchReader, expected: pa.Schema, contract: SourceContract = SOURCE
+    reader: pa.RecordBatchReader,
+    expected: pa.Schema,
+    landing: Path,
+    contract: SourceContract = SOURCE,
 ) -> DayRows:
-    """Drain `reader`, normalising batch by batch while the schema holds."""
+    """Drain `reader` into the parquet file `landing`, normalising batch by batch while the
+    schema holds."""
     schema = reader.schema
     valued: set[str] = set()
     rows = 0
-    canonical: list[pa.RecordBatch] | None = []
-    for batch in reader:
-        rows += batch.num_rows
-        valued.update(
-            name for name in schema.names if batch.column(name).null_count < batch.num_rows
-        )
-        if canonical is not None and _drifted(schema, valued, expected):
-            canonical = None
-        if canonical is not None:
-            canonical.append(normalize_batch(batch, contract))
+    drifted = False
+    with pq.ParquetWriter(landing, contract.schema, **_LANDING_SETTINGS) as writer:
+        for batch in reader:
+            rows += batch.num_rows
+            valued.update(
+                name for name in schema.names if batch.column(name).null_count < batch.num_rows
+            )
+            drifted = drifted or _drifted(schema, valued, expected)
+            if not drifted:
+                writer.write_batch(normalize_batch(batch, contract))
     # A day with no batches still has the driver's schema to judge.
-    if canonical is not None and _drifted(schema, valued, expected):
-        canonical = None
-    events = (
-        None
-        if canonical is None
-        else sort_by_key(pa.Table.from_batches(canonical, schema=contract.schema), contract)
-    )
-    return DayRows(schema=schema, rows=rows, valued=frozenset(valued), events=events)
+    if drifted or _drifted(schema, valued, expected):
+        landing.unlink()
+        return DayRows(schema=schema, rows=rows, valued=frozenset(valued), landed=None)
+    return DayRows(schema=schema, rows=rows, valued=frozenset(valued), landed=landing)
 
 
-def collect_table(raw: pa.Table, expected: pa.Schema, contract: SourceContract = SOURCE) -> DayRows:
-    """A day already in memory (tests, tools), read as the asset reads a stream."""
+def collect_table(
+    raw: pa.Table, expected: pa.Schema, landing: Path, contract: SourceContract = SOURCE
+) -> DayRows:
+    """A day already in memory (tests, tools), landed as the asset lands a stream."""
     reader = pa.RecordBatchReader.from_batches(raw.schema, raw.to_batches())
-    return collect_day(reader, expected, contract)
+    return collect_day(reader, expected, landing, contract)

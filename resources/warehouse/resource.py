@@ -3,6 +3,7 @@ the retry calibration for transient connection errors."""
 
 import datetime as dt
 import random
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -50,11 +51,12 @@ class Warehouse(dg.ConfigurableResource):
     def read_day_raw(self, day: dt.date, contract: SourceContract = SOURCE) -> pa.Table:
         return backends.read_day_raw(self.connection_backend(contract), day)
 
-    def read_day(self, day: dt.date, contract: SourceContract = SOURCE) -> DayRows:
-        """The day streamed from the warehouse and normalised batch by batch."""
+    def read_day(self, day: dt.date, landing: Path, contract: SourceContract = SOURCE) -> DayRows:
+        """The day streamed from the warehouse, normalised batch by batch into the parquet
+        file `landing`."""
         backend = self.connection_backend(contract)
         with backends.stream_day_raw(backend, day) as reader:
-            return collect_day(reader, backend.raw_schema(), contract)
+            return collect_day(reader, backend.raw_schema(), landing, contract)
 
     def raw_schema(self, contract: SourceContract = SOURCE) -> pa.Schema:
         return self.connection_backend(contract).raw_schema()

@@ -109,7 +109,7 @@ def test_exhausted_retries_alert_and_fail(tmp_path, caplog):
 
 
 def test_a_bug_in_our_code_surfaces_as_itself(tmp_path, seeded_sqlite, monkeypatch):
-    def broken_read(self, day, contract):
+    def broken_read(self, day, landing, contract):
         raise TypeError("unsupported operand in our own query builder")
 
     monkeypatch.setattr(Warehouse, "read_day", broken_read)

@@ -1,9 +1,10 @@
 """A day read in record batches: bounded batches from Postgres, normalised batch by batch into
-the same rows as the whole-table path, and schema drift seen in any batch."""
+a landing file holding the whole-table path's rows, and schema drift seen in any batch."""
 
 import datetime as dt
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from contract.source import CLICK_STREAM
@@ -11,6 +12,7 @@ from resources.warehouse.backends import (
     PostgresBackend,
     normalize_events,
     read_day_raw,
+    sort_by_key,
     stream_day_raw,
 )
 from resources.warehouse.day_read import collect_day, collect_table
@@ -25,18 +27,24 @@ def _batches(table: pa.Table, rows: int) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=rows))
 
 
-def test_batch_by_batch_gives_the_whole_table_paths_rows(seeded_sqlite):
+def test_batch_by_batch_lands_the_whole_table_paths_rows(seeded_sqlite, tmp_path):
     backend = example_sqlite(str(seeded_sqlite))
     raw = read_day_raw(backend, DAY)
-    day = collect_day(_batches(raw, 97), backend.raw_schema(), CLICK_STREAM)
+    day = collect_day(
+        _batches(raw, 97), backend.raw_schema(), tmp_path / "day.parquet", CLICK_STREAM
+    )
     assert day.rows == raw.num_rows
-    assert day.events is not None and day.events.equals(normalize_events(raw, CLICK_STREAM))
+    assert day.landed == tmp_path / "day.parquet"
+    landed = pq.read_table(day.landed)
+    # In arrival order, one row group per batch: only the key order is the sort's to add.
+    assert pq.ParquetFile(day.landed).num_row_groups == -(-raw.num_rows // 97)
+    assert sort_by_key(landed, CLICK_STREAM).equals(normalize_events(raw, CLICK_STREAM))
     assert day.valued == frozenset(raw.schema.names) - {
         name for name in raw.schema.names if raw.column(name).null_count == raw.num_rows
     }
 
 
-def test_a_retyped_column_valued_only_in_a_later_batch_is_drift(seeded_sqlite):
+def test_a_retyped_column_valued_only_in_a_later_batch_is_drift(seeded_sqlite, tmp_path):
     backend = example_sqlite(str(seeded_sqlite))
     raw = read_day_raw(backend, DAY)
     expected = backend.raw_schema()
@@ -45,24 +53,27 @@ def test_a_retyped_column_valued_only_in_a_later_batch_is_drift(seeded_sqlite):
     # The column as text, null in the first 100 rows and valued after them.
     values = [None] * 100 + ["1.5"] * (raw.num_rows - 100)
     drifted = raw.set_column(index, pa.field(numeric, pa.string()), pa.array(values))
-    day = collect_day(_batches(drifted, 50), expected, CLICK_STREAM)
-    assert day.events is None and numeric in day.valued and day.rows == raw.num_rows
+    day = collect_day(_batches(drifted, 50), expected, tmp_path / "drifted.parquet", CLICK_STREAM)
+    assert day.landed is None and numeric in day.valued and day.rows == raw.num_rows
+    # What was landed before the drift showed is gone with it.
+    assert not (tmp_path / "drifted.parquet").exists()
     # The same column null the whole day is not judged by its type (SQLite cannot type it).
     untyped = raw.set_column(
         index, pa.field(numeric, pa.string()), pa.nulls(raw.num_rows, pa.string())
     )
-    assert collect_table(untyped, expected, CLICK_STREAM).events is not None
+    untyped_day = collect_table(untyped, expected, tmp_path / "untyped.parquet", CLICK_STREAM)
+    assert untyped_day.landed is not None
 
 
-def test_a_missing_column_on_an_empty_day_is_drift(seeded_sqlite):
+def test_a_missing_column_on_an_empty_day_is_drift(seeded_sqlite, tmp_path):
     expected = example_sqlite(str(seeded_sqlite)).raw_schema()
     empty = expected.empty_table().drop_columns([expected.names[-1]])
-    day = collect_table(empty, expected, CLICK_STREAM)
-    assert day.events is None and day.rows == 0
+    day = collect_table(empty, expected, tmp_path / "empty.parquet", CLICK_STREAM)
+    assert day.landed is None and day.rows == 0
 
 
 @pytest.mark.postgres
-def test_postgres_streams_the_day_in_bounded_batches(postgres_backend):
+def test_postgres_streams_the_day_in_bounded_batches(postgres_backend, tmp_path):
     seed_warehouse(postgres_backend, DAY, DAY, impressions=2_000)
     small = PostgresBackend(
         postgres_backend.dsn, postgres_backend.schema, CLICK_STREAM, batch_bytes=64 * 1024
@@ -77,5 +88,7 @@ def test_postgres_streams_the_day_in_bounded_batches(postgres_backend):
         postgres_schema=postgres_backend.schema,
         postgres_batch_bytes=64 * 1024,
     )
-    day = warehouse.read_day(DAY, CLICK_STREAM)
-    assert day.events is not None and day.events.equals(expected)
+    day = warehouse.read_day(DAY, tmp_path / "day.parquet", CLICK_STREAM)
+    assert day.landed is not None
+    assert pq.ParquetFile(day.landed).num_row_groups == len(sizes)
+    assert sort_by_key(pq.read_table(day.landed), CLICK_STREAM).equals(expected)

@@ -1,0 +1,42 @@
+"""The day's encoded snapshot as the source gates read it: one column at a time.
+
+A gate that judges a column (its hours, its categories, its quantiles) is handed this in place
+of the day's table: `column(name)` decodes just that column from the file, and `num_rows` is
+the file's. So the gates hold one column of the day, never all of them; the gates that need
+whole rows count them by batches (`batches`) or in the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from assets.publishing.parquet import ParquetFile
+
+BATCH_ROWS = 128 * 1024
+
+
+class SnapshotColumns:
+    """A snapshot file read column by column; the column last read is kept, as consecutive
+    gates often judge the same one."""
+
+    def __init__(self, snapshot: ParquetFile):
+        self.snapshot = snapshot
+        self.num_rows = snapshot.num_rows
+        self.schema = snapshot.schema
+        self._last: tuple[str, pa.ChunkedArray] | None = None
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        if self._last is None or self._last[0] != name:
+            # The previous column goes first: only one is ever held.
+            self._last = None
+            self._last = (name, pq.read_table(self.snapshot.path, columns=[name]).column(0))
+        return self._last[1]
+
+    def batches(
+        self, columns: Sequence[str] | None = None, rows: int = BATCH_ROWS
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows in file order, in record batches of at most `rows` rows."""
+        yield from pq.ParquetFile(self.snapshot.path).iter_batches(rows, columns=columns)

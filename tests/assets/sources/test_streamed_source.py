@@ -1,0 +1,135 @@
+"""The source step on a landed day: the engine sorts it into the snapshot and the gates read the
+snapshot a column at a time, giving the bytes and the verdicts of the day held as one table
+(on the example's click stream and on the second schema's page views)."""
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from assets.features.day_events import sorted_by_key
+from assets.publishing.parquet import to_parquet_bytes, write_parquet_file
+from assets.quality import distribution, gates, replay
+from assets.quality import history as history_gates
+from assets.quality.gate_config import GateConfig
+from assets.sources.daily_events import (
+    evaluate_source_partition,
+    source_null_defaults,
+    source_range_defaults,
+)
+from assets.sources.snapshot_columns import SnapshotColumns
+from contract.source import CLICK_STREAM, SourceContract
+from resources.storage.object_store import LocalObjectStore
+from resources.warehouse.backends import sort_by_key
+from resources.warehouse.day_read import collect_table
+from scripts.synthetic_events import generate_events
+from tests.adapt.page_views import PAGE_VIEWS, generate_page_views
+
+DAY = dt.date(2026, 11, 5)
+LOADED_THROUGH = dt.datetime(2026, 11, 7, tzinfo=dt.UTC)
+
+
+def _delivered(contract: SourceContract) -> pa.Table:
+    """A day as an upstream might deliver it: not in key order, a slice of it delivered twice
+    (the same keys, so equal keys must keep their arrival order), a NaN and a missing value in
+    a watched numeric column."""
+    day = (
+        generate_events(DAY, 3_000) if contract is CLICK_STREAM else generate_page_views(DAY, 1_500)
+    )
+    shuffled = day.take(np.random.default_rng(5).permutation(day.num_rows))
+    numeric = contract.watched_numeric[0]
+    values = shuffled.column(numeric).to_pylist()
+    values[3], values[11] = float("nan"), None
+    shuffled = shuffled.set_column(
+        shuffled.schema.get_field_index(numeric), shuffled.schema.field(numeric), pa.array(values)
+    )
+    # The repeated slice differs from its first delivery in a column outside the key, so the
+    # order of equal keys shows in the snapshot's bytes.
+    again = shuffled.slice(100, 40)
+    marked = pc.multiply(again.column(numeric), pa.scalar(3.0))
+    again = again.set_column(again.schema.get_field_index(numeric), numeric, marked)
+    return pa.concat_tables([shuffled, again.cast(shuffled.schema)])
+
+
+def _evaluate(contract: SourceContract, raw: pa.Table, tmp_path):
+    thresholds = GateConfig().thresholds(
+        source_null_defaults(contract), source_range_defaults(contract)
+    )
+    day = collect_table(raw, raw.schema, tmp_path / "landing.parquet", contract)
+    evaluation = evaluate_source_partition(
+        DAY.isoformat(),
+        day,
+        LOADED_THROUGH,
+        raw.schema,
+        LocalObjectStore(tmp_path / "store"),
+        thresholds,
+        contract=contract,
+    )
+    return evaluation, thresholds
+
+
+@pytest.mark.parametrize("contract", [CLICK_STREAM, PAGE_VIEWS], ids=["click_stream", "page_views"])
+def test_the_snapshot_is_the_stable_key_sort_of_the_day(contract, tmp_path):
+    raw = _delivered(contract)
+    evaluation, _ = _evaluate(contract, raw, tmp_path)
+    held = sort_by_key(raw.cast(contract.schema), contract)
+    expected = to_parquet_bytes(held)
+    assert evaluation.table.path.read_bytes() == expected.data
+    assert evaluation.table.sha256 == expected.sha256
+    assert not (tmp_path / "landing.parquet").exists()
+
+
+@pytest.mark.parametrize("contract", [CLICK_STREAM, PAGE_VIEWS], ids=["click_stream", "page_views"])
+def test_the_gates_read_from_the_file_judge_as_on_the_held_table(contract, tmp_path):
+    raw = _delivered(contract)
+    evaluation, thresholds = _evaluate(contract, raw, tmp_path)
+    held = sort_by_key(raw.cast(contract.schema), contract)
+    verdicts = {result.gate: result for result in evaluation.gates}
+    assert verdicts["null_rate"] == gates.null_rate(held, thresholds)
+    assert verdicts["value_ranges"] == gates.value_ranges(held, thresholds)
+    assert not verdicts["value_ranges"].passed
+    assert verdicts["unique_key"] == gates.unique_key(held, contract.key, thresholds)
+    assert verdicts["unique_key"].value == 40
+    assert verdicts["repeated_events"] == gates.repeated_events(
+        held, contract.content_key, thresholds
+    )
+    time_column, content = contract.time_column, contract.replay_content
+    assert verdicts["completeness"] == gates.completeness(held, time_column, thresholds)
+    profiled = (contract.kind_column, *contract.watched_categorical)
+    numeric = contract.watched_numeric
+    profile = evaluation.profile
+    assert profile[replay.PROFILE_KEY] == replay.content_sketch(held, content, time_column)
+    assert profile[distribution.PROFILE_KEY] == distribution.distribution_profile(
+        held, contract.watched_categorical, numeric
+    )
+    assert {k: v for k, v in profile.items() if k in ("hour_share", "categories", "quantiles")} == (
+        history_gates.events_profile(held, time_column, profiled, numeric)
+    )
+
+
+def test_the_engine_sort_puts_null_keys_last_and_keeps_ties_in_file_order(tmp_path):
+    schema = pa.schema([("a", pa.string()), ("b", pa.int64()), ("arrival", pa.int64())])
+    rng = np.random.default_rng(11)
+    a = rng.choice(["x", "y", None], 5_000).tolist()
+    b = [None if v < 2 else int(v) for v in rng.integers(0, 20, 5_000)]
+    table = pa.table({"a": a, "b": b, "arrival": np.arange(5_000)}, schema=schema)
+    path = tmp_path / "landed.parquet"
+    pq.write_table(table, path, row_group_size=700)
+    ordered = pa.Table.from_batches(list(sorted_by_key(path, ("a", "b"), schema)), schema)
+    assert ordered.equals(table.sort_by([("a", "ascending"), ("b", "ascending")]))
+
+
+def test_snapshot_columns_hold_one_column_and_batch_the_rows(tmp_path):
+    table = generate_events(DAY, 500)
+    columns = SnapshotColumns(write_parquet_file(table, tmp_path / "day.parquet"))
+    assert columns.num_rows == table.num_rows
+    for name in table.schema.names:
+        assert columns.column(name).equals(table.column(name))
+    assert (
+        pa.Table.from_batches(list(columns.batches(["event_id"])))
+        .column(0)
+        .equals(table.column("event_id"))
+    )
