@@ -7,6 +7,10 @@ memory. (Loading the decoded day into DuckDB once instead kept every column resi
 peak memory of the plain scans at 1M impressions a day, for no gain in time.) Each row keeps
 its position in the snapshot (`snapshot_row`), and scans return the rows in that order: the
 compensated sums add in it.
+
+The same engine works on any parquet file of a day: it counts distinct keys for the gates, and
+sorts the source step's landed rows into the snapshot (a second database, with a smaller
+memory limit of its own).
 """
 
 from __future__ import annotations
