@@ -53,7 +53,6 @@ def _database(memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
         return _databases[memory_limit]
     if _directory is None:
         _directory = Path(tempfile.mkdtemp(prefix="day-events-"))
-        atexit.register(shutil.rmtree, _directory, ignore_errors=True)
     database = duckdb.connect(
         ":memory:",
         config={
@@ -71,10 +70,19 @@ def _database(memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     # Without the ICU extension DuckDB knows no zone but UTC and refuses the setting.
     with contextlib.suppress(duckdb.Error):
         database.execute("SET GLOBAL TimeZone = 'UTC'")
-    # Registered after the directory's removal, so it runs before it.
-    atexit.register(database.close)
     _databases[memory_limit] = database
     return database
+
+
+@atexit.register
+def _close_databases() -> None:
+    """At exit: every database closed, then their spill files and the days' snapshot files
+    removed (a database's files go only once it is closed)."""
+    for database in _databases.values():
+        database.close()
+    _databases.clear()
+    if _directory is not None:
+        shutil.rmtree(_directory, ignore_errors=True)
 
 
 class DayEvents:
