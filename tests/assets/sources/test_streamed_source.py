@@ -1,9 +1,16 @@
 """The source step on a landed day: the engine sorts it into the snapshot and the gates read the
 snapshot a column at a time, giving the bytes and the verdicts of the day held as one table
-(on the example's click stream and on the second schema's page views)."""
+(on the example's click stream and on the second schema's page views); killed mid-stream, it
+leaves the approved snapshot as it was."""
 
 import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
 
+import dagster as dg
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -11,22 +18,30 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.features.day_events import sorted_by_key
+from assets.partitions import daily_partitions
+from assets.publishing.gate_reports import read_published
 from assets.publishing.parquet import to_parquet_bytes, write_parquet_file
 from assets.quality import distribution, gates, replay
 from assets.quality import history as history_gates
 from assets.quality.gate_config import GateConfig
 from assets.sources.daily_events import (
+    ASSET,
     evaluate_source_partition,
     source_null_defaults,
     source_range_defaults,
 )
 from assets.sources.snapshot_columns import SnapshotColumns
 from contract.source import CLICK_STREAM, SourceContract
+from resources.notifier import Notifier
 from resources.storage.object_store import LocalObjectStore
-from resources.warehouse.backends import sort_by_key
+from resources.storage.resource import LocalObjectStorage
+from resources.warehouse.backends import normalize_events, read_day_raw, replace_day, sort_by_key
 from resources.warehouse.day_read import collect_table
+from resources.warehouse.resource import Warehouse
 from scripts.synthetic_events import generate_events
 from tests.adapt.page_views import PAGE_VIEWS, generate_page_views
+from tests.support.environment import REPO_ROOT
+from tests.support.example import example_daily_events, example_sqlite
 
 DAY = dt.date(2026, 11, 5)
 LOADED_THROUGH = dt.datetime(2026, 11, 7, tzinfo=dt.UTC)
@@ -133,3 +148,80 @@ def test_snapshot_columns_hold_one_column_and_batch_the_rows(tmp_path):
         .column(0)
         .equals(table.column("event_id"))
     )
+
+
+# A child materializes the day and SIGKILLs itself once the sort has handed over its first
+# batch: the landing file is complete and the snapshot file half written, nothing stored yet.
+_KILLED_MID_SORT = """
+import os, signal, sys
+import dagster as dg
+from assets.sources import daily_events
+from resources.notifier import Notifier
+from resources.storage.resource import LocalObjectStorage
+from resources.warehouse.resource import Warehouse
+from tests.support.example import example_daily_events
+
+sort = daily_events.sorted_by_key
+
+def sort_then_die(*args):
+    for batch in sort(*args):
+        yield batch
+        os.kill(os.getpid(), signal.SIGKILL)
+
+daily_events.sorted_by_key = sort_then_die
+warehouse, store, day = sys.argv[1:]
+dg.materialize(
+    [example_daily_events],
+    partition_key=day,
+    resources={
+        "warehouse": Warehouse(backend="sqlite", sqlite_path=warehouse),
+        "storage": LocalObjectStorage(root=store),
+        "notifier": Notifier(),
+    },
+    instance=dg.DagsterInstance.ephemeral(),
+)
+"""
+
+
+@pytest.mark.slow
+def test_a_source_step_killed_mid_stream_leaves_the_approved_snapshot(seeded_sqlite, tmp_path):
+    day = "2026-11-04"
+    warehouse = tmp_path / "warehouse.sqlite"
+    shutil.copyfile(seeded_sqlite, warehouse)
+    store_root = tmp_path / "store"
+    resources = {
+        "warehouse": Warehouse(backend="sqlite", sqlite_path=str(warehouse)),
+        "storage": LocalObjectStorage(root=str(store_root)),
+        "notifier": Notifier(),
+    }
+    assert dg.materialize([example_daily_events], partition_key=day, resources=resources).success
+    store = LocalObjectStore(store_root)
+    approved_bytes, approved = read_published(store, ASSET, day, daily_partitions)
+    stored = store.list_keys(f"sources/{ASSET}/{day}")
+    # The upstream re-delivers the day without ten of its rows: a new version to publish.
+    backend = example_sqlite(str(warehouse))
+    date = dt.date.fromisoformat(day)
+    replace_day(backend, date, normalize_events(read_day_raw(backend, date)).slice(10))
+
+    scratch = tmp_path / "child-tmp"
+    scratch.mkdir()
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_MID_SORT, str(warehouse), str(store_root), day],
+        cwd=REPO_ROOT,
+        env={**os.environ, "TMPDIR": str(scratch)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    # It died mid-stream: a snapshot file was being written in its scratch directory.
+    assert list(scratch.glob(f"{ASSET}-*/{ASSET}-{day}.parquet"))
+    data, report = read_published(store, ASSET, day, daily_partitions)
+    assert data == approved_bytes and report.object_key == approved.object_key
+    assert store.list_keys(f"sources/{ASSET}/{day}") == stored
+
+    # The day's rerun publishes the re-delivered rows.
+    assert dg.materialize([example_daily_events], partition_key=day, resources=resources).success
+    _, report = read_published(store, ASSET, day, daily_partitions)
+    assert report.object_key != approved.object_key and report.rows == approved.rows - 10
