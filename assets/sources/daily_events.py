@@ -7,6 +7,7 @@ which columns and what each gate judges come from a `SourceContract` (`contract/
 one for the project's `SOURCE`.
 """
 
+import contextlib
 import datetime as dt
 import tempfile
 from pathlib import Path
@@ -33,7 +34,7 @@ from contract.source import SOURCE, SourceContract
 from resources.notifier import Alert, Notifier
 from resources.storage.object_store import ObjectStore
 from resources.storage.resource import ObjectStorage
-from resources.warehouse.day_read import DayRows
+from resources.warehouse.day_read import DayRows, landing_schema
 from resources.warehouse.errors import WAREHOUSE_ERRORS, is_transient
 from resources.warehouse.resource import Warehouse
 
@@ -147,7 +148,8 @@ def evaluate_source_partition(
     """
     drift = drift or distribution.DistributionThresholds()
     replays = replays or replay.ReplayThresholds()
-    start, end = day_bounds(dt.date.fromisoformat(partition))
+    date = dt.date.fromisoformat(partition)
+    start, end = day_bounds(date)
     metadata = {
         "source_rows": day.rows,
         "watermark": loaded_through.isoformat() if loaded_through else "none",
@@ -159,13 +161,21 @@ def evaluate_source_partition(
             for name in SOURCE_GATES[1:]
         ]
         return Evaluation(None, [schema, *skipped], metadata)
-    tally = TableTally(contract.schema, thresholds.value_ranges)
-    snapshot = write_parquet_file(
-        tally.observe(sorted_by_key(day.landed, contract.key, contract.schema)),
-        day.landed.with_name(f"{ASSET}-{partition}.parquet"),
-        contract.schema,
-    )
-    day.landed.unlink()
+    # A null where the contract requires a value cannot be encoded as required: that day's
+    # snapshot declares every column nullable, and the null-rate gate refuses it.
+    snapshot_schema = landing_schema(contract) if day.required_with_nulls else contract.schema
+    tally = TableTally(snapshot_schema, thresholds.value_ranges)
+    try:
+        with contextlib.closing(
+            sorted_by_key(day.landed, contract.key, snapshot_schema)
+        ) as ordered:
+            snapshot = write_parquet_file(
+                tally.observe(ordered),
+                day.landed.with_name(f"{ASSET}-{date.isoformat()}.parquet"),
+                snapshot_schema,
+            )
+    finally:
+        day.landed.unlink()
     events = SnapshotColumns(snapshot)
     time_column = contract.time_column
     categorical, numeric = contract.watched_categorical, contract.watched_numeric

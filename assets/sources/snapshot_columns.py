@@ -15,8 +15,6 @@ import pyarrow.parquet as pq
 
 from assets.publishing.parquet import ParquetFile
 
-BATCH_ROWS = 128 * 1024
-
 
 class SnapshotColumns:
     """A snapshot file read column by column; the column last read is kept, as consecutive
@@ -25,18 +23,16 @@ class SnapshotColumns:
     def __init__(self, snapshot: ParquetFile):
         self.snapshot = snapshot
         self.num_rows = snapshot.num_rows
-        self.schema = snapshot.schema
         self._last: tuple[str, pa.ChunkedArray] | None = None
 
     def column(self, name: str) -> pa.ChunkedArray:
         if self._last is None or self._last[0] != name:
-            # The previous column goes first: only one is ever held.
+            # The previous column goes first: this object holds one at a time.
             self._last = None
             self._last = (name, pq.read_table(self.snapshot.path, columns=[name]).column(0))
         return self._last[1]
 
-    def batches(
-        self, columns: Sequence[str] | None = None, rows: int = BATCH_ROWS
-    ) -> Iterator[pa.RecordBatch]:
-        """The rows in file order, in record batches of at most `rows` rows."""
-        yield from pq.ParquetFile(self.snapshot.path).iter_batches(rows, columns=columns)
+    def batches(self, columns: Sequence[str], rows: int) -> Iterator[pa.RecordBatch]:
+        """The `columns` of the rows in file order, in record batches of at most `rows` rows."""
+        with pq.ParquetFile(self.snapshot.path) as file:
+            yield from file.iter_batches(rows, columns=columns)

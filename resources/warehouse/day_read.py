@@ -26,13 +26,21 @@ _LANDING_SETTINGS = {"compression": "snappy", "write_statistics": False}
 @dataclass(frozen=True)
 class DayRows:
     """The day as read: the driver's schema, its row count, the columns that held a value,
-    and the landing file of its canonical rows in arrival order (None when the schema drifted
-    from `expected`; the file is then removed)."""
+    the landing file of its canonical rows in arrival order (None when the schema drifted
+    from `expected`; the file is then removed) and the contract's required columns that held
+    a null anyway (the null-rate gate's to judge)."""
 
     schema: pa.Schema
     rows: int
     valued: frozenset[str]
     landed: Path | None
+    required_with_nulls: frozenset[str] = frozenset()
+
+
+def landing_schema(contract: SourceContract) -> pa.Schema:
+    """The contract's schema with every column nullable: a null where the contract requires a
+    value is landed and gated, not refused by the writer."""
+    return pa.schema([field.with_nullable(True) for field in contract.schema])
 
 
 def _drifted(schema: pa.Schema, valued: set[str], expected: pa.Schema) -> bool:
@@ -51,22 +59,37 @@ def collect_day(
     schema holds."""
     schema = reader.schema
     valued: set[str] = set()
+    required = [f.name for f in contract.schema if not f.nullable]
+    with_nulls: set[str] = set()
     rows = 0
     drifted = False
-    with pq.ParquetWriter(landing, contract.schema, **_LANDING_SETTINGS) as writer:
-        for batch in reader:
-            rows += batch.num_rows
-            valued.update(
-                name for name in schema.names if batch.column(name).null_count < batch.num_rows
-            )
-            drifted = drifted or _drifted(schema, valued, expected)
-            if not drifted:
-                writer.write_batch(normalize_batch(batch, contract))
+    try:
+        with pq.ParquetWriter(landing, landing_schema(contract), **_LANDING_SETTINGS) as writer:
+            for batch in reader:
+                rows += batch.num_rows
+                valued.update(
+                    name for name in schema.names if batch.column(name).null_count < batch.num_rows
+                )
+                drifted = drifted or _drifted(schema, valued, expected)
+                if not drifted:
+                    canonical = normalize_batch(batch, contract)
+                    with_nulls.update(n for n in required if canonical.column(n).null_count)
+                    writer.write_batch(canonical.cast(writer.schema))
+    except BaseException:
+        # A read that fails mid-stream (and is retried) leaves no half-landed day behind.
+        landing.unlink(missing_ok=True)
+        raise
     # A day with no batches still has the driver's schema to judge.
     if drifted or _drifted(schema, valued, expected):
         landing.unlink()
         return DayRows(schema=schema, rows=rows, valued=frozenset(valued), landed=None)
-    return DayRows(schema=schema, rows=rows, valued=frozenset(valued), landed=landing)
+    return DayRows(
+        schema=schema,
+        rows=rows,
+        valued=frozenset(valued),
+        landed=landing,
+        required_with_nulls=frozenset(with_nulls),
+    )
 
 
 def collect_table(

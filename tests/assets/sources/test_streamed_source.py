@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from assets.features import day_events
 from assets.features.day_events import sorted_by_key
 from assets.partitions import daily_partitions
 from assets.publishing.gate_reports import read_published
@@ -36,7 +37,7 @@ from resources.notifier import Notifier
 from resources.storage.object_store import LocalObjectStore
 from resources.storage.resource import LocalObjectStorage
 from resources.warehouse.backends import normalize_events, read_day_raw, replace_day, sort_by_key
-from resources.warehouse.day_read import collect_table
+from resources.warehouse.day_read import collect_day, landing_schema
 from resources.warehouse.resource import Warehouse
 from scripts.synthetic_events import generate_events
 from tests.adapt.page_views import PAGE_VIEWS, generate_page_views
@@ -70,19 +71,24 @@ def _delivered(contract: SourceContract) -> pa.Table:
 
 
 def _evaluate(contract: SourceContract, raw: pa.Table, tmp_path):
+    """The source step on `raw` delivered in batches of 97 rows, the engine handing the sorted
+    rows back in batches of 256: many batches on either side of the sort."""
     thresholds = GateConfig().thresholds(
         source_null_defaults(contract), source_range_defaults(contract)
     )
-    day = collect_table(raw, raw.schema, tmp_path / "landing.parquet", contract)
-    evaluation = evaluate_source_partition(
-        DAY.isoformat(),
-        day,
-        LOADED_THROUGH,
-        raw.schema,
-        LocalObjectStore(tmp_path / "store"),
-        thresholds,
-        contract=contract,
-    )
+    reader = pa.RecordBatchReader.from_batches(raw.schema, raw.to_batches(max_chunksize=97))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(day_events, "BATCH_ROWS", 256)
+        day = collect_day(reader, raw.schema, tmp_path / "landing.parquet", contract)
+        evaluation = evaluate_source_partition(
+            DAY.isoformat(),
+            day,
+            LOADED_THROUGH,
+            raw.schema,
+            LocalObjectStore(tmp_path / "store"),
+            thresholds,
+            contract=contract,
+        )
     return evaluation, thresholds
 
 
@@ -125,6 +131,24 @@ def test_the_gates_read_from_the_file_judge_as_on_the_held_table(contract, tmp_p
     )
 
 
+@pytest.mark.parametrize("contract", [CLICK_STREAM, PAGE_VIEWS], ids=["click_stream", "page_views"])
+def test_a_null_where_the_contract_requires_a_value_is_gated_not_a_crash(contract, tmp_path):
+    raw = _delivered(contract)
+    key = contract.key[0]
+    values = raw.column(key).to_pylist()
+    values[5] = values[8] = None
+    field = raw.schema.field(key)
+    raw = raw.set_column(raw.schema.get_field_index(key), key, pa.array(values, field.type))
+    evaluation, thresholds = _evaluate(contract, raw, tmp_path)
+    verdicts = {result.gate: result for result in evaluation.gates}
+    assert verdicts["null_rate"].blocks and key in verdicts["null_rate"].observed
+    held = sort_by_key(raw.cast(landing_schema(contract)), contract)
+    assert verdicts["null_rate"] == gates.null_rate(held, thresholds)
+    assert verdicts["unique_key"] == gates.unique_key(held, contract.key, thresholds)
+    # The nulls sort last, as they would in the held table.
+    assert evaluation.table.sha256 == to_parquet_bytes(held).sha256
+
+
 def test_the_engine_sort_puts_null_keys_last_and_keeps_ties_in_file_order(tmp_path):
     schema = pa.schema([("a", pa.string()), ("b", pa.int64()), ("arrival", pa.int64())])
     rng = np.random.default_rng(11)
@@ -144,14 +168,14 @@ def test_snapshot_columns_hold_one_column_and_batch_the_rows(tmp_path):
     for name in table.schema.names:
         assert columns.column(name).equals(table.column(name))
     assert (
-        pa.Table.from_batches(list(columns.batches(["event_id"])))
+        pa.Table.from_batches(list(columns.batches(["event_id"], 100)))
         .column(0)
         .equals(table.column("event_id"))
     )
 
 
 # A child materializes the day and SIGKILLs itself once the sort has handed over its first
-# batch: the landing file is complete and the snapshot file half written, nothing stored yet.
+# batch: the landing file is complete and the snapshot file open for writing, nothing stored.
 _KILLED_MID_SORT = """
 import os, signal, sys
 import dagster as dg
@@ -215,7 +239,7 @@ def test_a_source_step_killed_mid_stream_leaves_the_approved_snapshot(seeded_sql
         check=False,
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-    # It died mid-stream: a snapshot file was being written in its scratch directory.
+    # It died mid-stream: the snapshot file was open for writing in its scratch directory.
     assert list(scratch.glob(f"{ASSET}-*/{ASSET}-{day}.parquet"))
     data, report = read_published(store, ASSET, day, daily_partitions)
     assert data == approved_bytes and report.object_key == approved.object_key
