@@ -4,7 +4,8 @@ Each passed day keeps a compact, mergeable profile of its watched columns (categ
 distinct counts; a fixed grid of quantiles per numeric column). A new day is compared with the
 pooled profiles of its trailing passed days, and every threshold is calibrated from that same
 history: each history day is compared with the others the same way (leave one out), and the
-largest of those day-over-day statistics is the noise a clean day may show. A statistic blocks
+largest of those day-over-day statistics is the noise a clean day may show, and never less
+than what the day's own sample size shows by chance. A statistic blocks
 above max(severe floor, severe factor x noise) and warns above max(moderate floor, moderate
 factor x noise). The functions take the column names as parameters and never name a table's
 columns themselves. No Dagster here.
@@ -269,6 +270,38 @@ def _numeric_stats(median: float, iqr: float, outside: float, base: _Baseline) -
     }
 
 
+def _numeric_chance(values: np.ndarray, history_values: int) -> dict:
+    """What each statistic shows by chance alone, one standard error of the quantiles it reads:
+    a quantile p of n values today against N in the history is uncertain by about
+    sqrt(p (1 - p) (1/n + 1/N)) in probability (its rank's binomial spread), read back as
+    values on today's own quantile curve and measured in today's own spread, so a scale change
+    does not widen its own levels. A small day (a rare event's dwell time, a column most rows
+    leave empty) then needs a larger change to warn or block, as the PSI's chance term does
+    for categories."""
+    variance = 1 / len(values) + 1 / max(history_values, 1)
+    d50, d25 = (math.sqrt(p * (1 - p) * variance) for p in (0.5, 0.25))
+    probabilities = (0.5 - d50, 0.5 + d50, 0.25 - d25, 0.25 + d25, 0.75 - d25, 0.75 + d25)
+    median_low, median_high, q1_low, q1_high, q3_low, q3_high = mid_quantiles(
+        values, np.clip(probabilities, 0.0, 1.0)
+    )
+    low, q1, median, q3, high = mid_quantiles(
+        values, (CENTRAL_RANGE[0], 0.25, 0.5, 0.75, CENTRAL_RANGE[1])
+    )
+    scale = _Baseline(median, q3 - q1, low, high).scale
+    tiny = 1e-9 * scale
+    # Half the log ratio of the widest to the narrowest IQR the quartiles' spreads allow.
+    iqr_change = 0.5 * math.log((q3_high - q1_low + tiny) / (max(q3_low - q1_high, 0.0) + tiny))
+    central = CENTRAL_RANGE[1] - CENTRAL_RANGE[0]
+    return {
+        "median shift (in the history's IQRs)": (median_high - median_low) / 2 / scale,
+        "inter-quartile range change": iqr_change,
+        # The share outside the central range is 1 - central on a clean day, give or take its
+        # binomial spread.
+        "share outside the history's central 90% range": (1 - central)
+        + math.sqrt(central * (1 - central) * variance),
+    }
+
+
 def _grid_outside(grid: Sequence[float], low: float, high: float) -> float:
     """A history day's share of values strictly outside [low, high], read from its sketch."""
     values = np.asarray(grid)
@@ -433,10 +466,25 @@ def numeric_scale(
             others = _Baseline.of([*grids[:i], *grids[i + 1 :]])
             for statistic, value in _grid_stats(grid, others).items():
                 noise[statistic] = max(noise[statistic], value)
+        history_values = sum(entry.get("count") or 0 for _, entry in past)
+        chance = _numeric_chance(values, history_values)
         for statistic, value in today.items():
             moderate, severe, show = levels[statistic]
             findings.append(
-                _finding(name, statistic, value, noise[statistic], moderate, severe, show)
+                _finding(
+                    name,
+                    statistic,
+                    value,
+                    max(noise[statistic], chance[statistic]),
+                    moderate,
+                    severe,
+                    show,
+                    noise_source=(
+                        f"the larger of the history's own day-over-day {statistic} "
+                        f"({show(noise[statistic])}) and the {statistic} expected by chance "
+                        f"of {len(values)} values"
+                    ),
+                )
             )
     return _verdict(
         NUMERIC_SCALE,

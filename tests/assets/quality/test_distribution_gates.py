@@ -5,6 +5,7 @@ byte-identical. And the severity levels, calibration and profiles, on small tabl
 
 import datetime as dt
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -209,6 +210,63 @@ def test_thresholds_grow_with_the_history_own_day_over_day_spread():
     # this much every day, the same day is within its usual noise.
     assert quiet.blocks and quiet.limit == pytest.approx(0.25)
     assert noisy.passed and noisy.limit > 1.0
+
+
+def _lognormal_day(seed: int, rows: int, scale: float = 1.0) -> pa.Table:
+    values = np.random.default_rng(seed).lognormal(2.5, 0.9, rows) * scale
+    return pa.table({"dwell": values})
+
+
+def _dwell_history(rows: int) -> list[tuple[str, dict]]:
+    return [
+        (
+            (DAY - dt.timedelta(days=n + 1)).isoformat(),
+            {
+                distribution.PROFILE_KEY: distribution.distribution_profile(
+                    _lognormal_day(n, rows), [], ["dwell"]
+                )
+            },
+        )
+        for n in range(7)
+    ]
+
+
+def test_a_small_day_must_move_further_than_its_quantiles_chance_spread():
+    thresholds = GateConfig().distribution_thresholds()
+    history = _dwell_history(2_000)
+    # The same change, inter-quartile range x1.7, on a day of 2,000 values and on a day of 20
+    # (a rare event's dwell time on a quiet day), against the same steady history.
+    small, large = (
+        distribution.numeric_scale(
+            _spread(_lognormal_day(100, rows), 1.7), history, ["dwell"], thresholds
+        )
+        for rows in (20, 2_000)
+    )
+    assert large.blocks and "inter-quartile range change" in large.message
+    # Twenty values cannot tell x1.7 from chance: the quartiles' own spread widens the levels
+    # (it may warn; it does not block).
+    assert not small.blocks, small.message
+    assert "expected by chance of 20 values" in small.observed
+    # A unit change (seconds to milliseconds) still blocks the small day.
+    unit = distribution.numeric_scale(
+        _lognormal_day(100, 20, scale=1000.0), history, ["dwell"], thresholds
+    )
+    assert unit.blocks, unit.message
+    # The chance spread is measured in the day's own spread, so the unit change does not
+    # widen its own levels a thousandfold: the median shift blocks within a few IQRs.
+    shift = re.search(
+        r"median shift \(in the history's IQRs\) [\d.]+ \(passes at <= [\d.]+, "
+        r"blocks above ([\d.]+)",
+        unit.message,
+    )
+    assert shift and float(shift[1]) < 2.0, unit.message
+
+
+def _spread(table: pa.Table, factor: float) -> pa.Table:
+    """The column's values pulled away from their median by `factor` (the IQR grows by it)."""
+    values = table.column("dwell").to_numpy()
+    median = np.median(values)
+    return pa.table({"dwell": median + (values - median) * factor})
 
 
 def test_without_enough_history_the_gates_pass_and_say_why():
