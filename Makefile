@@ -48,10 +48,14 @@ run-day: prepare
 	$(PY) -m scripts.run_day --day "$(DAY)" $(if $(WINDOW),--window $(WINDOW)) \
 	  $(if $(CONFIG),--config "$(CONFIG)")
 
+# Two workers, each test file on one of them (a module's fixtures are built once): most slow
+# tests wait on real daemons and subprocesses, so two run at once on a two-core machine.
+# TEST_WORKERS=0 runs the suite in this one process.
+TEST_WORKERS ?= 2
 test: venv
 	$(BIN)/ruff check .
 	$(BIN)/hadolint $(DOCKERFILES)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The inner loop: everything but the tests marked slow (real daemon/webserver, trainer
 # subprocesses, torchrun, benchmarks). CI and `make test` run them all.
