@@ -12,8 +12,9 @@ Each measurement runs in a child process of its own and reports its peak RSS (Vm
 
 Both end in the same snapshot bytes (checked). The day comes from the generator, seeded into a
 throwaway SQLite file or PostgreSQL schema (`--backend postgres`, at WAREHOUSE_DSN or the local
-test server). SQLite hands the day over as one batch, so only PostgreSQL shows the read
-bounded. Other processes on the machine make timings noisy; memory is the subject.
+test server); SQLite's read comes in pages of rowids, PostgreSQL's in batches of about
+`postgres_batch_bytes`. Other processes on the machine make timings noisy; memory is the
+subject.
 
     python -m benchmarks.source_read [--impressions 1000000] [--backend sqlite] [--repeats 1]
 

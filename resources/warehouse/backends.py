@@ -15,7 +15,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -23,10 +23,11 @@ import pyarrow.compute as pc
 from contract.source import SOURCE, SourceContract
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-# ADBC SQLite infers result types from the first batch; one batch per query keeps a column
-# whose first rows are NULL from being typed INT64 and then rejecting later doubles. SQLite is
-# the embedded development warehouse, so it alone reads a day in one batch.
-_SQLITE_SINGLE_BATCH = {"adbc.sqlite.query.batch_rows": str(2**30)}
+# ADBC SQLite types an answer from its first batch: a column NULL through it is typed INT64
+# and the next batch's doubles are refused. So SQLite reads a day in pages of this many rowids,
+# each page its own query answered in one batch and typed by its own values; the collector
+# judges a column's type only where it holds values.
+SQLITE_PAGE_ROWS = 128 * 1024
 # PostgreSQL declares every column's type, so its reads stream in batches of about this size:
 # the day never sits in memory as the driver's raw answer.
 POSTGRES_BATCH_BYTES = 16 * 2**20
@@ -96,6 +97,11 @@ class WarehouseBackend(ABC):
     def read_options(self) -> Mapping[str, str]:
         """ADBC statement options set before every read (how the driver batches the day)."""
         return {}
+
+    def day_batches(self, cursor: Any, table: str, where: str, params: tuple) -> DayBatches:
+        """The day's rows through `cursor`, as the driver answers them."""
+        cursor.execute(f"SELECT * FROM {table} WHERE {where}", params or None)
+        return cursor.fetch_record_batch()
 
     def table(self, name: str) -> str:
         return name
@@ -170,9 +176,12 @@ class SqliteBackend(WarehouseBackend):
 
     name = "sqlite"
 
-    def __init__(self, path: str, contract: SourceContract = SOURCE):
+    def __init__(
+        self, path: str, contract: SourceContract = SOURCE, page_rows: int = SQLITE_PAGE_ROWS
+    ):
         super().__init__(contract)
         self.path = path
+        self.page_rows = page_rows
 
     def connect(self) -> Any:
         import adbc_driver_sqlite.dbapi
@@ -180,7 +189,18 @@ class SqliteBackend(WarehouseBackend):
         return adbc_driver_sqlite.dbapi.connect(self.path)
 
     def read_options(self) -> Mapping[str, str]:
-        return _SQLITE_SINGLE_BATCH
+        # A page is at most page_rows rows: one batch, typed from all of them.
+        return {"adbc.sqlite.query.batch_rows": str(self.page_rows)}
+
+    def day_batches(self, cursor: Any, table: str, where: str, params: tuple) -> DayBatches:
+        cursor.execute(f"SELECT min(rowid), max(rowid) FROM {table} WHERE {where}", params)
+        low, high = cursor.fetchone()
+        page = f"SELECT * FROM {table} WHERE {where} AND rowid >= ? AND rowid < ?"
+        if low is None:
+            # An empty day still answers with the table's columns, for the schema gate.
+            cursor.execute(page, (*params, 0, 0))
+            return cursor.fetch_record_batch()
+        return _SqlitePages(cursor, page, params, range(low, high + 1, self.page_rows))
 
     def placeholder(self, position: int) -> str:
         return "?"
@@ -311,6 +331,33 @@ class PostgresBackend(WarehouseBackend):
         raise TypeError(f"A day filter binds dates and datetimes only, not {value!r}")
 
 
+class DayBatches(Protocol):
+    """A day's record batches and the schema of the first; with SQLite a later batch may type
+    a column the first held no value in."""
+
+    schema: pa.Schema
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]: ...
+
+
+class _SqlitePages:
+    """One query per page of rowids, run as the previous page is consumed."""
+
+    def __init__(self, cursor: Any, sql: str, params: tuple, starts: range):
+        self._cursor, self._sql, self._params, self._starts = cursor, sql, params, starts
+        self._first = self._page(starts[0])
+        self.schema = self._first.schema
+
+    def _page(self, start: int) -> pa.RecordBatchReader:
+        self._cursor.execute(self._sql, (*self._params, start, start + self._starts.step))
+        return self._cursor.fetch_record_batch()
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        yield from self._first
+        for start in self._starts[1:]:
+            yield from self._page(start)
+
+
 def _require_utc(moment: dt.datetime) -> dt.datetime:
     if moment.tzinfo is None:
         raise ValueError(f"Timestamp {moment!r} has no time zone; the warehouse speaks UTC only")
@@ -344,26 +391,47 @@ def create_tables(backend: WarehouseBackend) -> None:
 
 
 @contextmanager
-def stream_day_raw(backend: WarehouseBackend, day: dt.date) -> Iterator[pa.RecordBatchReader]:
+def stream_day_raw(backend: WarehouseBackend, day: dt.date) -> Iterator[DayBatches]:
     """Every row the warehouse holds for the UTC day, as the driver's record batches.
 
     No column list and no casts: the schema contract gate must see upstream drift (a dropped,
-    renamed or retyped column) instead of a SQL error or a silent cast. The reader is valid
+    renamed or retyped column) instead of a SQL error or a silent cast. The batches are valid
     inside the block only; a connection error mid-stream raises while iterating.
     """
     where, params = backend.day_filter(day)
-    query = f"SELECT * FROM {backend.table(backend.contract.table)} WHERE {where}"
     with _cursor(backend) as (_, cursor):
         if options := backend.read_options():
             cursor.adbc_statement.set_options(**options)
-        cursor.execute(query, params or None)
-        yield cursor.fetch_record_batch()
+        yield backend.day_batches(cursor, backend.table(backend.contract.table), where, params)
 
 
 def read_day_raw(backend: WarehouseBackend, day: dt.date) -> pa.Table:
-    """The day's raw rows as one table (tests and tools; the source asset streams)."""
-    with stream_day_raw(backend, day) as reader:
-        return reader.read_all()
+    """The day's raw rows as one table (tests and tools; the source asset streams). A column
+    takes the type of the batches where it holds values; elsewhere it is nulls of that type."""
+    with stream_day_raw(backend, day) as batches:
+        first, pages = batches.schema, list(batches)
+    typed: dict[str, pa.DataType] = {}
+    for page in pages:
+        for field in page.schema:
+            if page.column(field.name).null_count == page.num_rows:
+                continue
+            if typed.setdefault(field.name, field.type) != field.type:
+                raise ValueError(
+                    f"{backend.contract.table}.{field.name} on {day}: the warehouse answered "
+                    f"{typed[field.name]} and {field.type} in one day's read"
+                )
+    schema = pa.schema([f.with_type(typed.get(f.name, f.type)) for f in first])
+
+    def conformed(page: pa.RecordBatch) -> pa.RecordBatch:
+        columns = [
+            page.column(f.name)
+            if page.schema.field(f.name).type == f.type
+            else pa.nulls(page.num_rows, f.type)
+            for f in schema
+        ]
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    return pa.Table.from_batches([conformed(page) for page in pages], schema=schema)
 
 
 def _canonical_columns(

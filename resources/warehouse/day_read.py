@@ -2,7 +2,7 @@
 
 Each batch is normalised to the contract's canonical schema as it arrives, appended to a
 landing parquet file and dropped, so the day is never whole in memory: the driver's batch in
-hand is (bounded on PostgreSQL; SQLite hands a day over as one batch). What the schema
+hand is (bounded: PostgreSQL's size hint, SQLite's pages of rowids). What the schema
 contract gate needs from the raw rows (the driver's schema, which columns held a value) is
 counted on the way; once the schema has drifted nothing more is normalised or landed, only the
 rows are counted. The landed rows are in arrival order; the source asset sorts them by key.
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from contract.source import SOURCE, SourceContract
-from resources.warehouse.backends import normalize_batch
+from resources.warehouse.backends import DayBatches, normalize_batch
 
 # The landing file is read once, by the sort, and removed: fast to write beats small.
 _LANDING_SETTINGS = {"compression": "snappy", "write_statistics": False}
@@ -50,15 +50,15 @@ def _drifted(schema: pa.Schema, valued: set[str], expected: pa.Schema) -> bool:
 
 
 def collect_day(
-    reader: pa.RecordBatchReader,
+    reader: DayBatches,
     expected: pa.Schema,
     landing: Path,
     contract: SourceContract = SOURCE,
 ) -> DayRows:
     """Drain `reader` into the parquet file `landing`, normalising batch by batch while the
-    schema holds."""
-    schema = reader.schema
-    valued: set[str] = set()
+    schema holds. Each batch is judged by its own schema (SQLite types each page by its own
+    values); the day's schema gives a column the type of the first batch it held values in."""
+    typed: dict[str, pa.DataType] = {}
     required = [f.name for f in contract.schema if not f.nullable]
     with_nulls: set[str] = set()
     rows = 0
@@ -67,10 +67,12 @@ def collect_day(
         with pq.ParquetWriter(landing, landing_schema(contract), **_LANDING_SETTINGS) as writer:
             for batch in reader:
                 rows += batch.num_rows
-                valued.update(
-                    name for name in schema.names if batch.column(name).null_count < batch.num_rows
-                )
-                drifted = drifted or _drifted(schema, valued, expected)
+                valued = {
+                    f.name for f in batch.schema if batch.column(f.name).null_count < batch.num_rows
+                }
+                for name in valued:
+                    typed.setdefault(name, batch.schema.field(name).type)
+                drifted = drifted or _drifted(batch.schema, valued, expected)
                 if not drifted:
                     canonical = normalize_batch(batch, contract)
                     with_nulls.update(n for n in required if canonical.column(n).null_count)
@@ -79,14 +81,15 @@ def collect_day(
         # A read that fails mid-stream (and is retried) leaves no half-landed day behind.
         landing.unlink(missing_ok=True)
         raise
+    schema = pa.schema([f.with_type(typed.get(f.name, f.type)) for f in reader.schema])
     # A day with no batches still has the driver's schema to judge.
-    if drifted or _drifted(schema, valued, expected):
+    if drifted or _drifted(schema, set(typed), expected):
         landing.unlink()
-        return DayRows(schema=schema, rows=rows, valued=frozenset(valued), landed=None)
+        return DayRows(schema=schema, rows=rows, valued=frozenset(typed), landed=None)
     return DayRows(
         schema=schema,
         rows=rows,
-        valued=frozenset(valued),
+        valued=frozenset(typed),
         landed=landing,
         required_with_nulls=frozenset(with_nulls),
     )
