@@ -49,6 +49,11 @@ def _drifted(schema: pa.Schema, valued: set[str], expected: pa.Schema) -> bool:
     return any(schema.field(f.name).type != f.type and f.name in valued for f in expected)
 
 
+def _expected_type(expected: pa.Schema, name: str) -> pa.DataType | None:
+    index = expected.get_field_index(name)
+    return expected.field(index).type if index >= 0 else None
+
+
 def collect_day(
     reader: DayBatches,
     expected: pa.Schema,
@@ -57,7 +62,8 @@ def collect_day(
 ) -> DayRows:
     """Drain `reader` into the parquet file `landing`, normalising batch by batch while the
     schema holds. Each batch is judged by its own schema (SQLite types each page by its own
-    values); the day's schema gives a column the type of the first batch it held values in."""
+    values); the day's schema gives a column the type it held values in, an unexpected one
+    if any batch had it."""
     typed: dict[str, pa.DataType] = {}
     required = [f.name for f in contract.schema if not f.nullable]
     with_nulls: set[str] = set()
@@ -71,7 +77,9 @@ def collect_day(
                     f.name for f in batch.schema if batch.column(f.name).null_count < batch.num_rows
                 }
                 for name in valued:
-                    typed.setdefault(name, batch.schema.field(name).type)
+                    # A type the contract does not expect sticks: the schema gate names it.
+                    if typed.get(name) in (None, _expected_type(expected, name)):
+                        typed[name] = batch.schema.field(name).type
                 drifted = drifted or _drifted(batch.schema, valued, expected)
                 if not drifted:
                     canonical = normalize_batch(batch, contract)

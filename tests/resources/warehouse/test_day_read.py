@@ -163,4 +163,6 @@ def test_text_in_a_later_sqlite_page_is_drift(tmp_path):
     with stream_day_raw(backend, DAY) as batches:
         day = collect_day(batches, backend.raw_schema(), tmp_path / "day.parquet", CLICK_STREAM)
     assert day.landed is None and column in day.valued and day.rows == events.num_rows
+    # The day's schema names the type that drifted, not the one the earlier pages held.
+    assert day.schema.field(column).type == pa.string()
     assert not (tmp_path / "day.parquet").exists()
