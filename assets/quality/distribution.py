@@ -146,15 +146,20 @@ def _finite_values(column: pa.ChunkedArray) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
-def mid_quantiles(values: np.ndarray, probabilities: Sequence[float]) -> np.ndarray:
+def mid_quantile_curve(values: np.ndarray) -> Callable[[Sequence[float]], np.ndarray]:
     """Quantiles read from the mid-distribution function (each distinct value sits at the
     middle of its probability mass): the usual quantiles for continuous values, and for a
     discrete column (counts, prices from a list) they move smoothly with the mass instead of
-    jumping a whole step when one row changes."""
+    jumping a whole step when one row changes. The values are sorted once, however many
+    quantiles are read."""
     unique, counts = np.unique(values, return_counts=True)
     cumulative = np.cumsum(counts)
     middle = (cumulative - counts / 2) / cumulative[-1]
-    return np.interp(probabilities, middle, unique)
+    return lambda probabilities: np.interp(probabilities, middle, unique)
+
+
+def mid_quantiles(values: np.ndarray, probabilities: Sequence[float]) -> np.ndarray:
+    return mid_quantile_curve(values)(probabilities)
 
 
 def _quantile_sketch(column: pa.ChunkedArray) -> dict:
@@ -270,23 +275,23 @@ def _numeric_stats(median: float, iqr: float, outside: float, base: _Baseline) -
     }
 
 
-def _numeric_chance(values: np.ndarray, history_values: int) -> dict:
+def _numeric_chance(
+    quantiles: Callable[[Sequence[float]], np.ndarray], values: int, history_values: int
+) -> dict:
     """What each statistic shows by chance alone, one standard error of the quantiles it reads:
-    a quantile p of n values today against N in the history is uncertain by about
+    a quantile p of n `values` today against N in the history is uncertain by about
     sqrt(p (1 - p) (1/n + 1/N)) in probability (its rank's binomial spread), read back as
     values on today's own quantile curve and measured in today's own spread, so a scale change
     does not widen its own levels. A small day (a rare event's dwell time, a column most rows
     leave empty) then needs a larger change to warn or block, as the PSI's chance term does
     for categories."""
-    variance = 1 / len(values) + 1 / max(history_values, 1)
+    variance = 1 / values + 1 / max(history_values, 1)
     d50, d25 = (math.sqrt(p * (1 - p) * variance) for p in (0.5, 0.25))
     probabilities = (0.5 - d50, 0.5 + d50, 0.25 - d25, 0.25 + d25, 0.75 - d25, 0.75 + d25)
-    median_low, median_high, q1_low, q1_high, q3_low, q3_high = mid_quantiles(
-        values, np.clip(probabilities, 0.0, 1.0)
+    median_low, median_high, q1_low, q1_high, q3_low, q3_high = quantiles(
+        np.clip(probabilities, 0.0, 1.0)
     )
-    low, q1, median, q3, high = mid_quantiles(
-        values, (CENTRAL_RANGE[0], 0.25, 0.5, 0.75, CENTRAL_RANGE[1])
-    )
+    low, q1, median, q3, high = quantiles((CENTRAL_RANGE[0], 0.25, 0.5, 0.75, CENTRAL_RANGE[1]))
     scale = _Baseline(median, q3 - q1, low, high).scale
     tiny = 1e-9 * scale
     # Half the log ratio of the widest to the narrowest IQR the quartiles' spreads allow.
@@ -458,7 +463,8 @@ def numeric_scale(
         days.update(day for day, _ in past)
         grids = [entry["grid"] for _, entry in past]
         base = _Baseline.of(grids)
-        q1, median, q3 = mid_quantiles(values, (0.25, 0.5, 0.75))
+        quantiles = mid_quantile_curve(values)
+        q1, median, q3 = quantiles((0.25, 0.5, 0.75))
         outside = float(np.mean((values < base.low) | (values > base.high)))
         today = _numeric_stats(float(median), float(q3 - q1), outside, base)
         noise = {statistic: 0.0 for statistic in today}
@@ -467,7 +473,7 @@ def numeric_scale(
             for statistic, value in _grid_stats(grid, others).items():
                 noise[statistic] = max(noise[statistic], value)
         history_values = sum(entry.get("count") or 0 for _, entry in past)
-        chance = _numeric_chance(values, history_values)
+        chance = _numeric_chance(quantiles, len(values), history_values)
         for statistic, value in today.items():
             moderate, severe, show = levels[statistic]
             findings.append(

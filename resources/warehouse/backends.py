@@ -413,7 +413,7 @@ def read_day_raw(backend: WarehouseBackend, day: dt.date) -> pa.Table:
     typed: dict[str, pa.DataType] = {}
     for page in pages:
         for field in page.schema:
-            if page.column(field.name).null_count == page.num_rows:
+            if not holds_values(page, field.name):
                 continue
             if typed.setdefault(field.name, field.type) != field.type:
                 raise ValueError(
@@ -434,15 +434,21 @@ def read_day_raw(backend: WarehouseBackend, day: dt.date) -> pa.Table:
     return pa.Table.from_batches([conformed(page) for page in pages], schema=schema)
 
 
+def holds_values(rows: pa.Table | pa.RecordBatch, column: str) -> bool:
+    """Whether a column holds any value: one that holds none carries whatever type the driver
+    guessed for it (SQLite: int64), which says nothing about the upstream."""
+    return rows.column(column).null_count < rows.num_rows
+
+
 def _canonical_columns(
     raw: pa.Table | pa.RecordBatch, contract: SourceContract
 ) -> list[pa.Array | pa.ChunkedArray]:
     return [
         # A column with no values carries whatever type the driver guessed (SQLite: int64),
         # which may not cast to the contract's type; it is simply nulls of that type.
-        pa.nulls(raw.num_rows, f.type)
-        if raw.column(f.name).null_count == raw.num_rows
-        else raw.column(f.name).cast(f.type)
+        raw.column(f.name).cast(f.type)
+        if holds_values(raw, f.name)
+        else pa.nulls(raw.num_rows, f.type)
         for f in contract.schema
     ]
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from contract.source import SOURCE, SourceContract
-from resources.warehouse.backends import DayBatches, normalize_batch
+from resources.warehouse.backends import DayBatches, holds_values, normalize_batch
 
 # The landing file is read once, by the sort, and removed: fast to write beats small.
 _LANDING_SETTINGS = {"compression": "snappy", "write_statistics": False}
@@ -49,11 +49,6 @@ def _drifted(schema: pa.Schema, valued: set[str], expected: pa.Schema) -> bool:
     return any(schema.field(f.name).type != f.type and f.name in valued for f in expected)
 
 
-def _expected_type(expected: pa.Schema, name: str) -> pa.DataType | None:
-    index = expected.get_field_index(name)
-    return expected.field(index).type if index >= 0 else None
-
-
 def collect_day(
     reader: DayBatches,
     expected: pa.Schema,
@@ -65,6 +60,7 @@ def collect_day(
     values); the day's schema gives a column the type it held values in, an unexpected one
     if any batch had it."""
     typed: dict[str, pa.DataType] = {}
+    expected_types = {f.name: f.type for f in expected}
     required = [f.name for f in contract.schema if not f.nullable]
     with_nulls: set[str] = set()
     rows = 0
@@ -73,13 +69,12 @@ def collect_day(
         with pq.ParquetWriter(landing, landing_schema(contract), **_LANDING_SETTINGS) as writer:
             for batch in reader:
                 rows += batch.num_rows
-                valued = {
-                    f.name for f in batch.schema if batch.column(f.name).null_count < batch.num_rows
-                }
+                valued = {f.name for f in batch.schema if holds_values(batch, f.name)}
                 for name in valued:
                     # A type the contract does not expect sticks: the schema gate names it.
-                    if typed.get(name) in (None, _expected_type(expected, name)):
-                        typed[name] = batch.schema.field(name).type
+                    batch_type = batch.schema.field(name).type
+                    if name not in typed or batch_type != expected_types.get(name):
+                        typed[name] = batch_type
                 drifted = drifted or _drifted(batch.schema, valued, expected)
                 if not drifted:
                     canonical = normalize_batch(batch, contract)
