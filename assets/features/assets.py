@@ -3,7 +3,7 @@ it, and publish one parquet object per partition at a deterministic key."""
 
 import datetime as dt
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -171,7 +171,7 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
         storage: ObjectStorage,
         notifier: Notifier,
         feature_engine: FeatureEngine,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         store = storage.open_store()
         thresholds = config.thresholds(table.null_defaults(), table.value_ranges)
 
@@ -207,7 +207,7 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
                     raise dg.Failure(description=str(err), allow_retries=False) from err
 
             try:
-                return publish_gated_partitions(
+                yield from publish_gated_partitions(
                     context,
                     asset_name=table.name,
                     layer="features",

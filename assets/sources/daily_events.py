@@ -10,6 +10,7 @@ one for the project's `SOURCE`.
 import contextlib
 import datetime as dt
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
@@ -274,7 +275,7 @@ def build_daily_events(contract: SourceContract = SOURCE) -> dg.AssetsDefinition
         warehouse: Warehouse,
         storage: ObjectStorage,
         notifier: Notifier,
-    ) -> dg.MaterializeResult:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         store = storage.open_store()
         thresholds = config.thresholds(null_defaults, range_defaults)
 
@@ -301,7 +302,7 @@ def build_daily_events(contract: SourceContract = SOURCE) -> dg.AssetsDefinition
                     contract,
                 )
 
-            return publish_gated_partitions(
+            yield from publish_gated_partitions(
                 context,
                 asset_name=ASSET,
                 layer="sources",

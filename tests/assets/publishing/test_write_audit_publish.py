@@ -57,3 +57,28 @@ def test_each_days_gate_results_carry_the_day_and_plottable_numbers(local_resour
         assert isinstance(per_day[name].metadata["observed_value"].value, float), name
         assert isinstance(per_day[name].metadata["threshold_value"].value, float), name
     assert "observed_value" not in per_day["event_mix"].metadata
+
+
+def test_each_summary_targets_the_runs_materialization_at_one_event_log_lookup(
+    local_resources, monkeypatch
+):
+    # Dagster finds a check result's target materialization with one event-log query; a
+    # result carried inside a MaterializeResult cost it a second one, to learn which check it
+    # is. Every query is a round trip to the instance's database in production.
+    lookups = []
+    fetch = dg.DagsterInstance.fetch_materializations
+
+    def counted(instance, records_filter, *args, **kwargs):
+        lookups.append(records_filter)
+        return fetch(instance, records_filter, *args, **kwargs)
+
+    monkeypatch.setattr(dg.DagsterInstance, "fetch_materializations", counted)
+    result = dg.materialize(
+        [example_daily_events], partition_key=RANGE[0], resources=local_resources
+    )
+    assert result.success
+    summaries = [e for e in result.get_asset_check_evaluations() if e.partition is None]
+    assert len(summaries) == len(example_daily_events.check_specs) > 1
+    for summary in summaries:
+        assert summary.target_materialization_data.run_id == result.run_id, summary.check_name
+    assert len(lookups) == len(summaries)
