@@ -109,6 +109,18 @@ def _purchase_price() -> str:
     return f"CASE WHEN {_kind('purchase')} THEN price ELSE CAST(0 AS DOUBLE) END"
 
 
+# Per key and combination of the mode columns' values, how many of the day's rows hold it.
+MODE_FREQUENCIES = "mode_frequencies"
+
+
+def _mode_frequencies(key: str, columns: list[str]) -> str:
+    """The day grouped once by key and every mode column: each mode is read from these counts
+    rather than from a grouping of the day's rows of its own (a second mode of the same key
+    costs a pass over the groups, not over the day)."""
+    grouped = ", ".join([key, *columns])
+    return f"SELECT {grouped}, count(*) AS frequency FROM events GROUP BY {grouped}"
+
+
 def _mode(key: str, column: str) -> str:
     """Per key, the most frequent non-null value of `column`; ties go to the alphabetically
     first (both engines order strings by their bytes, so by code point), never to row order."""
@@ -118,7 +130,7 @@ def _mode(key: str, column: str) -> str:
                 PARTITION BY {key} ORDER BY frequency DESC, {column}
             ) AS mode_rank
             FROM (
-                SELECT {key}, {column}, count(*) AS frequency FROM events
+                SELECT {key}, {column}, sum(frequency) AS frequency FROM {MODE_FREQUENCIES}
                 WHERE {column} IS NOT NULL GROUP BY {key}, {column}
             ) frequencies
         ) ranked
@@ -152,7 +164,10 @@ def _keyed(
         for n, column in enumerate(modes.values())
     )
     selected = ", ".join(f"m{n}.mode AS {name}" for n, name in enumerate(modes))
-    return f"SELECT k.*, {selected} FROM ({_per_key(key, counts, summed, distinct)}) k{joins}"
+    return (
+        f"WITH {MODE_FREQUENCIES} AS ({_mode_frequencies(key, list(modes.values()))}) "
+        f"SELECT k.*, {selected} FROM ({_per_key(key, counts, summed, distinct)}) k{joins}"
+    )
 
 
 _USER_SUMS = {"spend": _purchase_price(), "dwell": "dwell_seconds"}
