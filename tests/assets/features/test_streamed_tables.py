@@ -39,7 +39,11 @@ def test_the_days_examples_come_in_bounded_batches_in_order():
 
 @pytest.fixture
 def scratch_root(tmp_path, monkeypatch):
-    """Where the feature steps' scratch directories go, to see that nothing is left there."""
+    """Where the feature steps' scratch directories go, to see that nothing is left there.
+    The engine's own directory lives as long as the process: it is made first, elsewhere,
+    whichever test this process runs first."""
+    with DayEvents.from_arrow(pa.table({"x": [1]})):
+        pass
     root = tmp_path / "scratch"
     root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(root))
