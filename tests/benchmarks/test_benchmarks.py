@@ -48,6 +48,7 @@ def test_features_benchmark_prints_its_ratio_last():
     )
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
     assert any(line.startswith("bare_s_per_partition=") for line in lines)
+    assert any(re.fullmatch(r"day_ratio=\d+\.\d+", line) for line in lines)
     assert any(line.startswith("engine_vs_duckdb_peak_rss=") for line in lines)
     modes = {line.split()[0] for line in lines}
     assert {"dagster_features", "bare_features", "engine", "duckdb", "bare_day"} <= modes
