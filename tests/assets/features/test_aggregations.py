@@ -119,7 +119,7 @@ def test_sums_of_a_file_add_in_its_row_order_across_row_groups_and_threads(tmp_p
     assert _pandas_sums(keys[order], values[order]) != sums.tobytes()
 
 
-def _events(user, item, kind, device, category, price=None, dwell=None) -> pa.Table:
+def _events(user, item, kind, device, category, price=None, dwell=None, country=None) -> pa.Table:
     rows = len(user)
     golden = golden_inputs()["small"]
     base = golden.slice(0, 1).take([0] * rows)
@@ -132,6 +132,8 @@ def _events(user, item, kind, device, category, price=None, dwell=None) -> pa.Ta
         "price": pa.array(price if price is not None else [1.0] * rows, pa.float64()),
         "dwell_seconds": pa.array(dwell if dwell is not None else [None] * rows, pa.float64()),
     }
+    if country is not None:
+        columns["country"] = pa.array(country, pa.string())
     for name, column in columns.items():
         base = base.set_column(base.schema.get_field_index(name), name, column)
     return base
@@ -148,6 +150,23 @@ def test_modes_prefer_the_most_frequent_then_the_alphabetically_first_and_skip_n
     users = user_daily_features(events, DAY)
     assert users["user_id"].to_pylist() == [1, 2, 3, 4]
     assert users["main_device"].to_pylist() == ["b", "y", "a", None]
+
+
+def test_each_mode_of_a_key_adds_up_its_own_column_across_the_others_values():
+    # Both of a user's modes are read from one grouping by user, device and country: each
+    # must add its column's rows across every value of the other (a null one included).
+    events = _events(
+        user=[1] * 8,
+        item=[9] * 8,
+        kind=["impression"] * 8,
+        device=["web", "web", "web", "app", "app", None, None, None],
+        country=["DE", "FR", "US", "FR", "FR", "US", "US", "US"],
+        category=["x"] * 8,
+    )
+    users = user_daily_features(events, DAY)
+    # web 3 rows (one per country) against app's 2 in one group; US 4 against FR 3.
+    assert users["main_device"].to_pylist() == ["web"]
+    assert users["country"].to_pylist() == ["US"]
 
 
 def test_distinct_counts_and_conditional_counts_per_key():
