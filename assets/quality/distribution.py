@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from assets.quality.columns import Columns, value_counts
 from assets.quality.gates import GateResult, Severity
 
 # Quantiles stored per numeric column: fine enough to read the median, the quartiles and the
@@ -126,13 +126,13 @@ def distribution_profile(
 ) -> dict:
     """What the distribution gates remember about a passed day (JSON-ready, a few KB)."""
     return {
-        "categories": {name: _category_counts(table.column(name)) for name in categorical},
+        "categories": {name: _category_counts(table, name) for name in categorical},
         "numeric": {name: _quantile_sketch(table.column(name)) for name in numeric},
     }
 
 
-def _category_counts(column: pa.ChunkedArray) -> dict:
-    counts = pc.value_counts(column.drop_null()).to_pylist()
+def _category_counts(table: Columns, name: str) -> dict:
+    counts = value_counts(table, name).to_pylist()
     counts.sort(key=lambda entry: -entry["counts"])
     kept = {str(entry["values"]): entry["counts"] for entry in counts[:MAX_CATEGORIES]}
     rest = sum(entry["counts"] for entry in counts[MAX_CATEGORIES:])
@@ -350,7 +350,7 @@ def category_stability(
             continue
         days.update(day for day, _ in past)
         entries = [entry for _, entry in past]
-        today = _category_counts(table.column(name))
+        today = _category_counts(table, name)
         value = _psi_of([today], entries)
         noise = _leave_one_out(entries, lambda day, others: _psi_of([day], others))
         # A small day of a wide vocabulary shows PSI by chance alone: about (K - 1) x (1/n +
@@ -400,7 +400,7 @@ def category_cardinality(
             continue
         days.update(day for day, _ in past)
         counts = [entry["distinct"] for _, entry in past]
-        distinct = len(pc.unique(table.column(name).drop_null()))
+        distinct = len(value_counts(table, name))
         value = _distinct_log_ratio(distinct, counts)
         noise = _leave_one_out(counts, _distinct_log_ratio)
         findings.append(

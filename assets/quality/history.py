@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from assets.quality.columns import Columns, value_counts
 from assets.quality.gates import GateResult, GateThresholds
 
 QUANTILES = (0.1, 0.5, 0.9)
@@ -24,8 +25,8 @@ EVENT_MIX_MIN_EXPECTED = 30
 _PSI_FLOOR = 1e-4
 
 
-def _shares(column: pa.ChunkedArray) -> dict[str, float]:
-    counts = pc.value_counts(column.drop_null()).to_pylist()
+def _shares(events: Columns, name: str) -> dict[str, float]:
+    counts = value_counts(events, name).to_pylist()
     total = sum(entry["counts"] for entry in counts) or 1
     return {str(entry["values"]): entry["counts"] / total for entry in counts}
 
@@ -50,7 +51,7 @@ def events_profile(
     total = sum(hour_counts) or 1
     return {
         "hour_share": [count / total for count in hour_counts],
-        "categories": {name: _shares(events.column(name)) for name in categorical},
+        "categories": {name: _shares(events, name) for name in categorical},
         "quantiles": {name: _quantiles(events.column(name)) for name in numeric},
     }
 
@@ -58,9 +59,10 @@ def events_profile(
 def kind_rate(events: pa.Table, kind_column: str, positive: str, exposure: str) -> float | None:
     """Rows of the `positive` kind per row of the `exposure` kind (None: no exposures), the
     label rate the source delivers before any feature is computed."""
-    kinds = events.column(kind_column)
-    exposures = pc.sum(pc.equal(kinds, exposure)).as_py() or 0
-    positives = pc.sum(pc.equal(kinds, positive)).as_py() or 0
+    counts = {
+        entry["values"]: entry["counts"] for entry in value_counts(events, kind_column).to_pylist()
+    }
+    exposures, positives = counts.get(exposure, 0), counts.get(positive, 0)
     return positives / exposures if exposures else None
 
 
@@ -121,7 +123,7 @@ def event_mix(
     """Every declared event kind (`kinds`, the values of `kind_column`) keeps its usual share
     of the day: the rarer kinds vanish when a logger breaks, while the commonest alone keeps
     the volume plausible."""
-    shares = _shares(events.column(kind_column))
+    shares = _shares(events, kind_column)
     observed = ", ".join(f"{k}={v:.3f}" for k, v in sorted(shares.items())) or "no events"
     waiting = _history_note(history, "categories", thresholds)
     if waiting:
@@ -179,7 +181,7 @@ def category_drift(
     days = [p["categories"] for p in history if p.get("categories")]
     for name in columns:
         usual = _median_shares([day[name] for day in days])
-        psi[name] = _psi(_shares(events.column(name)), usual)
+        psi[name] = _psi(_shares(events, name), usual)
     worst = max(psi, key=psi.get)
     over = {name: value for name, value in psi.items() if value > thresholds.max_psi}
     return _result(

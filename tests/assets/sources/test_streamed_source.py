@@ -174,6 +174,66 @@ def test_snapshot_columns_hold_one_column_and_batch_the_rows(tmp_path):
     )
 
 
+def _day_of(contract: SourceContract, day: dt.date) -> pa.Table:
+    generated = (
+        generate_events(day, 3_000) if contract is CLICK_STREAM else generate_page_views(day, 1_500)
+    )
+    return sort_by_key(normalize_events(generated, contract).cast(contract.schema), contract)
+
+
+@pytest.mark.parametrize("contract", [CLICK_STREAM, PAGE_VIEWS], ids=["click_stream", "page_views"])
+def test_each_categorical_column_is_decoded_once_for_all_its_gates(contract, tmp_path, monkeypatch):
+    # Against a week of history, so every gate on a category judges rather than waits.
+    categorical, numeric = contract.watched_categorical, contract.watched_numeric
+    profiled = (contract.kind_column, *categorical)
+    time_column = contract.time_column
+
+    def profile(table: pa.Table) -> dict:
+        return {
+            **history_gates.events_profile(table, time_column, profiled, numeric),
+            distribution.PROFILE_KEY: distribution.distribution_profile(
+                table, categorical, numeric
+            ),
+        }
+
+    past = [DAY - dt.timedelta(days=n) for n in range(7, 0, -1)]
+    dated = [(day.isoformat(), profile(_day_of(contract, day))) for day in past]
+    profiles = [entry for _, entry in dated]
+    held = _day_of(contract, DAY)
+    thresholds = GateConfig().thresholds(
+        source_null_defaults(contract), source_range_defaults(contract)
+    )
+    drift = distribution.DistributionThresholds()
+    label = contract.label
+
+    def categorical_gates(events) -> list:
+        return [
+            history_gates.kind_rate(
+                events, contract.kind_column, label.positive_kind, label.exposure_kind
+            ),
+            history_gates.event_mix(
+                events, contract.kind_column, contract.kinds, profiles, thresholds
+            ),
+            history_gates.category_drift(events, profiled, profiles, thresholds),
+            distribution.category_stability(events, dated, categorical, drift),
+            distribution.category_cardinality(events, dated, categorical, drift),
+            profile(events),
+        ]
+
+    decoded = []
+    read_table = pq.read_table
+
+    def counted(path, columns, **kwargs):
+        decoded.extend(columns)
+        return read_table(path, columns=columns, **kwargs)
+
+    monkeypatch.setattr("assets.sources.snapshot_columns.pq.read_table", counted)
+    from_file = categorical_gates(SnapshotColumns(write_parquet_file(held, tmp_path / "d.parquet")))
+    assert from_file == categorical_gates(held)
+    assert all("no baseline" not in str(verdict) for verdict in from_file[1:5])
+    assert sorted(name for name in decoded if name in profiled) == sorted(profiled)
+
+
 # A child materializes the day and SIGKILLs itself once the sort has handed over its first
 # batch: the landing file is complete and the snapshot file open for writing, nothing stored.
 _KILLED_MID_SORT = """
