@@ -122,7 +122,7 @@ def _share(value: float) -> str:
 
 
 def distribution_profile(
-    table: pa.Table, categorical: Sequence[str], numeric: Sequence[str]
+    table: Columns, categorical: Sequence[str], numeric: Sequence[str]
 ) -> dict:
     """What the distribution gates remember about a passed day (JSON-ready, a few KB)."""
     return {
@@ -335,7 +335,7 @@ def _grid_stats(grid: Sequence[float], base: _Baseline) -> dict:
 
 
 def category_stability(
-    table: pa.Table,
+    table: Columns,
     history: Sequence[tuple[str, Mapping]],
     columns: Sequence[str],
     thresholds: DistributionThresholds,
@@ -386,7 +386,7 @@ def category_stability(
 
 
 def category_cardinality(
-    table: pa.Table,
+    table: Columns,
     history: Sequence[tuple[str, Mapping]],
     columns: Sequence[str],
     thresholds: DistributionThresholds,
@@ -428,7 +428,7 @@ def category_cardinality(
 
 
 def numeric_scale(
-    table: pa.Table,
+    table: Columns,
     history: Sequence[tuple[str, Mapping]],
     columns: Sequence[str],
     thresholds: DistributionThresholds,

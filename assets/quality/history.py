@@ -39,7 +39,7 @@ def _quantiles(column: pa.ChunkedArray) -> list[float] | None:
 
 
 def events_profile(
-    events: pa.Table, time_column: str, categorical: Sequence[str], numeric: Sequence[str]
+    events: Columns, time_column: str, categorical: Sequence[str], numeric: Sequence[str]
 ) -> dict:
     """What the gates below remember about a passed day of source rows: the hourly shares of
     `time_column`, the shares of each `categorical` column (the event-kind column among them)
@@ -56,7 +56,7 @@ def events_profile(
     }
 
 
-def kind_rate(events: pa.Table, kind_column: str, positive: str, exposure: str) -> float | None:
+def kind_rate(events: Columns, kind_column: str, positive: str, exposure: str) -> float | None:
     """Rows of the `positive` kind per row of the `exposure` kind (None: no exposures), the
     label rate the source delivers before any feature is computed."""
     counts = {
@@ -114,7 +114,7 @@ def label_rate(
 
 
 def event_mix(
-    events: pa.Table,
+    events: Columns,
     kind_column: str,
     kinds: Sequence[str],
     history: Sequence[Mapping],
@@ -168,7 +168,7 @@ def event_mix(
 
 
 def category_drift(
-    events: pa.Table,
+    events: Columns,
     columns: Sequence[str],
     history: Sequence[Mapping],
     thresholds: GateThresholds,
@@ -204,7 +204,7 @@ def category_drift(
 
 
 def numeric_drift(
-    events: pa.Table,
+    events: Columns,
     columns: Sequence[str],
     history: Sequence[Mapping],
     thresholds: GateThresholds,
