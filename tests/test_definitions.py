@@ -138,6 +138,17 @@ def test_every_gated_asset_declares_blocking_gate_checks():
         assert "daily_partition_landed" in checks[name]
 
 
+def test_gated_assets_hand_no_value_to_an_io_manager():
+    # They store their own output (write-audit-publish); the UI shows their output as Nothing.
+    graph = build_definitions("local").resolve_asset_graph()
+    for name in ("daily_events", *(table.name for table in FEATURE_TABLES)):
+        assets_def = graph.get(dg.AssetKey(name)).assets_def
+        output = assets_def.op.output_def_named(
+            assets_def.get_output_name_for_asset_key(dg.AssetKey(name))
+        )
+        assert output.dagster_type.is_nothing, name
+
+
 def test_schedule_carries_priority_and_the_job_does_not():
     defs = build_definitions("local")
     job = defs.resolve_job_def("daily_features_job")

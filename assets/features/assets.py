@@ -155,6 +155,8 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.multi_run(FEATURE_PARTITIONS_PER_RUN),
         check_specs=gate_check_specs(table.name, feature_gates(table)),
+        # The step stores its table itself (write-audit-publish): no value for an IO manager.
+        dagster_type=dg.Nothing,
         code_version=FEATURE_CODE_VERSION,
         kinds={"pyarrow", "parquet"},
         tags={"layer": "features"},
@@ -207,7 +209,7 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
                     raise dg.Failure(description=str(err), allow_retries=False) from err
 
             try:
-                yield from publish_gated_partitions(
+                results = publish_gated_partitions(
                     context,
                     asset_name=table.name,
                     layer="features",
@@ -222,6 +224,8 @@ def build_feature_asset(table: FeatureTable) -> dg.AssetsDefinition:
             finally:
                 if output is not None:
                     feature_engine.discard(output)
+        # Handed to Dagster once the scratch files and the engine's output are gone.
+        yield from results
 
     return feature_asset
 

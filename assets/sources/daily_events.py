@@ -260,6 +260,8 @@ def build_daily_events(contract: SourceContract = SOURCE) -> dg.AssetsDefinition
         partitions_def=daily_partitions,
         backfill_policy=dg.BackfillPolicy.multi_run(FEATURE_PARTITIONS_PER_RUN),
         check_specs=gate_check_specs(ASSET, SOURCE_GATES),
+        # The step stores its snapshot itself (write-audit-publish): no value for an IO manager.
+        dagster_type=dg.Nothing,
         kinds={"sql", "parquet"},
         tags={"layer": "sources"},
         metadata={
@@ -302,7 +304,7 @@ def build_daily_events(contract: SourceContract = SOURCE) -> dg.AssetsDefinition
                     contract,
                 )
 
-            yield from publish_gated_partitions(
+            results = publish_gated_partitions(
                 context,
                 asset_name=ASSET,
                 layer="sources",
@@ -314,6 +316,8 @@ def build_daily_events(contract: SourceContract = SOURCE) -> dg.AssetsDefinition
                 evaluate=evaluate,
                 policy=config.publish_policy(),
             )
+        # Handed to Dagster once the day's landing and snapshot files are gone.
+        yield from results
 
     return daily_events
 
