@@ -117,7 +117,7 @@ def _mode_frequencies(key: str, columns: list[str]) -> str:
     """The day grouped once by key and every mode column: each mode is read from these counts
     rather than from a grouping of the day's rows of its own (a second mode of the same key
     costs a pass over the groups, not over the day)."""
-    grouped = ", ".join([key, *columns])
+    grouped = ", ".join(dict.fromkeys([key, *columns]))
     return f"SELECT {grouped}, count(*) AS frequency FROM events GROUP BY {grouped}"
 
 

@@ -59,8 +59,10 @@ def events_profile(
 def kind_rate(events: Columns, kind_column: str, positive: str, exposure: str) -> float | None:
     """Rows of the `positive` kind per row of the `exposure` kind (None: no exposures), the
     label rate the source delivers before any feature is computed."""
+    # Keyed as the shares are (str), so a kind column of another type compares alike.
     counts = {
-        entry["values"]: entry["counts"] for entry in value_counts(events, kind_column).to_pylist()
+        str(entry["values"]): entry["counts"]
+        for entry in value_counts(events, kind_column).to_pylist()
     }
     exposures, positives = counts.get(exposure, 0), counts.get(positive, 0)
     return positives / exposures if exposures else None
