@@ -1,5 +1,6 @@
 """Quality gates:
 gates        the row-level and volume gates as pure functions (observed value, threshold, message)
+columns      the day's rows as the gates read them; the value counts every categorical gate reads
 tally        the counts the row-level gates judge, added up batch by batch for a streamed table
 history      gates against the asset's own approved history: label rate, event mix, drift
 distribution gates on a changed distribution: categorical PSI, distinct-count collapse, numeric
