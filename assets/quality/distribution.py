@@ -158,15 +158,11 @@ def mid_quantile_curve(values: np.ndarray) -> Callable[[Sequence[float]], np.nda
     return lambda probabilities: np.interp(probabilities, middle, unique)
 
 
-def mid_quantiles(values: np.ndarray, probabilities: Sequence[float]) -> np.ndarray:
-    return mid_quantile_curve(values)(probabilities)
-
-
 def _quantile_sketch(column: pa.ChunkedArray) -> dict:
     values = _finite_values(column)
     if not len(values):
         return {"count": 0, "grid": None}
-    return {"count": len(values), "grid": mid_quantiles(values, QUANTILE_GRID).tolist()}
+    return {"count": len(values), "grid": mid_quantile_curve(values)(QUANTILE_GRID).tolist()}
 
 
 # --- history ----------------------------------------------------------------------------------
