@@ -41,24 +41,48 @@ def as_summed(value: str) -> str:
     return f"coalesce({value}, CAST('NaN' AS DOUBLE))"
 
 
-def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct `keys` in order of first appearance, and per key and per column of
-    `values` (rows in the order they are added) the compensated sum of its non-NaN values (0
-    for none)."""
-    # Unsorted: sorting the distinct keys cost more than the kernel itself at 5M rows.
+# A key column of integers spanning at most this many values per row is numbered by its
+# values (key - smallest) rather than hashed: at 5M impressions a day that took the user and
+# item tables' sums (scans and kernel) from 1.28 to 1.14 s. Sparser integers are hashed rather
+# than given an array of slots many times the day's rows.
+DENSE_SLOTS_PER_ROW = 2
+
+
+def group_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's group number and the key of each number (a dense key's numbers include the
+    values between its keys that no row holds)."""
+    if keys.dtype.kind in "iu" and len(keys):
+        low = keys.min()
+        slots = int(keys.max()) - int(low) + 1
+        if slots <= DENSE_SLOTS_PER_ROW * len(keys):
+            codes = (keys - low).astype(np.intp)
+            return codes, np.arange(slots, dtype=keys.dtype) + low
     codes, uniques = pd.factorize(keys, sort=False)
-    out = np.zeros((len(uniques), values.shape[1]))
+    return codes.astype(np.intp, copy=False), np.asarray(uniques)
+
+
+def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct `keys` (in no particular order), and per key and per column of `values`
+    (rows in the order they are added) the compensated sum of its non-NaN values (0 for
+    none)."""
+    # Unsorted where hashed: sorting the distinct keys cost more than the kernel at 5M rows.
+    codes, numbered = group_codes(keys)
+    groups = len(numbered)
+    out = np.zeros((groups, values.shape[1]))
     pandas_kernels.group_sum(
         out=out,
-        counts=np.zeros(len(uniques), dtype=np.int64),
+        counts=np.zeros(groups, dtype=np.int64),
         values=np.ascontiguousarray(values, dtype=np.float64),
-        labels=codes.astype(np.intp, copy=False),
+        labels=codes,
         mask=None,
         result_mask=None,
         min_count=0,
         is_datetimelike=False,
     )
-    return np.asarray(uniques), out
+    # Numbers no row holds are not keys of the day.
+    held = np.zeros(groups, dtype=bool)
+    held[codes] = True
+    return numbered[held], out[held]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.features.assets import evaluate_feature_partition
-from assets.features.compensated import keyed_sums
+from assets.features.compensated import group_codes, group_sums, keyed_sums
 from assets.features.day_events import DayEvents
 from assets.features.logic import CLICK_STREAM_FEATURES, item_daily_features, user_daily_features
 from assets.features.snapshot import RUN_SNAPSHOTS
@@ -57,6 +57,26 @@ def test_sums_match_pandas_bit_for_bit_in_row_order(seed):
     assert sums.tobytes() == again.tobytes() == _pandas_sums(keys, values)
     assert reversed_sums.tobytes() == _pandas_sums(keys, -values)
     assert with_nulls.tobytes() == _pandas_sums(keys, np.where(nulls, np.nan, values))
+
+
+@pytest.mark.parametrize("spread", ["dense integers", "sparse integers", "strings"])
+def test_each_kind_of_key_gets_its_own_sums_and_only_the_keys_rows_hold(spread):
+    # Dense integers are numbered by value, gaps included (no row holds a multiple of 3):
+    # those numbers must not come back as keys. Sparse integers and strings are hashed.
+    keys, values = _random_case(11)
+    keys = np.where(keys == 10**12, 401, keys)
+    keys = np.where(keys % 3 == 0, keys + 1, keys)
+    if spread == "sparse integers":
+        keys = keys * 10**9
+    if spread == "strings":
+        keys = keys.astype(str).astype(object)
+    numbered_by_value = len(group_codes(keys)[1]) > len(np.unique(keys))
+    assert numbered_by_value == (spread == "dense integers")
+    summed, sums = group_sums(keys, np.column_stack([values, -values]))
+    order = np.argsort(summed)
+    assert summed[order].tolist() == np.unique(keys).tolist()
+    assert sums[order, 0].tobytes() == _pandas_sums(keys, values)
+    assert sums[order, 1].tobytes() == _pandas_sums(keys, -values)
 
 
 def _kahan(values: np.ndarray) -> float:
