@@ -46,13 +46,17 @@ def test_features_benchmark_prints_its_ratio_last():
     lines = _run(
         "benchmarks.features", "--impressions", "100", "--repeats", "1", "--scaling", "200"
     )
+    # The last line is the whole day's ratio; the feature run's comes before it.
     assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
+    assert lines[-2].startswith("day_overhead_s_per_partition=")
+    assert any(re.fullmatch(r"features_ratio=\d+\.\d+", line) for line in lines)
     assert any(line.startswith("bare_s_per_partition=") for line in lines)
-    assert any(re.fullmatch(r"day_ratio=\d+\.\d+", line) for line in lines)
     assert any(line.startswith("engine_vs_duckdb_peak_rss=") for line in lines)
     modes = {line.split()[0] for line in lines}
     assert {"dagster_features", "bare_features", "engine", "duckdb", "bare_day"} <= modes
-    assert any(line.split()[:1] == ["200"] for line in lines)  # the scaling table's row
+    # The scaling table's row, the whole day's five columns included.
+    [row] = [line.split() for line in lines if line.split()[:1] == ["200"]]
+    assert len(row) == 15
 
 
 @pytest.mark.usefixtures("example_project")
