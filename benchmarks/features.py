@@ -23,8 +23,10 @@ processes on the machine make single timings noisy.
         [--scaling 100000,1000000,5000000,20000000] [--engine-only]
 
 --scaling adds a table per size in events a day: the feature run's wall, events/s and peak RSS,
-and the whole day's where it runs (up to --source-up-to events). The last line is the ratio of
-the issue's unit of a day, the daily run that reads the warehouse and computes the features:
+and the whole day's where it runs (up to --source-up-to events).
+
+The last line is the ratio of the issue's unit of a day, the daily run that reads the warehouse
+and computes the features:
 `ratio=<dagster_day / bare_day>` at --impressions; `features_ratio=<dagster_features /
 bare_features>`, the three feature assets alone (Dagster's run start on a shorter run), comes
 before it. A day beyond --source-up-to has no whole-day modes: its last line is then the feature
@@ -355,7 +357,8 @@ def main(argv: list[str] | None = None) -> None:
             impressions = max(24, round(events_per_day / EVENTS_PER_IMPRESSION))
             size_rows, m = run_size(impressions, 1, with_source(impressions))
             dagster, bare = m["dagster_features"], m["bare_features"]
-            whole_day = "-"
+            # Beyond --source-up-to the day did not run: a dash under each of its columns.
+            whole_day = " ".join(f"{'-':>{width}s}" for width in (7, 10, 9, 7, 12))
             if "dagster_day" in m:
                 day, bare_day = m["dagster_day"], m["bare_day"]
                 whole_day = (

@@ -24,9 +24,9 @@ from pandas._libs import groupby as pandas_kernels
 
 from assets.features.day_events import DayEvents
 
-# Rows one pass hands to the kernel at most (8 bytes for the key and 8 per value, and as much
-# again in its grouping), on average: a pass covers whole keys, so the busiest key's pass
-# holds more.
+# Rows one pass hands to the kernel at most (8 bytes for the key and 8 per value, and about as
+# much again in its grouping, up to twice that for a dense key: DENSE_SLOTS_PER_ROW), on
+# average: a pass covers whole keys, so the busiest key's pass holds more.
 ROWS_PER_PASS = 4_000_000
 
 
@@ -44,7 +44,7 @@ def as_summed(value: str) -> str:
 # A key column of integers spanning at most this many values per row is numbered by its
 # values (key - smallest) rather than hashed: at 5M impressions a day that took the user and
 # item tables' sums (scans and kernel) from 1.28 to 1.14 s. Sparser integers are hashed rather
-# than given an array of slots many times the day's rows.
+# than given an array of slots many times the rows summed at once.
 DENSE_SLOTS_PER_ROW = 2
 
 
@@ -55,8 +55,10 @@ def group_codes(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         low = keys.min()
         slots = int(keys.max()) - int(low) + 1
         if slots <= DENSE_SLOTS_PER_ROW * len(keys):
-            codes = (keys - low).astype(np.intp)
-            return codes, np.arange(slots, dtype=keys.dtype) + low
+            # At 64 bits: a narrow key's difference from its smallest may not fit its type.
+            wide = np.uint64 if keys.dtype.kind == "u" else np.int64
+            codes = (keys.astype(wide) - wide(low)).astype(np.intp)
+            return codes, (np.arange(slots, dtype=wide) + wide(low)).astype(keys.dtype)
     codes, uniques = pd.factorize(keys, sort=False)
     return codes.astype(np.intp, copy=False), np.asarray(uniques)
 

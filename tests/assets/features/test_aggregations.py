@@ -59,20 +59,30 @@ def test_sums_match_pandas_bit_for_bit_in_row_order(seed):
     assert with_nulls.tobytes() == _pandas_sums(keys, np.where(nulls, np.nan, values))
 
 
-@pytest.mark.parametrize("spread", ["dense integers", "sparse integers", "strings"])
+@pytest.mark.parametrize(
+    "spread", ["dense integers", "sparse integers", "strings", "int8", "int16", "uint64"]
+)
 def test_each_kind_of_key_gets_its_own_sums_and_only_the_keys_rows_hold(spread):
     # Dense integers are numbered by value, gaps included (no row holds a multiple of 3):
-    # those numbers must not come back as keys. Sparse integers and strings are hashed.
+    # those numbers must not come back as keys. Sparse integers and strings are hashed. Narrow
+    # and unsigned keys span more than their type holds between smallest and largest.
     keys, values = _random_case(11)
     keys = np.where(keys == 10**12, 401, keys)
     keys = np.where(keys % 3 == 0, keys + 1, keys)
-    if spread == "sparse integers":
-        keys = keys * 10**9
-    if spread == "strings":
-        keys = keys.astype(str).astype(object)
+    if spread == "int16":
+        # Enough rows for 36,000 values to count as dense.
+        keys, values = np.tile(keys, 8), np.tile(values, 8)
+    keys = {
+        "sparse integers": keys * 10**9,
+        "strings": keys.astype(str).astype(object),
+        "int8": (keys % 250 - 125).astype(np.int8),
+        "int16": (keys * 80 - 16_000).astype(np.int16),
+        "uint64": (keys + 60).astype(np.uint64) + np.uint64(2**64 - 500),
+    }.get(spread, keys)
     numbered_by_value = len(group_codes(keys)[1]) > len(np.unique(keys))
-    assert numbered_by_value == (spread == "dense integers")
+    assert numbered_by_value == (spread not in ("sparse integers", "strings"))
     summed, sums = group_sums(keys, np.column_stack([values, -values]))
+    assert summed.dtype == keys.dtype
     order = np.argsort(summed)
     assert summed[order].tolist() == np.unique(keys).tolist()
     assert sums[order, 0].tobytes() == _pandas_sums(keys, values)
