@@ -300,6 +300,35 @@ def run_size(
     return rows, medians
 
 
+# The scaling table's columns of the whole day: heading, width, decimals.
+WHOLE_DAY_COLUMNS = (
+    ("day_s", 7, 2),
+    ("bare_day_s", 10, 2),
+    ("day_ev/s", 9, 0),
+    ("day_rss", 7, 0),
+    ("bare_day_rss", 12, 0),
+)
+
+
+def whole_day_cells(medians: dict[str, dict], rows: int) -> str:
+    """The whole day's cells of a scaling row; a dash under each where the day did not run
+    (beyond --source-up-to)."""
+    if "dagster_day" not in medians:
+        return " ".join(f"{'-':>{width}s}" for _, width, _ in WHOLE_DAY_COLUMNS)
+    day, bare_day = medians["dagster_day"], medians["bare_day"]
+    figures = (
+        day["wall_s"],
+        bare_day["wall_s"],
+        rows / day["wall_s"],
+        day["peak_rss_mib"],
+        bare_day["peak_rss_mib"],
+    )
+    return " ".join(
+        f"{figure:{width}.{decimals}f}"
+        for figure, (_, width, decimals) in zip(figures, WHOLE_DAY_COLUMNS, strict=True)
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2], Path(sys.argv[3]), sys.argv[4])
@@ -350,22 +379,14 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{'events/day':>11s} {'events':>9s} {'dagster_s':>9s} {'bare_s':>7s} "
             f"{'events/s':>9s} {'rss_mib':>7s} {'bare_rss':>8s} {'engine_s':>8s} "
-            f"{'duckdb_s':>8s} {'run_start_s':>11s} {'day_s':>7s} {'bare_day_s':>10s} "
-            f"{'day_ev/s':>9s} {'day_rss':>7s} {'bare_day_rss':>12s}"
+            f"{'duckdb_s':>8s} {'run_start_s':>11s} "
+            + " ".join(f"{heading:>{width}s}" for heading, width, _ in WHOLE_DAY_COLUMNS)
         )
         for events_per_day in (int(size) for size in args.scaling.split(",")):
             impressions = max(24, round(events_per_day / EVENTS_PER_IMPRESSION))
             size_rows, m = run_size(impressions, 1, with_source(impressions))
             dagster, bare = m["dagster_features"], m["bare_features"]
-            # Beyond --source-up-to the day did not run: a dash under each of its columns.
-            whole_day = " ".join(f"{'-':>{width}s}" for width in (7, 10, 9, 7, 12))
-            if "dagster_day" in m:
-                day, bare_day = m["dagster_day"], m["bare_day"]
-                whole_day = (
-                    f"{day['wall_s']:7.2f} {bare_day['wall_s']:10.2f} "
-                    f"{size_rows / day['wall_s']:9.0f} {day['peak_rss_mib']:7.0f} "
-                    f"{bare_day['peak_rss_mib']:12.0f}"
-                )
+            whole_day = whole_day_cells(m, size_rows)
             print(
                 f"{events_per_day:11d} {size_rows:9d} {dagster['wall_s']:9.2f} "
                 f"{bare['wall_s']:7.2f} {size_rows / dagster['wall_s']:9.0f} "
