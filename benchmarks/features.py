@@ -15,9 +15,12 @@ the same day (default 1M impressions, about 1.35M events):
   read and the source gates included, through Dagster and bare.
 
 Fixed costs are reported apart: process start (imports, definitions) comes before each
-child's timed section; Dagster's run start is dagster_features minus bare_features. The
-measurements alternate, the order rotating each repeat, and medians are reported; other
-processes on the machine make single timings noisy.
+child's timed section. Each child then runs the small warm-up day (270 events) once more,
+timed (`small_day_s`): Dagster's fixed cost of a run is that run through Dagster minus bare
+(`fixed_overhead_s_per_run`, `day_fixed_overhead_s_per_run`), measured where the day's own
+work is too small to hide it; `day_ratio_floor` is the ratio that cost alone gives the measured
+day. The measurements alternate, the order rotating each repeat, and medians are reported;
+other processes on the machine make single timings noisy.
 
     python -m benchmarks.features [--impressions 1000000] [--repeats 3]
         [--scaling 100000,1000000,5000000,20000000] [--engine-only]
@@ -152,14 +155,20 @@ def duckdb_reference(snapshot: Path) -> None:
 
 
 def child(mode: str, root: Path, partition: str) -> None:
-    """One measurement in this process: prints {"startup_s", "wall_s", "peak_rss_mib"}.
+    """One measurement in this process: prints {"startup_s", "small_day_s", "wall_s",
+    "peak_rss_mib"}.
 
-    Start-up (imports, definitions, the warm-up day) is timed apart from the measured day.
+    Start-up (imports, definitions, a first run of the small warm-up day) is timed apart from
+    the measured day. The small day then runs once more, timed: what a run of this mode costs
+    whatever the day's size (`small_day_s`), so Dagster's fixed cost per run is read apart from
+    the measured day's.
     """
     started = time.perf_counter()
     warm_up = WARM_UP_DAY.isoformat()
     if mode == "duckdb":
-        duckdb_reference(root / "warm-up.parquet")
+
+        def small() -> None:
+            duckdb_reference(root / "warm-up.parquet")
 
         def measured() -> None:
             duckdb_reference(root / "snapshot.parquet")
@@ -179,7 +188,8 @@ def child(mode: str, root: Path, partition: str) -> None:
                         for _ in computed:
                             pass
 
-        compute(root / "warm-up.parquet", WARM_UP_DAY)
+        def small() -> None:
+            compute(root / "warm-up.parquet", WARM_UP_DAY)
 
         def measured() -> None:
             compute(root / "snapshot.parquet", LAST_DAY)
@@ -189,17 +199,21 @@ def child(mode: str, root: Path, partition: str) -> None:
 
         resources = build_resources("local", local_root=root / "bare")
         if mode == "bare_day":
-            run_bare(resources, [warm_up])
 
-            def measured() -> None:
-                run_bare(resources, [partition])
+            def run_days(keys: list[str]) -> None:
+                run_bare(resources, keys)
 
         else:
             store = resources["storage"].open_store()
-            run_bare_features(store, [warm_up])
 
-            def measured() -> None:
-                run_bare_features(store, [partition])
+            def run_days(keys: list[str]) -> None:
+                run_bare_features(store, keys)
+
+        def small() -> None:
+            run_days([warm_up])
+
+        def measured() -> None:
+            run_days([partition])
 
     else:
         import dagster as dg
@@ -209,16 +223,31 @@ def child(mode: str, root: Path, partition: str) -> None:
         resources = build_resources("local", local_root=root / "orchestrated")
         job = daily_job(resources, with_source=mode == "dagster_day")
         instance = dg.DagsterInstance.ephemeral()
-        run_orchestrated(job, [warm_up], instance)
+
+        def small() -> None:
+            run_orchestrated(job, [warm_up], instance)
 
         def measured() -> None:
             run_orchestrated(job, [partition], instance)
 
+    small()
     startup = time.perf_counter() - started
+    small_started = time.perf_counter()
+    small()
+    small_day = time.perf_counter() - small_started
     run_started = time.perf_counter()
     measured()
     wall = time.perf_counter() - run_started
-    print(json.dumps({"startup_s": startup, "wall_s": wall, "peak_rss_mib": peak_rss_mib()}))
+    print(
+        json.dumps(
+            {
+                "startup_s": startup,
+                "small_day_s": small_day,
+                "wall_s": wall,
+                "peak_rss_mib": peak_rss_mib(),
+            }
+        )
+    )
 
 
 def peak_rss_mib() -> float:
@@ -361,10 +390,13 @@ def main(argv: list[str] | None = None) -> None:
         f"impressions_per_day={args.impressions} events={rows} repeats={args.repeats} "
         "(child process per measurement, alternated, medians)"
     )
-    print(f"{'mode':18s} {'startup_s':>9s} {'wall_s':>8s} {'events/s':>10s} {'peak_rss_mib':>12s}")
+    print(
+        f"{'mode':18s} {'startup_s':>9s} {'small_day_s':>11s} {'wall_s':>8s} {'events/s':>10s} "
+        f"{'peak_rss_mib':>12s}"
+    )
     for mode, m in medians.items():
         print(
-            f"{mode:18s} {m['startup_s']:9.3f} {m['wall_s']:8.3f} "
+            f"{mode:18s} {m['startup_s']:9.3f} {m['small_day_s']:11.3f} {m['wall_s']:8.3f} "
             f"{rows / m['wall_s']:10.0f} {m['peak_rss_mib']:12.0f}"
         )
     engine, duck = medians["engine"], medians["duckdb"]
@@ -398,6 +430,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"dagster_s_per_partition={dagster['wall_s']:.4f}")
     print(f"bare_s_per_partition={bare['wall_s']:.4f}")
     print(f"overhead_s_per_partition={dagster['wall_s'] - bare['wall_s']:.4f}")
+    # Dagster's cost of a run whatever its size: the same run on the small day, Dagster and bare.
+    print(f"fixed_overhead_s_per_run={dagster['small_day_s'] - bare['small_day_s']:.4f}")
     if "dagster_day" not in medians:
         print(f"ratio={dagster['wall_s'] / bare['wall_s']:.2f}")
         return
@@ -408,6 +442,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"day_s_per_partition={day['wall_s']:.4f}")
     print(f"bare_day_s_per_partition={bare_day['wall_s']:.4f}")
     print(f"day_overhead_s_per_partition={day['wall_s'] - bare_day['wall_s']:.4f}")
+    fixed = day["small_day_s"] - bare_day["small_day_s"]
+    print(f"day_fixed_overhead_s_per_run={fixed:.4f}")
+    # The ratio Dagster's fixed cost alone gives this day: none lower is reachable without
+    # making that cost smaller.
+    print(f"day_ratio_floor={1 + fixed / bare_day['wall_s']:.3f}")
     print(f"ratio={day['wall_s'] / bare_day['wall_s']:.2f}")
 
 
