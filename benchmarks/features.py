@@ -56,6 +56,8 @@ LAST_DAY = dt.date(2026, 11, 1)
 # A small day that each child computes first, untimed, so first-call costs (lazy imports,
 # caches) stay out of every measurement alike; far enough back to be no day's history.
 WARM_UP_DAY = LAST_DAY - dt.timedelta(days=90)
+# Each day's published snapshot as a plain file, for the engine and duckdb modes.
+SNAPSHOT_FILES = {WARM_UP_DAY: "warm-up.parquet", LAST_DAY: "snapshot.parquet"}
 QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 FEATURE_MODES = ("dagster_features", "bare_features", "engine", "duckdb")
 DAY_MODES = ("dagster_day", "bare_day")
@@ -164,14 +166,10 @@ def child(mode: str, root: Path, partition: str) -> None:
     the measured day's.
     """
     started = time.perf_counter()
-    warm_up = WARM_UP_DAY.isoformat()
     if mode == "duckdb":
 
-        def small() -> None:
-            duckdb_reference(root / "warm-up.parquet")
-
-        def measured() -> None:
-            duckdb_reference(root / "snapshot.parquet")
+        def run_day(day: dt.date) -> None:
+            duckdb_reference(root / SNAPSHOT_FILES[day])
 
     elif mode == "engine":
         import pyarrow as pa
@@ -179,8 +177,8 @@ def child(mode: str, root: Path, partition: str) -> None:
         from assets.features.day_events import DayEvents
         from assets.features.logic import FEATURE_TABLES
 
-        def compute(snapshot: Path, day: dt.date) -> None:
-            with DayEvents.from_parquet(snapshot) as events:
+        def run_day(day: dt.date) -> None:
+            with DayEvents.from_parquet(root / SNAPSHOT_FILES[day]) as events:
                 for table in FEATURE_TABLES:
                     computed = table.compute(events, day)
                     # A streamed table is computed as its batches are drained, one at a time.
@@ -188,32 +186,17 @@ def child(mode: str, root: Path, partition: str) -> None:
                         for _ in computed:
                             pass
 
-        def small() -> None:
-            compute(root / "warm-up.parquet", WARM_UP_DAY)
-
-        def measured() -> None:
-            compute(root / "snapshot.parquet", LAST_DAY)
-
     elif mode.startswith("bare"):
         from resources.factory import build_resources
 
         resources = build_resources("local", local_root=root / "bare")
-        if mode == "bare_day":
+        store = resources["storage"].open_store()
 
-            def run_days(keys: list[str]) -> None:
-                run_bare(resources, keys)
-
-        else:
-            store = resources["storage"].open_store()
-
-            def run_days(keys: list[str]) -> None:
-                run_bare_features(store, keys)
-
-        def small() -> None:
-            run_days([warm_up])
-
-        def measured() -> None:
-            run_days([partition])
+        def run_day(day: dt.date) -> None:
+            if mode == "bare_day":
+                run_bare(resources, [day.isoformat()])
+            else:
+                run_bare_features(store, [day.isoformat()])
 
     else:
         import dagster as dg
@@ -224,20 +207,18 @@ def child(mode: str, root: Path, partition: str) -> None:
         job = daily_job(resources, with_source=mode == "dagster_day")
         instance = dg.DagsterInstance.ephemeral()
 
-        def small() -> None:
-            run_orchestrated(job, [warm_up], instance)
+        def run_day(day: dt.date) -> None:
+            run_orchestrated(job, [day.isoformat()], instance)
 
-        def measured() -> None:
-            run_orchestrated(job, [partition], instance)
+    def timed(day: dt.date) -> float:
+        day_started = time.perf_counter()
+        run_day(day)
+        return time.perf_counter() - day_started
 
-    small()
+    run_day(WARM_UP_DAY)
     startup = time.perf_counter() - started
-    small_started = time.perf_counter()
-    small()
-    small_day = time.perf_counter() - small_started
-    run_started = time.perf_counter()
-    measured()
-    wall = time.perf_counter() - run_started
+    small_day = timed(WARM_UP_DAY)
+    wall = timed(dt.date.fromisoformat(partition))
     print(
         json.dumps(
             {
@@ -288,10 +269,10 @@ def prepare(root: Path, impressions: int, with_source: bool) -> tuple[str, int]:
         for side in ("orchestrated", "bare")
     ]
     rows = 0
-    for day, count, name in ((WARM_UP_DAY, 200, "warm-up"), (LAST_DAY, impressions, "snapshot")):
+    for day, count in ((WARM_UP_DAY, 200), (LAST_DAY, impressions)):
         events = normalize_events(generate_events(day, count))
         rows = events.num_rows
-        (root / f"{name}.parquet").write_bytes(to_parquet_bytes(events).data)
+        (root / SNAPSHOT_FILES[day]).write_bytes(to_parquet_bytes(events).data)
         # The source gates are the *_day modes' subject; here the snapshot is just published.
         for store in stores:
             assert publish_if_passed(
