@@ -26,7 +26,6 @@ import dataclasses
 import multiprocessing as mp
 import os
 import random
-import socket
 import tempfile
 import time
 import uuid
@@ -219,12 +218,6 @@ def summary_line(result: dict[str, Any]) -> str:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--racers", type=int, default=8)
@@ -243,15 +236,14 @@ def main(argv: list[str] | None = None) -> None:
             result = run_race(spec, args.racers, args.rounds)
         else:
             import boto3
-            from moto.server import ThreadedMotoServer
+
+            from benchmarks.loopback_s3 import LoopbackS3
 
             os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
             os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-            port = _free_port()
-            server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-            server.start()
+            server = LoopbackS3().start()
             try:
-                endpoint = f"http://127.0.0.1:{port}"
+                endpoint = server.endpoint
                 bucket = f"race-{uuid.uuid4().hex[:12]}"
                 boto3.client(
                     "s3",

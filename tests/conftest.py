@@ -14,7 +14,6 @@ from tests.support.environment import (
     REPO_ROOT,
     SEEDED_FIRST_DAY,
     SEEDED_LAST_DAY,
-    free_port,
     postgres_unavailable_reason,
 )
 
@@ -73,13 +72,11 @@ def local_resources(local_root: Path) -> dict:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
+    from benchmarks.loopback_s3 import LoopbackS3
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    server = LoopbackS3().start()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield server.endpoint
     finally:
         server.stop()
 
