@@ -12,5 +12,5 @@ next_day_guard     the next-day guard: false rollbacks of good days, the smalles
 gpu_packing        simulated GPU pool: today's scheduler against Kueue, quotas and packing shapes
 gate_false_positives  clean days the distribution and replay gates block, and their margin
 second_dataset     a second daily table (orders) unlike the example's, for the gates' tests
-loopback_s3        moto's S3 on loopback, each write applied as one step as S3 applies it
+loopback_s3        not a benchmark: moto's S3 on loopback, each request one step (tests use it too)
 """

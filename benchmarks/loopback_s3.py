@@ -1,13 +1,15 @@
 """The S3 API server on loopback that the tests and benchmarks run against: moto's S3, served
-on several threads as moto's ThreadedMotoServer serves it, with each write applied as one step.
+on several threads as moto's ThreadedMotoServer serves it, with each request applied as one step.
 
 S3 applies a conditional write (`If-Match: <etag>`, `If-None-Match: *`) atomically: of several
 writers holding the same ETag, one wins and the others get 412 or 409. moto 5.2.5
 (`moto/s3/responses.py`, `put_object`) compares the ETag and stores the object in two steps
 with no lock across them, so two overlapping writers can both be accepted (the promotion race
-saw two winners of one round in CI). Every request that can change the store (anything but
-GET and HEAD) is therefore served under one lock here: reads stay concurrent, and a
-conditional write's check and store are one step against every other write, as on S3.
+saw two winners of one round in CI). A read is not safe beside a write either: moto computes a
+new object's ETag lazily, seeking and reading the object's buffer, and a GET that does the same
+at that moment can read an empty body or cache the ETag of partial bytes. So every request is
+applied under one lock here, held by the whole process as moto's state is: a conditional
+write's check and store are one step against every other request, as on S3.
 """
 
 from __future__ import annotations
@@ -25,39 +27,42 @@ from moto.moto_server.werkzeug_app import (
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wsgi import get_input_stream
 
-READ_METHODS = frozenset({"GET", "HEAD"})
+# moto's backends are the process's, whichever server a request comes through.
+_ONE_STEP = threading.Lock()
 
 
-class WritesInOneStep:
-    """WSGI middleware: requests that may write are applied one at a time, whole."""
+class OneRequestAtATime:
+    """WSGI middleware: each request applied whole, one at a time in the process."""
 
     def __init__(self, app: Callable[..., Iterable[bytes]]):
         self._app = app
-        self._write_lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD", "GET") in READ_METHODS:
-            return self._app(environ, start_response)
         # The body is read before the lock is taken: a client that stalls mid-upload (or is
-        # killed there) holds up its own request only, never every other writer's.
+        # killed there) holds up its own request only, never every other one.
         body = get_input_stream(environ).read()
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        with self._write_lock:
-            # The response is drawn while the lock is held: one built lazily would otherwise
-            # run part of the write after the lock is let go.
-            return list(self._app(environ, start_response))
+        with _ONE_STEP:
+            # The response is drawn while the lock is held (one built lazily would otherwise
+            # run part of the request after the lock is let go), and closed as WSGI asks.
+            response = self._app(environ, start_response)
+            try:
+                return list(response)
+            finally:
+                if hasattr(response, "close"):
+                    response.close()
 
 
 class LoopbackS3:
-    """moto's S3 on loopback (a free port unless one is given), with atomic writes;
+    """moto's S3 on loopback (a free port unless one is given), each request one step;
     `start()`, then `stop()`."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1"):
         self._server: BaseWSGIServer = make_server(
             host,
             port,
-            WritesInOneStep(DomainDispatcherApplication(create_backend_app)),
+            OneRequestAtATime(DomainDispatcherApplication(create_backend_app)),
             threaded=True,
             request_handler=MotoRequestHandler,
         )

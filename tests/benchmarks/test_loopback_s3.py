@@ -15,12 +15,12 @@ from moto.s3.models import S3Backend
 from moto.server import ThreadedMotoServer
 
 from benchmarks.loopback_s3 import LoopbackS3
-from tests.support.environment import free_port
 from tests.support.s3 import loopback_client
 
 WRITERS = 4
-# Long enough that the writers overlap between check and store on a busy machine too: they
-# leave a barrier together, and each stays in that window for two lookups.
+# Each writer's check reads, then waits this long before it stores: writers that leave the
+# barrier less than this apart (a few ms here, on a busy machine too) all check before any
+# stores, unless the server applies each request as one step.
 LOOKUP_DELAY_S = 0.5
 
 
@@ -78,12 +78,13 @@ def test_overlapping_conditional_writes_have_exactly_one_winner(slow_object_look
 
 
 def test_moto_alone_lets_overlapping_writers_through(slow_object_lookup):
-    """Why the middleware exists; when a moto upgrade makes this fail, the lock can go."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    """Why the server applies each request as one step. Should a moto upgrade make this fail,
+    benchmarks/loopback_s3.py says what else the lock guards (moto's lazy ETags)."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
-        outcomes = _race_if_match(f"http://127.0.0.1:{port}")
+        host, port = server.get_host_and_port()
+        outcomes = _race_if_match(f"http://{host}:{port}")
     finally:
         server.stop()
     assert outcomes["accepted"] > 1, outcomes

@@ -1,4 +1,5 @@
-"""Clients and stores on the loopback S3 server (moto's ThreadedMotoServer) the tests start."""
+"""Clients and stores on the loopback S3 server the tests start (moto's S3, each request one
+step: benchmarks/loopback_s3.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Faults injected into the conditional writes of one key, for the create-only and
 compare-and-swap writers outside the registry (alert markers, evaluation reports, approval
 pointers): at the local store's boundary, or in the boto3 client under the S3 store (moto's
-ThreadedMotoServer on loopback), raised as each raises them (tests/support/registry.py)."""
+S3 on loopback, benchmarks/loopback_s3.py), raised as each raises them
+(tests/support/registry.py)."""
 
 from collections.abc import Callable
 from dataclasses import dataclass

@@ -1,15 +1,15 @@
 """Every write a promotion and a rollback make, failed at the store boundary, before and after
 the commit point (the pointer swap), on the local store and through the boto3 client of the S3
-store (moto's ThreadedMotoServer on loopback): what the caller is told, what serving resolves,
-and that the next call converges to a gap-free history.
+store (moto's S3 on loopback, benchmarks/loopback_s3.py): what the caller is told, what
+serving resolves, and that the next call converges to a gap-free history.
 
 Faults: 412 (refused), 409 (S3 ConditionalRequestConflict: not applied), a timeout, a
 connection reset, and the process dying (`Killed`, a BaseException nothing catches). Each is
 injected with the write not applied, or applied with its answer lost (`after`: what a client
 retry of a landed conditional write, or a response lost on the wire, looks like), once, or on
-every attempt (`always`: the store stays down). What moto can and cannot show: it serializes
-requests, so these tests show the client's handling of each answer, not S3's atomicity (see
-docs/registry.md).
+every attempt (`always`: the store stays down). What moto can and cannot show: the loopback
+server applies one request at a time, so these tests show the client's handling of each
+answer, not S3's atomicity (see docs/registry.md).
 
 Setup: v1..v5 registered, production v1 -> v2 (moves 1, 2). A promotion registers v4 and
 moves v2 -> v4; a rollback moves v2 -> v1. `history_repair`: record 2 is missing first (a

@@ -1,11 +1,12 @@
 """S3's 409 ConditionalRequestConflict on the alias compare-and-swap, against the real S3 API
-on loopback (moto's ThreadedMotoServer): the registry re-reads the pointer and re-decides. If
-the alias still names the expected version it swaps again (one move, no gap); if a concurrent
-writer moved it, the move is refused with the conflict and the other writer's move stands.
+on loopback (moto's S3, benchmarks/loopback_s3.py): the registry re-reads the pointer and
+re-decides. If the alias still names the expected version it swaps again (one move, no gap);
+if a concurrent writer moved it, the move is refused with the conflict and the other writer's
+move stands.
 
-moto never answers 409 by itself (nor does it make its check and write atomic: see
-docs/registry.md), so a thin wrapper around the real
-boto3 client answers the first conditional PUT of the pointer (`IfMatch`) with exactly the
+moto never answers 409 by itself (and makes its check and write one step only because the
+loopback server applies each request alone: see docs/registry.md), so a thin wrapper around
+the real boto3 client answers the first conditional PUT of the pointer (`IfMatch`) with exactly the
 ClientError botocore raises for S3's 409, optionally after letting a competing writer move
 the alias first (what a real 409 means: another conditional write to the key was in flight).
 """
