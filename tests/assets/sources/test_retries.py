@@ -139,14 +139,20 @@ class _BackendKiller(threading.Thread):
         connection.autocommit = True
         # The example's day read, as the backend spells it.
         read = f"%FROM {self.schema}.{CLICK_STREAM.table} WHERE {CLICK_STREAM.date_column}%"
+        # A terminated backend stays 'active' in pg_stat_activity until it has exited, which
+        # on a busy machine can outlast the next poll: each backend is killed (and counted)
+        # once, so `kills` counts reads killed, each its own attempt.
+        terminated: set[int] = set()
         with connection.cursor() as cursor:
-            while self.killed < self.kills and not self.stop.is_set():
+            while len(terminated) < self.kills and not self.stop.is_set():
                 cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE %s",
-                    (read,),
+                    "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE state = 'active' AND pid <> pg_backend_pid() AND query LIKE %s "
+                    "AND NOT pid = ANY(%s::int[])",
+                    (read, sorted(terminated)),
                 )
-                self.killed += sum(1 for (terminated,) in cursor.fetchall() if terminated)
+                terminated.update(pid for pid, done in cursor.fetchall() if done)
+                self.killed = len(terminated)
                 time.sleep(0.05)
         connection.close()
 
