@@ -130,6 +130,14 @@ def _check_evaluation(asset_name: str, partition: str, gate: GateResult) -> dg.A
     )
 
 
+def _record_verdicts(
+    context: dg.AssetExecutionContext, asset_name: str, partition: str, gates: list[GateResult]
+) -> None:
+    """Each gate's verdict on one day, in the check's execution history under that day."""
+    for gate in gates:
+        context.log_event(_check_evaluation(asset_name, partition, gate))
+
+
 def gate_metadata(partition: str, gate: GateResult) -> dict[str, dg.MetadataValue]:
     """A gate's verdict for one day as check metadata: the day, the words, and the numbers
     (floats, so the UI plots them over the execution history)."""
@@ -354,20 +362,32 @@ def publish_gated_partitions(
     verdicts: dict[str, list[GateResult]] = {}
     blocked: dict[str, list[GateResult]] = {}
     fallbacks: dict[str, str] = {}
+    # A run of several days records each day's verdicts as they come. A run of one day (the
+    # daily run) records them in the gates' summaries instead, the same words and numbers: one
+    # check event fewer per gate a day, and Dagster's Postgres event log opens new connections
+    # for every event. Only a day the step fails on (refused, or not stored) records them here,
+    # as no summary follows.
+    one_day = len(context.partition_keys) == 1
     for partition in context.partition_keys:
         evaluation = evaluate(partition)
         verdicts[partition] = evaluation.gates
-        for gate in evaluation.gates:
-            context.log_event(_check_evaluation(asset_name, partition, gate))
+        if not one_day:
+            _record_verdicts(context, asset_name, partition, evaluation.gates)
         try:
             stored = publish_if_passed(
                 store, asset_name, layer, partition, evaluation, context.run.run_id, policy
             )
+        except Exception:
+            if one_day:
+                _record_verdicts(context, asset_name, partition, evaluation.gates)
+            raise
         finally:
             # A streamed partition's file: stored or refused, it is not needed any more.
             if isinstance(evaluation.table, ParquetFile):
                 evaluation.table.path.unlink(missing_ok=True)
         if stored is None:
+            if one_day:
+                _record_verdicts(context, asset_name, partition, evaluation.gates)
             failures = [gate for gate in evaluation.gates if gate.blocks]
             blocked[partition] = failures
             fallbacks[partition] = _fallback(store, asset_name, partition)
@@ -476,8 +496,20 @@ def run_level_result(
 ) -> dg.AssetCheckResult:
     """One gate's summary over the run's partitions, as it happened: passed everywhere, or
     failed with WARN severity on the partitions where a gate failed without blocking (a
-    warn-only gate, or a moderate drift). (A gate
-    that blocked a partition fails the step before any summary is written.)"""
+    warn-only gate, or a moderate drift). A run of one day's summary is that day's verdict, as
+    a run of several records it per day. (A gate that blocked a partition fails the step before
+    any summary is written.)"""
+    if len(verdicts) == 1:
+        [(partition, results)] = verdicts.items()
+        [result] = [result for result in results if result.gate == gate]
+        return dg.AssetCheckResult(
+            asset_key=asset_name,
+            check_name=gate,
+            passed=result.passed,
+            severity=dg.AssetCheckSeverity.ERROR if result.passed else dg.AssetCheckSeverity.WARN,
+            description=f"{partition}: {result.message}",
+            metadata=gate_metadata(partition, result),
+        )
     failed = {
         partition: result
         for partition, results in verdicts.items()

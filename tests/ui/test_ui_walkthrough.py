@@ -274,8 +274,8 @@ def _read_the_days_gate_results(page, expect, base, run_id, screenshot) -> None:
     expect(day_rows.first).to_be_visible()
     screenshot("07_gate_execution_history.png")
 
-    # One row per evaluation; DAY's own evaluation carries the day as its `partition` entry
-    # (a run-level summary row, if any, may name the day too).
+    # One row per evaluation; the evaluation of DAY carries the day as its `partition` entry
+    # (a run of DAY alone writes that one row per gate: the day's verdict).
     seen = []
     for row in day_rows.all():
         row.get_by_role("button").last.click()  # the row's Metadata button

@@ -1,6 +1,7 @@
 """The run-level gate results say what happened across the run's partitions."""
 
 import dagster as dg
+import pytest
 
 from assets.partitions import partition_range_tags
 from tests.support.example import example_daily_events
@@ -39,13 +40,31 @@ def test_a_warn_only_gate_that_failed_is_reported_as_a_warning_naming_the_partit
     assert summaries["unique_key"].metadata["failed_partitions"].value == 0
 
 
-def test_each_days_gate_results_carry_the_day_and_plottable_numbers(local_resources):
+def _one_day(local_resources) -> dict[str, dg.AssetCheckEvaluation]:
+    """A run of RANGE[0] alone: its one evaluation per gate, the day's verdict."""
     result = dg.materialize(
         [example_daily_events], partition_key=RANGE[0], resources=local_resources
     )
-    per_day = {
+    evaluations = result.get_asset_check_evaluations()
+    # One event per gate: the summary is the day's verdict, not a second record of it.
+    assert len(evaluations) == len(example_daily_events.check_specs)
+    return {e.check_name: e for e in evaluations}
+
+
+def _first_day_of_range(local_resources) -> dict[str, dg.AssetCheckEvaluation]:
+    """A run of RANGE: its evaluations of RANGE[0], recorded per day besides the summaries."""
+    result = dg.materialize(
+        [example_daily_events], resources=local_resources, tags=partition_range_tags(*RANGE)
+    )
+    return {
         e.check_name: e for e in result.get_asset_check_evaluations() if e.partition == RANGE[0]
     }
+
+
+@pytest.mark.parametrize("run_of", [_one_day, _first_day_of_range])
+def test_each_days_gate_results_carry_the_day_and_plottable_numbers(local_resources, run_of):
+    per_day = run_of(local_resources)
+    assert set(per_day) == {spec.name for spec in example_daily_events.check_specs}
     completeness = per_day["completeness"]
     assert completeness.metadata["partition"].value == RANGE[0]
     assert completeness.description.startswith(f"{RANGE[0]}: ")
@@ -82,3 +101,34 @@ def test_each_summary_targets_the_runs_materialization_at_one_event_log_lookup(
     for summary in summaries:
         assert summary.target_materialization_data.run_id == result.run_id, summary.check_name
     assert len([f for f in lookups if f.asset_key == example_daily_events.key]) == len(summaries)
+
+
+def test_a_day_that_fails_to_store_keeps_its_verdicts(local_resources, monkeypatch):
+    # A run of one day records its verdicts in the summaries, which a failed step never writes:
+    # when storing the day fails, the step records them per day before it fails.
+    import assets.publishing.write_audit_publish as write_audit_publish
+
+    def unreachable_store(*args, **kwargs):
+        raise OSError("object store unreachable")
+
+    monkeypatch.setattr(write_audit_publish, "publish_if_passed", unreachable_store)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [example_daily_events],
+        partition_key=RANGE[0],
+        resources=local_resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    # Read from the event log: a failed step's result leaves out what the step logged.
+    evaluations = [
+        entry.dagster_event.event_specific_data
+        for entry in instance.all_logs(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION
+        )
+    ]
+    assert {e.check_name for e in evaluations} == {
+        spec.name for spec in example_daily_events.check_specs
+    }
+    assert all(e.partition == RANGE[0] and e.passed for e in evaluations)
