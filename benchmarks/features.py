@@ -4,8 +4,8 @@ Every measurement runs in a child process of its own, which reports its wall tim
 RSS (its own high-water mark), so no measurement inherits another's memory. What is measured, on
 the same day (default 1M impressions, about 1.35M events):
 
-- dagster_features: one run of the three feature assets for the partition, in-process on an
-  ephemeral instance (the project's executor), from the published events snapshot.
+- dagster_features: one run of the three feature assets for the partition, in-process (the
+  project's executor) on the instance --instance names, from the published events snapshot.
 - bare_features: the same functions without Dagster (evaluate the gates, publish each table).
 - engine: the feature computation alone: the snapshot decoded into DuckDB once, the three
   tables computed to Arrow (what the acceptance compares with DuckDB).
@@ -24,6 +24,14 @@ other processes on the machine make single timings noisy.
 
     python -m benchmarks.features [--impressions 1000000] [--repeats 3]
         [--scaling 100000,1000000,5000000,20000000] [--engine-only]
+        [--instance ephemeral|sqlite|postgres]
+
+--instance: where the Dagster modes' runs record their events. `ephemeral` (the default) keeps
+them in memory, as a test does; `sqlite` is the laptop's instance (deployments/local/dagster.yaml,
+SQLite files); `postgres` is production's storage, a database of its own made on
+--postgres-dsn's server for the command and dropped after it. Dagster's cost of a run is its
+events, and what one costs is the instance's: dagster-postgres opens a new connection for each
+storage call (no pool in a run worker).
 
 --scaling adds a table per size in events a day: the feature run's wall, events/s and peak RSS,
 and the whole day's where it runs (up to --source-up-to events).
@@ -50,6 +58,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 LAST_DAY = dt.date(2026, 11, 1)
@@ -156,9 +165,55 @@ def duckdb_reference(snapshot: Path) -> None:
         connection.sql(query).to_arrow_table()
 
 
+# The instances --instance chooses from; each but the first has a DAGSTER_HOME under the root.
+INSTANCES = ("ephemeral", "sqlite", "postgres")
+LAPTOP_INSTANCE = Path(__file__).resolve().parent.parent / "deployments" / "local" / "dagster.yaml"
+
+
+def instance_home(root: Path) -> Path:
+    return root / "instance"
+
+
+def prepare_instance(kind: str, root: Path, postgres_dsn: str) -> str | None:
+    """The instance's DAGSTER_HOME under root: the laptop's dagster.yaml, or one whose
+    storage is a new database on postgres_dsn's server. Returns that database's name."""
+    if kind == "ephemeral":
+        return None
+    home = instance_home(root)
+    home.mkdir()
+    if kind == "sqlite":
+        shutil.copyfile(LAPTOP_INSTANCE, home / "dagster.yaml")
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = f"bench_features_{uuid.uuid4().hex[:12]}"
+    run_admin(postgres_dsn, f"CREATE DATABASE {database}")
+    # psycopg2, as deployments/k8s/values.yaml's postgresqlScheme says.
+    url = make_url(postgres_dsn).set(drivername="postgresql+psycopg2", database=database)
+    (home / "dagster.yaml").write_text(
+        "telemetry:\n  enabled: false\nstorage:\n  postgres:\n"
+        f"    postgres_url: {url.render_as_string(hide_password=False)}\n"
+    )
+    return database
+
+
+def run_admin(postgres_dsn: str, statement: str) -> None:
+    """One statement outside a transaction (CREATE and DROP DATABASE refuse to run inside)."""
+    import psycopg2
+
+    admin = psycopg2.connect(postgres_dsn)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(statement)
+    finally:
+        admin.close()
+
+
 def child(mode: str, root: Path, partition: str) -> None:
     """One measurement in this process: prints {"startup_s", "small_day_s", "wall_s",
-    "peak_rss_mib"}.
+    "peak_rss_mib"}, and for a Dagster mode "events_per_run" (the event-log records of its last
+    run) and "event_log" (the instance's event log storage).
 
     Start-up (imports, definitions, a first run of the small warm-up day) is timed apart from
     the measured day. The small day then runs once more, timed: what a run of this mode costs
@@ -166,6 +221,7 @@ def child(mode: str, root: Path, partition: str) -> None:
     the measured day's.
     """
     started = time.perf_counter()
+    run_facts: Callable[[], dict] = dict
     if mode == "duckdb":
 
         def run_day(day: dt.date) -> None:
@@ -205,10 +261,22 @@ def child(mode: str, root: Path, partition: str) -> None:
 
         resources = build_resources("local", local_root=root / "orchestrated")
         job = daily_job(resources, with_source=mode == "dagster_day")
-        instance = dg.DagsterInstance.ephemeral()
+        home = instance_home(root)
+        instance = (
+            dg.DagsterInstance.from_config(str(home))
+            if home.exists()
+            else dg.DagsterInstance.ephemeral()
+        )
 
         def run_day(day: dt.date) -> None:
             run_orchestrated(job, [day.isoformat()], instance)
+
+        def run_facts() -> dict:
+            [last_run] = instance.get_runs(limit=1)
+            return {
+                "events_per_run": len(instance.all_logs(last_run.run_id)),
+                "event_log": type(instance.event_log_storage).__name__,
+            }
 
     def timed(day: dt.date) -> float:
         day_started = time.perf_counter()
@@ -226,6 +294,7 @@ def child(mode: str, root: Path, partition: str) -> None:
                 "small_day_s": small_day,
                 "wall_s": wall,
                 "peak_rss_mib": peak_rss_mib(),
+                **run_facts(),
             }
         )
     )
@@ -291,7 +360,12 @@ def prepare(root: Path, impressions: int, with_source: bool) -> tuple[str, int]:
 
 
 def run_size(
-    impressions: int, repeats: int, with_source: bool, modes: tuple[str, ...] = FEATURE_MODES
+    impressions: int,
+    repeats: int,
+    with_source: bool,
+    modes: tuple[str, ...] = FEATURE_MODES,
+    instance: str = "ephemeral",
+    postgres_dsn: str = "",
 ) -> tuple[int, dict[str, dict]]:
     """Medians of each mode's measurements at one size, the modes alternating."""
     modes += DAY_MODES if with_source else ()
@@ -299,12 +373,22 @@ def run_size(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         partition, rows = prepare(root, impressions, with_source)
-        for repeat in range(repeats):
-            shift = repeat % len(modes)
-            for mode in modes[shift:] + modes[:shift]:
-                samples[mode].append(measure(mode, root, partition))
+        database = prepare_instance(instance, root, postgres_dsn)
+        try:
+            for repeat in range(repeats):
+                shift = repeat % len(modes)
+                for mode in modes[shift:] + modes[:shift]:
+                    samples[mode].append(measure(mode, root, partition))
+        finally:
+            if database:
+                run_admin(postgres_dsn, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     medians = {
-        mode: {key: statistics.median(s[key] for s in runs) for key in runs[0]}
+        mode: {
+            key: statistics.median(s[key] for s in runs)
+            if isinstance(runs[0][key], int | float)
+            else runs[0][key]
+            for key in runs[0]
+        }
         for mode, runs in samples.items()
     }
     return rows, medians
@@ -358,18 +442,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--engine-only", action="store_true", help="only the engine and duckdb modes"
     )
+    parser.add_argument(
+        "--instance", choices=INSTANCES, default="ephemeral", help="the Dagster runs' instance"
+    )
+    parser.add_argument(
+        "--postgres-dsn",
+        default="postgresql://postgres@127.0.0.1:5432/postgres",
+        help="with --instance postgres: a server where the command may create a database",
+    )
     args = parser.parse_args(argv)
     if args.engine_only and args.scaling:
         parser.error("--scaling measures the Dagster and bare runs: not with --engine-only")
+    if args.engine_only and args.instance != "ephemeral":
+        parser.error("--engine-only runs no Dagster mode: --instance has nothing to measure")
+    on_instance = {"instance": args.instance, "postgres_dsn": args.postgres_dsn}
 
     def with_source(impressions: int) -> bool:
         return not args.engine_only and impressions * EVENTS_PER_IMPRESSION <= args.source_up_to
 
     modes = ("engine", "duckdb") if args.engine_only else FEATURE_MODES
-    rows, medians = run_size(args.impressions, args.repeats, with_source(args.impressions), modes)
+    rows, medians = run_size(
+        args.impressions, args.repeats, with_source(args.impressions), modes, **on_instance
+    )
     print(
         f"impressions_per_day={args.impressions} events={rows} repeats={args.repeats} "
-        "(child process per measurement, alternated, medians)"
+        f"instance={args.instance} (child process per measurement, alternated, medians)"
     )
     print(
         f"{'mode':18s} {'startup_s':>9s} {'small_day_s':>11s} {'wall_s':>8s} {'events/s':>10s} "
@@ -397,7 +494,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         for events_per_day in (int(size) for size in args.scaling.split(",")):
             impressions = max(24, round(events_per_day / EVENTS_PER_IMPRESSION))
-            size_rows, m = run_size(impressions, 1, with_source(impressions))
+            size_rows, m = run_size(
+                impressions, 1, with_source(impressions), FEATURE_MODES, **on_instance
+            )
             dagster, bare = m["dagster_features"], m["bare_features"]
             whole_day = whole_day_cells(m, size_rows)
             print(
@@ -408,6 +507,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{dagster['wall_s'] - bare['wall_s']:11.2f} {whole_day}"
             )
     dagster, bare = medians["dagster_features"], medians["bare_features"]
+    # Dagster's cost of a run is its events, each at the instance's price.
+    print(f"event_log={dagster['event_log']}")
+    print(f"events_per_run={dagster['events_per_run']:.0f}")
     print(f"dagster_s_per_partition={dagster['wall_s']:.4f}")
     print(f"bare_s_per_partition={bare['wall_s']:.4f}")
     print(f"overhead_s_per_partition={dagster['wall_s'] - bare['wall_s']:.4f}")
@@ -420,6 +522,7 @@ def main(argv: list[str] | None = None) -> None:
     # The issue's unit of a day: the source step (warehouse read, source gates, snapshot) and
     # the three feature tables, in one run.
     day, bare_day = medians["dagster_day"], medians["bare_day"]
+    print(f"day_events_per_run={day['events_per_run']:.0f}")
     print(f"day_s_per_partition={day['wall_s']:.4f}")
     print(f"bare_day_s_per_partition={bare_day['wall_s']:.4f}")
     print(f"day_overhead_s_per_partition={day['wall_s'] - bare_day['wall_s']:.4f}")

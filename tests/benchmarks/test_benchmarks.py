@@ -7,9 +7,10 @@ import re
 import subprocess
 import sys
 
+import psycopg2
 import pytest
 
-from tests.support.environment import REPO_ROOT
+from tests.support.environment import POSTGRES_DSN, REPO_ROOT, postgres_unavailable_reason
 
 # Starts real processes (trainer, daemon/webserver, make): `make test-fast` skips it.
 pytestmark = pytest.mark.slow
@@ -60,6 +61,36 @@ def test_features_benchmark_prints_its_ratio_last():
     # The scaling table's row, the whole day's five columns included.
     [row] = [line.split() for line in lines if line.split()[:1] == ["200"]]
     assert len(row) == 15
+
+
+@pytest.mark.usefixtures("example_project")
+def test_features_benchmark_measures_dagster_on_the_instance_it_is_given():
+    reason = postgres_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    lines = _run(
+        "benchmarks.features",
+        "--impressions",
+        "100",
+        "--repeats",
+        "1",
+        "--instance",
+        "postgres",
+        "--postgres-dsn",
+        POSTGRES_DSN,
+    )
+    assert re.fullmatch(r"ratio=\d+\.\d+", lines[-1])
+    assert "instance=postgres" in lines[0].split()
+    # The runs were recorded in Postgres, and the events of a run are counted.
+    assert "event_log=PostgresEventLogStorage" in lines
+    [events] = [line for line in lines if line.startswith("day_events_per_run=")]
+    assert int(events.split("=")[1]) > 0
+    # The command's own database is gone afterwards.
+    admin = psycopg2.connect(POSTGRES_DSN)
+    with admin, admin.cursor() as cursor:
+        cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE 'bench_features_%'")
+        assert cursor.fetchall() == []
+    admin.close()
 
 
 @pytest.mark.usefixtures("example_project")
