@@ -1,7 +1,9 @@
 """Write-audit-publish for daily assets: evaluate gates per partition, publish only what passes.
 
 Per partition of the run (one day, or a batch of days in a backfill run):
-- every gate's verdict is logged as an asset check evaluation against that partition;
+- every gate's verdict is recorded as an asset check evaluation: against the partition in a run
+  of several, as the gate's summary in a run of one (the daily run), and against the partition
+  whenever the step fails, as no summary follows;
 - passing: the table is written as a new content-addressed version, then the audit report,
   then the approval pointer (the commit point: a compare-and-swap against the pointer this
   publish read), then retention collects the day's other versions: superseded ones beyond
@@ -26,7 +28,8 @@ same bytes).
 
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -84,7 +87,7 @@ class Evaluation:
 
 
 def gate_check_specs(asset_name: str, gate_names: Sequence[str]) -> list[dg.AssetCheckSpec]:
-    """One blocking check per gate; evaluations are recorded per partition by the asset."""
+    """One blocking check per gate; the asset records each day's verdicts (module docstring)."""
     return [
         dg.AssetCheckSpec(
             name=gate,
@@ -117,17 +120,15 @@ def table_schema(
     )
 
 
-def _check_evaluation(asset_name: str, partition: str, gate: GateResult) -> dg.AssetCheckEvaluation:
-    return dg.AssetCheckEvaluation(
-        asset_key=dg.AssetKey(asset_name),
-        check_name=gate.gate,
-        passed=gate.passed,
-        partition=partition,
-        blocking=True,
-        severity=dg.AssetCheckSeverity(str(gate.severity)),
-        description=f"{partition}: {gate.message}",
-        metadata=gate_metadata(partition, gate),
-    )
+def _verdict(partition: str, gate: GateResult) -> dict:
+    """A gate's verdict on one day as a check result says it, recorded against the day or as a
+    one-day run's summary alike."""
+    return {
+        "passed": gate.passed,
+        "severity": dg.AssetCheckSeverity(str(gate.severity)),
+        "description": f"{partition}: {gate.message}",
+        "metadata": gate_metadata(partition, gate),
+    }
 
 
 def _record_verdicts(
@@ -135,7 +136,33 @@ def _record_verdicts(
 ) -> None:
     """Each gate's verdict on one day, in the check's execution history under that day."""
     for gate in gates:
-        context.log_event(_check_evaluation(asset_name, partition, gate))
+        context.log_event(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey(asset_name),
+                check_name=gate.gate,
+                partition=partition,
+                blocking=True,
+                **_verdict(partition, gate),
+            )
+        )
+
+
+@contextmanager
+def _verdicts_kept_if_the_step_fails(
+    context: dg.AssetExecutionContext,
+    asset_name: str,
+    verdicts: dict[str, list[GateResult]],
+    recorded: set[str],
+) -> Iterator[None]:
+    """No summary follows a step that fails (refused, not stored, interrupted): the verdicts
+    of every day it judged and had not recorded yet are recorded against their days."""
+    try:
+        yield
+    except BaseException:
+        for partition, gates in verdicts.items():
+            if partition not in recorded:
+                _record_verdicts(context, asset_name, partition, gates)
+        raise
 
 
 def gate_metadata(partition: str, gate: GateResult) -> dict[str, dg.MetadataValue]:
@@ -360,100 +387,115 @@ def publish_gated_partitions(
     materialization, then one run-level summary per gate."""
     published: dict[str, dict] = {}
     verdicts: dict[str, list[GateResult]] = {}
+    recorded: set[str] = set()
     blocked: dict[str, list[GateResult]] = {}
     fallbacks: dict[str, str] = {}
     # A run of several days records each day's verdicts as they come. A run of one day (the
-    # daily run) records them in the gates' summaries instead, the same words and numbers: one
+    # daily run) records them once, as the gates' summaries, the same words and numbers: one
     # check event fewer per gate a day, and Dagster's Postgres event log opens new connections
-    # for every event. Only a day the step fails on (refused, or not stored) records them here,
-    # as no summary follows.
+    # for every event. Should the step fail before the summaries, they are recorded against the
+    # day (a crash or an event-log error after the return leaves them in the day's gate report).
     one_day = len(context.partition_keys) == 1
-    for partition in context.partition_keys:
-        evaluation = evaluate(partition)
-        verdicts[partition] = evaluation.gates
-        if not one_day:
-            _record_verdicts(context, asset_name, partition, evaluation.gates)
-        try:
-            stored = publish_if_passed(
-                store, asset_name, layer, partition, evaluation, context.run.run_id, policy
-            )
-        except Exception:
-            if one_day:
+    with _verdicts_kept_if_the_step_fails(context, asset_name, verdicts, recorded):
+        for partition in context.partition_keys:
+            evaluation = evaluate(partition)
+            _check_the_gates_are_the_declared(asset_name, partition, evaluation.gates, gate_names)
+            verdicts[partition] = evaluation.gates
+            if not one_day:
                 _record_verdicts(context, asset_name, partition, evaluation.gates)
-            raise
-        finally:
-            # A streamed partition's file: stored or refused, it is not needed any more.
-            if isinstance(evaluation.table, ParquetFile):
-                evaluation.table.path.unlink(missing_ok=True)
-        if stored is None:
-            if one_day:
-                _record_verdicts(context, asset_name, partition, evaluation.gates)
-            failures = [gate for gate in evaluation.gates if gate.blocks]
-            blocked[partition] = failures
-            fallbacks[partition] = _fallback(store, asset_name, partition)
-            for gate in failures:
-                notifier.send(
-                    Alert(
-                        kind="gate_failed",
-                        asset=asset_name,
-                        partition=partition,
-                        gate=gate.gate,
-                        observed=gate.observed,
-                        threshold=gate.threshold,
-                        summary=f"{gate.message} {fallbacks[partition]}",
-                        run_id=context.run.run_id,
+                recorded.add(partition)
+            try:
+                stored = publish_if_passed(
+                    store, asset_name, layer, partition, evaluation, context.run.run_id, policy
+                )
+            finally:
+                # A streamed partition's file: stored or refused, it is not needed any more.
+                if isinstance(evaluation.table, ParquetFile):
+                    evaluation.table.path.unlink(missing_ok=True)
+            if stored is None:
+                failures = [gate for gate in evaluation.gates if gate.blocks]
+                blocked[partition] = failures
+                fallbacks[partition] = _fallback(store, asset_name, partition)
+                for gate in failures:
+                    notifier.send(
+                        Alert(
+                            kind="gate_failed",
+                            asset=asset_name,
+                            partition=partition,
+                            gate=gate.gate,
+                            observed=gate.observed,
+                            threshold=gate.threshold,
+                            summary=f"{gate.message} {fallbacks[partition]}",
+                            run_id=context.run.run_id,
+                        )
+                    )
+                continue
+            rows = evaluation.table.num_rows
+            published[partition] = {
+                "dagster/row_count": rows,
+                "dagster/column_schema": table_schema(
+                    evaluation.table.schema, primary_key, column_descriptions
+                ),
+                "object_uri": dg.MetadataValue.path(stored.uri),
+                "object_key": stored.key,
+                "content_sha256": stored.sha256,
+                "size_bytes": stored.size,
+                "gate_warnings": sum(1 for g in evaluation.gates if not g.passed),
+                **evaluation.metadata,
+            }
+
+        if blocked:
+            # The step fails, so Dagster records no materialization from the return value:
+            # record the partitions of this batch that did pass explicitly.
+            for partition, metadata in published.items():
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=asset_name, partition=partition, metadata=metadata
                     )
                 )
-            continue
-        rows = evaluation.table.num_rows
-        published[partition] = {
-            "dagster/row_count": rows,
-            "dagster/column_schema": table_schema(
-                evaluation.table.schema, primary_key, column_descriptions
-            ),
-            "object_uri": dg.MetadataValue.path(stored.uri),
-            "object_key": stored.key,
-            "content_sha256": stored.sha256,
-            "size_bytes": stored.size,
-            "gate_warnings": sum(1 for g in evaluation.gates if not g.passed),
-            **evaluation.metadata,
-        }
-
-    if blocked:
-        # The step fails, so Dagster records no materialization from the return value: record
-        # the partitions of this batch that did pass explicitly.
-        for partition, metadata in published.items():
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=asset_name, partition=partition, metadata=metadata
-                )
+            raise dg.Failure(
+                description=_blocked_message(asset_name, blocked, fallbacks),
+                metadata={"blocked_partitions": sorted(blocked)},
+                allow_retries=False,
             )
-        raise dg.Failure(
-            description=_blocked_message(asset_name, blocked, fallbacks),
-            metadata={"blocked_partitions": sorted(blocked)},
-            allow_retries=False,
-        )
 
-    for partition, metadata in published.items():
-        context.add_asset_metadata(metadata, partition_key=partition)
-    # One line per run, not per partition: each partition's materialization already carries its
-    # rows and object, and every log line is one more event-log write (docs/benchmarks.md).
-    if published:
-        rows = sum(metadata["dagster/row_count"] for metadata in published.values())
-        context.log.info(
-            f"{asset_name}: published {len(published)} partition(s), {rows} rows, "
-            f"{min(published)} to {max(published)}"
+        for partition, metadata in published.items():
+            context.add_asset_metadata(metadata, partition_key=partition)
+        # One line per run, not per partition: each partition's materialization already carries
+        # its rows and object, and every log line is one more event-log write
+        # (docs/benchmarks.md).
+        if published:
+            rows = sum(metadata["dagster/row_count"] for metadata in published.values())
+            context.log.info(
+                f"{asset_name}: published {len(published)} partition(s), {rows} rows, "
+                f"{min(published)} to {max(published)}"
+            )
+        # Dagster keeps one data version per run output, so only a single-partition run can
+        # carry the content hash as its data version; batched runs record content_sha256 per
+        # partition.
+        only = next(iter(published.values())) if len(published) == 1 else None
+        # The summaries follow the materialization rather than ride inside it: a result carried
+        # by a MaterializeResult costs Dagster an event-log query to find which check it is, and
+        # a result that names its asset and check does not (a query fewer per gate a day).
+        return [
+            dg.MaterializeResult(
+                data_version=dg.DataVersion(only["content_sha256"]) if only else None
+            ),
+            *(run_level_result(asset_name, gate, verdicts) for gate in gate_names),
+        ]
+
+
+def _check_the_gates_are_the_declared(
+    asset_name: str, partition: str, gates: list[GateResult], gate_names: Sequence[str]
+) -> None:
+    """Each declared check gets one verdict a day, before anything is published."""
+    judged = sorted(gate.gate for gate in gates)
+    if judged != sorted(gate_names):
+        raise ValueError(
+            f"{asset_name} {partition}: the gates evaluated ({', '.join(judged)}) are not the "
+            f"checks declared ({', '.join(sorted(gate_names))}); nothing was published. The "
+            "asset's evaluate must return exactly one verdict per gate its check specs name."
         )
-    # Dagster keeps one data version per run output, so only a single-partition run can carry
-    # the content hash as its data version; batched runs record content_sha256 per partition.
-    only = next(iter(published.values())) if len(published) == 1 else None
-    # The summaries follow the materialization rather than ride inside it: a result carried
-    # by a MaterializeResult costs Dagster an event-log query to find which check it is, and a
-    # result that names its asset and check does not (32 queries fewer in a day's run).
-    return [
-        dg.MaterializeResult(data_version=dg.DataVersion(only["content_sha256"]) if only else None),
-        *(run_level_result(asset_name, gate, verdicts) for gate in gate_names),
-    ]
 
 
 def _fallback(store: ObjectStore, asset_name: str, partition: str) -> str:
@@ -503,12 +545,7 @@ def run_level_result(
         [(partition, results)] = verdicts.items()
         [result] = [result for result in results if result.gate == gate]
         return dg.AssetCheckResult(
-            asset_key=asset_name,
-            check_name=gate,
-            passed=result.passed,
-            severity=dg.AssetCheckSeverity.ERROR if result.passed else dg.AssetCheckSeverity.WARN,
-            description=f"{partition}: {result.message}",
-            metadata=gate_metadata(partition, result),
+            asset_key=asset_name, check_name=gate, **_verdict(partition, result)
         )
     failed = {
         partition: result

@@ -1,9 +1,19 @@
 """The run-level gate results say what happened across the run's partitions."""
 
 import dagster as dg
+import pyarrow as pa
 import pytest
 
-from assets.partitions import partition_range_tags
+from assets.partitions import daily_partitions, partition_range_tags
+from assets.publishing.gate_reports import read_approval
+from assets.publishing.write_audit_publish import (
+    Evaluation,
+    PublishPolicy,
+    gate_check_specs,
+    publish_gated_partitions,
+)
+from assets.quality.gates import GateResult
+from resources.notifier import Notifier
 from tests.support.example import example_daily_events
 
 RANGE = ("2026-11-03", "2026-11-04")
@@ -132,3 +142,32 @@ def test_a_day_that_fails_to_store_keeps_its_verdicts(local_resources, monkeypat
         spec.name for spec in example_daily_events.check_specs
     }
     assert all(e.partition == RANGE[0] and e.passed for e in evaluations)
+
+
+def test_a_gate_without_a_verdict_stops_the_day_before_anything_is_published(local_resources):
+    # The checks an asset declares and the verdicts its evaluate returns must match one to one,
+    # or a one-day run would summarise a gate nobody judged: it is refused before publishing.
+    store = local_resources["storage"].open_store()
+    gates = ("first_gate", "second_gate")
+
+    @dg.asset(partitions_def=daily_partitions, check_specs=gate_check_specs("gated", gates))
+    def gated(context: dg.AssetExecutionContext):
+        return publish_gated_partitions(
+            context,
+            asset_name="gated",
+            layer="features",
+            primary_key=["key"],
+            column_descriptions={},
+            gate_names=gates,
+            store=store,
+            notifier=Notifier(),
+            evaluate=lambda partition: Evaluation(
+                pa.table({"key": [1]}), [GateResult("first_gate", True, "1", "1", "fine")]
+            ),
+            policy=PublishPolicy(),
+        )
+
+    with pytest.raises(ValueError, match="second_gate") as refused:
+        dg.materialize([gated], partition_key=RANGE[0])
+    assert f"gated {RANGE[0]}: the gates evaluated (first_gate)" in str(refused.value)
+    assert read_approval(store, "gated", RANGE[0], daily_partitions) is None
