@@ -58,7 +58,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 LAST_DAY = dt.date(2026, 11, 1)
@@ -174,27 +175,41 @@ def instance_home(root: Path) -> Path:
     return root / "instance"
 
 
-def prepare_instance(kind: str, root: Path, postgres_dsn: str) -> str | None:
-    """The instance's DAGSTER_HOME under root: the laptop's dagster.yaml, or one whose
-    storage is a new database on postgres_dsn's server. Returns that database's name."""
+@contextmanager
+def instance_prepared(kind: str, root: Path, postgres_dsn: str) -> Iterator[None]:
+    """The instance's DAGSTER_HOME under root while the measurements run: the laptop's
+    dagster.yaml, or one whose storage is a new database on postgres_dsn's server, dropped
+    afterwards whatever happened."""
     if kind == "ephemeral":
-        return None
+        yield
+        return
     home = instance_home(root)
     home.mkdir()
     if kind == "sqlite":
         shutil.copyfile(LAPTOP_INSTANCE, home / "dagster.yaml")
-        return None
+        yield
+        return
+    import yaml
     from sqlalchemy.engine import make_url
 
     database = f"bench_features_{uuid.uuid4().hex[:12]}"
-    run_admin(postgres_dsn, f"CREATE DATABASE {database}")
     # psycopg2, as deployments/k8s/values.yaml's postgresqlScheme says.
     url = make_url(postgres_dsn).set(drivername="postgresql+psycopg2", database=database)
     (home / "dagster.yaml").write_text(
-        "telemetry:\n  enabled: false\nstorage:\n  postgres:\n"
-        f"    postgres_url: {url.render_as_string(hide_password=False)}\n"
+        yaml.safe_dump(
+            {
+                "telemetry": {"enabled": False},
+                "storage": {
+                    "postgres": {"postgres_url": url.render_as_string(hide_password=False)}
+                },
+            }
+        )
     )
-    return database
+    run_admin(postgres_dsn, f"CREATE DATABASE {database}")
+    try:
+        yield
+    finally:
+        run_admin(postgres_dsn, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 def run_admin(postgres_dsn: str, statement: str) -> None:
@@ -373,15 +388,11 @@ def run_size(
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         partition, rows = prepare(root, impressions, with_source)
-        database = prepare_instance(instance, root, postgres_dsn)
-        try:
+        with instance_prepared(instance, root, postgres_dsn):
             for repeat in range(repeats):
                 shift = repeat % len(modes)
                 for mode in modes[shift:] + modes[:shift]:
                     samples[mode].append(measure(mode, root, partition))
-        finally:
-            if database:
-                run_admin(postgres_dsn, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
     medians = {
         mode: {
             key: statistics.median(s[key] for s in runs)
