@@ -95,39 +95,54 @@ REPOSITORY = "__repository__"
 
 class DagsterProcesses:
     """Starts webserver + daemon with `dagster_home` as DAGSTER_HOME (its dagster.yaml must
-    exist) and `env` added to their environment; stops both on exit."""
+    exist) and `env` added to their environment; stops both on exit. With `daemon=False` the
+    daemon waits for `start_daemon()`: what is launched before it (backfills, say) is all there
+    at its first iteration."""
 
-    def __init__(self, dagster_home: Path, env: dict[str, str], log_dir: Path):
+    def __init__(self, dagster_home: Path, env: dict[str, str], log_dir: Path, daemon: bool = True):
         self.dagster_home = dagster_home
         self.port = free_port()
         self.env = {**os.environ, **env, "DAGSTER_HOME": str(dagster_home)}
         self.log_dir = log_dir
+        self.with_daemon = daemon
         self.processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> "DagsterProcesses":
-        workspace = ["-w", str(REPO_ROOT / "workspace.yaml")]
-        commands = {
-            "webserver": [
+        self._start(
+            "webserver",
+            [
                 str(BIN / "dagster-webserver"),
-                *workspace,
+                *self._workspace(),
                 "-h",
                 "127.0.0.1",
                 "-p",
                 str(self.port),
             ],
-            # JSON lines: each entry's timestamp to the microsecond (the default text format
-            # has whole seconds), so the coordinator's passes can be placed among run events.
-            "daemon": [str(BIN / "dagster-daemon"), "run", *workspace, "--log-format", "json"],
-        }
-        for name, command in commands.items():
-            log = open(self.log_dir / f"{name}.log", "w")
+        )
+        if self.with_daemon:
+            self.start_daemon()
+        self._wait_for_webserver(timeout=WEBSERVER_START_PATIENCE_S)
+        return self
+
+    def start_daemon(self) -> None:
+        # JSON lines: each entry's timestamp to the microsecond (the default text format has
+        # whole seconds), so the coordinator's passes can be placed among run events.
+        self._start(
+            "daemon",
+            [str(BIN / "dagster-daemon"), "run", *self._workspace(), "--log-format", "json"],
+        )
+
+    def _workspace(self) -> list[str]:
+        return ["-w", str(REPO_ROOT / "workspace.yaml")]
+
+    def _start(self, name: str, command: list[str]) -> None:
+        # The child writes to its own copy of the descriptor: ours can close at once.
+        with open(self.log_dir / f"{name}.log", "w") as log:
             self.processes.append(
                 subprocess.Popen(
                     command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
                 )
             )
-        self._wait_for_webserver(timeout=WEBSERVER_START_PATIENCE_S)
-        return self
 
     def __exit__(self, *exc_info) -> None:
         for process in self.processes:

@@ -181,7 +181,10 @@ def test_daily_run_is_never_starved_by_backfills(storage, seeded, tmp_path):
 
     env = {"LOCAL_DATA_DIR": str(root), "DAGSTER_DEPLOYMENT": "local"}
     sampler = _QueueSampler(home)
-    with DagsterProcesses(home, env, log_dir=tmp_path) as dagster:
+    # The daemon starts once every backfill is launched, so its first iteration requests all
+    # of their runs: launched while it runs, the later ones could wait for its next iteration
+    # (30 s on), and the first runs finish before the queue ever fills (seen on Postgres).
+    with DagsterProcesses(home, env, log_dir=tmp_path, daemon=False) as dagster:
         backfills = [
             dagster.launch_asset_backfill(FEATURE_ASSETS, days),
             dagster.launch_asset_backfill(FEATURE_ASSETS, overlap),
@@ -193,6 +196,7 @@ def test_daily_run_is_never_starved_by_backfills(storage, seeded, tmp_path):
                 dagster.launch_asset_backfill(FEATURE_ASSETS, chunk)
                 for chunk in (days[:5], days[5:10], days[10:15])
             ]
+        dagster.start_daemon()
         sampler.start()
         with dg.DagsterInstance.from_config(str(home)) as instance:
             # Fire the daily tick once the backfills hold their whole share of the queue and
