@@ -149,19 +149,15 @@ def _record_verdicts(
 
 @contextmanager
 def _verdicts_kept_if_the_step_fails(
-    context: dg.AssetExecutionContext,
-    asset_name: str,
-    verdicts: dict[str, list[GateResult]],
-    recorded: set[str],
+    context: dg.AssetExecutionContext, asset_name: str, unrecorded: dict[str, list[GateResult]]
 ) -> Iterator[None]:
     """No summary follows a step that fails (refused, not stored, interrupted): the verdicts
-    of every day it judged and had not recorded yet are recorded against their days."""
+    of the days it judged (`unrecorded`, filled as it goes) are recorded against their days."""
     try:
         yield
     except BaseException:
-        for partition, gates in verdicts.items():
-            if partition not in recorded:
-                _record_verdicts(context, asset_name, partition, gates)
+        for partition, gates in unrecorded.items():
+            _record_verdicts(context, asset_name, partition, gates)
         raise
 
 
@@ -387,7 +383,6 @@ def publish_gated_partitions(
     materialization, then one run-level summary per gate."""
     published: dict[str, dict] = {}
     verdicts: dict[str, list[GateResult]] = {}
-    recorded: set[str] = set()
     blocked: dict[str, list[GateResult]] = {}
     fallbacks: dict[str, str] = {}
     # A run of several days records each day's verdicts as they come. A run of one day (the
@@ -396,14 +391,15 @@ def publish_gated_partitions(
     # for every event. Should the step fail before the summaries, they are recorded against the
     # day (a crash or an event-log error after the return leaves them in the day's gate report).
     one_day = len(context.partition_keys) == 1
-    with _verdicts_kept_if_the_step_fails(context, asset_name, verdicts, recorded):
+    # A run of several days has recorded each day's verdicts by the time anything can fail.
+    unrecorded = verdicts if one_day else {}
+    with _verdicts_kept_if_the_step_fails(context, asset_name, unrecorded):
         for partition in context.partition_keys:
             evaluation = evaluate(partition)
             _check_the_gates_are_the_declared(asset_name, partition, evaluation.gates, gate_names)
             verdicts[partition] = evaluation.gates
             if not one_day:
                 _record_verdicts(context, asset_name, partition, evaluation.gates)
-                recorded.add(partition)
             try:
                 stored = publish_if_passed(
                     store, asset_name, layer, partition, evaluation, context.run.run_id, policy
