@@ -8,10 +8,12 @@ the accident of their order. Every engine sums through `group_sums`, whatever it
 
 DuckDB supplies the rows in row order without sorting them: the day's scans keep the
 snapshot's order (the database preserves insertion order, see `day_events`), and a filter
-keeps it too. All of a key's sums come from one scan, one column each; a value a sum skips
-(null, NaN) is handed over as NaN, which the kernel skips. A large day is summed in passes over
-disjoint sets of keys, each holding all of its keys' rows, so what the kernel holds at once
-stays bounded.
+keeps it too. All of a key's sums come from one scan, one column each, of the rows that hold a
+value some sum adds: a row whose every value is skipped (null, NaN) changes no sum, so it is
+not handed over (a sum declared over a few of the day's rows, such as purchases, scans those
+rows only). A value skipped beside one that is added is handed over as NaN, which the kernel
+skips. A large day is summed in passes over disjoint sets of keys, each holding all of its
+keys' rows, so what the kernel holds at once stays bounded.
 """
 
 from __future__ import annotations
@@ -96,13 +98,21 @@ class KeyedSums:
     sums: np.ndarray
 
     def at(self, keys: np.ndarray) -> list[np.ndarray]:
-        """Per value, its sums placed at `keys` (any order): 0 for a key without any value;
-        NaN for a null key, whose rows no sum adds, as on Spark, whose join matches no null."""
-        out = np.full((len(keys), self.sums.shape[1]), np.nan)
-        # Where each of `keys` is among the summed keys (-1: null).
+        """Per value, its sums placed at `keys` (any order): 0 for a key without any value
+        (none of its rows was summed); NaN for a null key, whose rows no sum adds, as on
+        Spark, whose join matches no null."""
+        out = np.zeros((len(keys), self.sums.shape[1]))
+        # Where each of `keys` is among the summed keys (-1: not summed, or null).
         found = pd.Index(self.keys).get_indexer(keys)
         out[found >= 0] = self.sums[found[found >= 0]]
+        out[pd.isna(keys)] = np.nan
         return list(out.T)
+
+
+def summed_rows(key: str, values: list[str]) -> str:
+    """SQL: the rows some sum of `values` adds a value of, for a non-null key (no other row
+    changes a sum)."""
+    return f"{key} IS NOT NULL AND ({' OR '.join(present(value) for value in values)})"
 
 
 def keyed_sums(day: DayEvents, key: str, values: list[str]) -> KeyedSums:
@@ -110,13 +120,21 @@ def keyed_sums(day: DayEvents, key: str, values: list[str]) -> KeyedSums:
     columns = ", ".join(
         f"{as_summed(value)} AS value_{number}" for number, value in enumerate(values)
     )
-    passes = -(-day.rows // ROWS_PER_PASS)
+    summed_where = summed_rows(key, values)
+    rows_summed = day.rows
+    if rows_summed > ROWS_PER_PASS:
+        # Passes for the rows summed, not the day's: a sum of a few of the day's rows (its
+        # purchases) is one pass. A day that fits one pass anyway is not counted.
+        [(rows_summed,)] = day.connection.sql(
+            f"SELECT count(*) FROM events WHERE {summed_where}"
+        ).fetchall()
+    passes = max(1, -(-rows_summed // ROWS_PER_PASS))
     keys, sums = [], []
     for number in range(passes):
         in_pass = f"hash({key}) % {passes} = {number}" if passes > 1 else "TRUE"
         # No ORDER BY: a scan and a filter keep the rows in the snapshot's order.
         rows = day.connection.sql(
-            f"SELECT {key} AS key, {columns} FROM events WHERE {key} IS NOT NULL AND {in_pass}"
+            f"SELECT {key} AS key, {columns} FROM events WHERE {summed_where} AND {in_pass}"
         ).fetchnumpy()
         summed = np.column_stack([rows[f"value_{n}"] for n in range(len(values))])
         pass_keys, pass_sums = group_sums(np.asarray(rows["key"]), summed)

@@ -105,8 +105,9 @@ def _kind(kind: str) -> str:
 
 
 def _purchase_price() -> str:
-    """The price of a purchase, 0 for any other event (what spend and revenue add up)."""
-    return f"CASE WHEN {_kind('purchase')} THEN price ELSE CAST(0 AS DOUBLE) END"
+    """The price of a purchase, null for any other event (what spend and revenue add up; a sum
+    skips a null, so only the day's purchases are summed)."""
+    return f"CASE WHEN {_kind('purchase')} THEN price END"
 
 
 # Per key and combination of the mode columns' values, how many of the day's rows hold it.

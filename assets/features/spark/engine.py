@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
 
-from assets.features.compensated import as_summed, group_sums
+from assets.features.compensated import as_summed, group_sums, summed_rows
 from assets.features.query import SNAPSHOT_ROW, FeatureQuery, finished_batches
 
 # Buckets of keys whose rows one Python worker sums at a time: more buckets, less memory each.
@@ -38,10 +38,11 @@ def day_events(spark: SparkSession, snapshot_uri: str) -> DataFrame:
 def _compensated_sums(spark: SparkSession, query: FeatureQuery) -> DataFrame:
     """Per value of the query's key, its sums added in snapshot order (Kahan, as on DuckDB)."""
     key, names = query.sums_key, list(query.sums)
-    # A null key's rows are summed for no key, as on DuckDB (the join below matches no null).
+    # A null key's rows are summed for no key, as on DuckDB (the join below matches no null);
+    # a row without a value to add changes no sum, so only the rows that hold one are shuffled.
     values = (
         spark.table("events")
-        .where(f"{key} IS NOT NULL")
+        .where(summed_rows(key, list(query.sums.values())))
         .selectExpr(
             f"{key} AS sum_key",
             SNAPSHOT_ROW,
@@ -66,7 +67,17 @@ def feature_table(
     """The day's table in its order and schema, over the `events` view of `day_events`."""
     rows = spark.sql(query.sql)
     if query.sums_key is not None:
-        rows = rows.join(_compensated_sums(spark, query), on=query.sums_key, how="left")
+        key = query.sums_key
+        rows = rows.join(_compensated_sums(spark, query), on=key, how="left")
+        # A key none of whose rows was summed sums to 0, as on DuckDB; a null key's stay null.
+        rows = rows.withColumns(
+            {
+                name: F.when(F.col(key).isNull(), F.col(name)).otherwise(
+                    F.coalesce(F.col(name), F.lit(0.0))
+                )
+                for name in query.sums
+            }
+        )
     # Nulls last, as DuckDB's run orders them (Spark's ascending default puts them first).
     ordered = rows.orderBy(*(F.asc_nulls_last(column) for column in query.order_by))
 

@@ -263,6 +263,50 @@ def test_sums_in_several_passes_are_the_sums_in_one(monkeypatch):
     assert [sums.tobytes() for sums in in_passes] == [sums.tobytes() for sums in whole]
 
 
+def test_only_the_rows_holding_a_value_are_summed_and_a_key_without_one_sums_to_0(monkeypatch):
+    """A sum declared over a few of the day's rows (purchases: null on every other row) scans
+    those rows only, and its passes are counted from them; a key none of whose rows holds a
+    value sums to 0, a null key to NaN; the bits are those of summing every row."""
+    keys, values = _random_case(5)
+    rare = np.arange(len(keys)) % 10 == 0
+    # Key -99 has rows, none of them with a value: neither of its rows is summed.
+    keys = np.concatenate([keys, [-99, -99]])
+    values = np.concatenate([values, [np.nan, np.nan]])
+    rare = np.concatenate([rare, [False, False]])
+    events = pa.table({"key": keys, "value": pa.array(values), "rare": pa.array(rare)})
+    declared = ["CASE WHEN rare THEN value END", "CASE WHEN rare THEN -value END"]
+    fetched_rows = []
+
+    class Recording:
+        """The day's connection, counting the rows each query hands over to the kernel."""
+
+        def __init__(self, connection):
+            self.connection = connection
+
+        def sql(self, query):
+            relation = self.connection.sql(query)
+            if "value_0" in query:
+                fetched_rows.append(len(relation.fetchnumpy()["key"]))
+            return relation
+
+        def __getattr__(self, name):
+            return getattr(self.connection, name)
+
+    with DayEvents.from_arrow(events) as day:
+        day.connection = Recording(day.connection)
+        unique = np.unique(keys)
+        # A pass holds at most 400 rows: the day's 3,002 would need 8 passes, its 300 summed 1.
+        monkeypatch.setattr("assets.features.compensated.ROWS_PER_PASS", 400)
+        summed = keyed_sums(day, "key", declared)
+    sums, negated = summed.at(unique)
+    [null_key], _ = summed.at(np.array([np.nan]))
+    assert fetched_rows == [np.count_nonzero(rare & ~np.isnan(values))]
+    assert -99 not in summed.keys and sums[unique == -99].tolist() == [0.0]
+    assert sums.tobytes() == _pandas_sums(keys, np.where(rare, values, np.nan))
+    assert negated.tobytes() == _pandas_sums(keys, np.where(rare, -values, np.nan))
+    assert np.isnan(null_key)
+
+
 def test_a_second_cursor_sums_the_same_day_on_another_thread_and_leaves_it_open():
     """The per-key sums run beside the table's query on a cursor of their own: they see the
     same rows in the same order, and closing that cursor does not drop the day."""
