@@ -501,7 +501,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{'events/day':>11s} {'events':>9s} {'dagster_s':>9s} {'bare_s':>7s} "
             f"{'events/s':>9s} {'rss_mib':>7s} {'bare_rss':>8s} {'engine_s':>8s} "
-            f"{'duckdb_s':>8s} {'run_start_s':>11s} "
+            f"{'duckdb_s':>8s} {'overhead_s':>11s} "
             + " ".join(f"{heading:>{width}s}" for heading, width, _ in WHOLE_DAY_COLUMNS)
         )
         for events_per_day in (int(size) for size in args.scaling.split(",")):
