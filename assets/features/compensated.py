@@ -10,9 +10,9 @@ DuckDB supplies the rows in row order without sorting them: the day's scans keep
 snapshot's order (the database preserves insertion order, see `day_events`), and a filter
 keeps it too. All of a key's sums come from one scan, one column each, of the rows that hold a
 value some sum adds: a row whose every value is skipped (null, NaN) changes no sum, so it is
-not handed over (a sum declared over a few of the day's rows, such as purchases, scans those
-rows only). A value skipped beside one that is added is handed over as NaN, which the kernel
-skips. A large day is summed in passes over disjoint sets of keys, each holding all of its
+not handed over (sums declared over a few of the day's rows, such as purchases, scan the rows
+any of them adds). A value skipped beside one that is added is handed over as NaN, which the
+kernel skips. A large day is summed in passes over disjoint sets of keys, each holding all of its
 keys' rows, so what the kernel holds at once stays bounded.
 """
 
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pandas._libs import groupby as pandas_kernels
 
 from assets.features.day_events import DayEvents
@@ -73,9 +74,11 @@ def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
     codes, numbered = group_codes(keys)
     groups = len(numbered)
     out = np.zeros((groups, values.shape[1]))
+    # The rows of each number (a NaN key's rows have none: factorize numbers them -1).
+    rows = np.zeros(groups, dtype=np.int64)
     pandas_kernels.group_sum(
         out=out,
-        counts=np.zeros(groups, dtype=np.int64),
+        counts=rows,
         values=np.ascontiguousarray(values, dtype=np.float64),
         labels=codes,
         mask=None,
@@ -84,8 +87,7 @@ def group_sums(keys: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
         is_datetimelike=False,
     )
     # Numbers no row holds are not keys of the day.
-    held = np.zeros(groups, dtype=bool)
-    held[codes] = True
+    held = rows > 0
     return numbered[held], out[held]
 
 
@@ -97,15 +99,19 @@ class KeyedSums:
     # One row per key, one column per value.
     sums: np.ndarray
 
-    def at(self, keys: np.ndarray) -> list[np.ndarray]:
+    def at(self, keys: pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
         """Per value, its sums placed at `keys` (any order): 0 for a key without any value
-        (none of its rows was summed); NaN for a null key, whose rows no sum adds, as on
-        Spark, whose join matches no null."""
-        out = np.zeros((len(keys), self.sums.shape[1]))
-        # Where each of `keys` is among the summed keys (-1: not summed, or null).
-        found = pd.Index(self.keys).get_indexer(keys)
-        out[found >= 0] = self.sums[found[found >= 0]]
-        out[pd.isna(keys)] = np.nan
+        (none of its rows was summed); NaN for a null key, or a float key's NaN, whose rows no
+        sum adds (the kernel numbers neither), as on Spark, whose join matches no null."""
+        missing = keys.is_null(nan_is_null=True).to_numpy(zero_copy_only=False)
+        # The other keys in their own type: an integer column with nulls would come out of
+        # Arrow as floats, which cannot tell large integers apart.
+        held = keys.filter(pa.array(~missing)).to_numpy(zero_copy_only=False)
+        found = pd.Index(self.keys).get_indexer(held)
+        sums = np.zeros((len(held), self.sums.shape[1]))
+        sums[found >= 0] = self.sums[found[found >= 0]]
+        out = np.full((len(keys), self.sums.shape[1]), np.nan)
+        out[~missing] = sums
         return list(out.T)
 
 

@@ -140,11 +140,12 @@ def _mode(key: str, column: str) -> str:
 
 
 def _per_key(key: str, counts: dict[str, str], summed: dict[str, str], distinct: str) -> str:
-    """One row per key: conditional counts, how many values each sum adds, a distinct count."""
+    """One row per key: conditional counts, how many values the sums `summed` names add (a
+    mean's count), a distinct count."""
     aggregates = [
         f"count(*) FILTER (WHERE {condition}) AS {name}" for name, condition in counts.items()
     ]
-    # How many values each compensated sum adds (the sums themselves: FeatureQuery.sums).
+    # How many values a compensated sum adds (the sums themselves: FeatureQuery.sums).
     aggregates += [
         f"count(*) FILTER (WHERE {present(value)}) AS {name}" for name, value in summed.items()
     ]
@@ -204,7 +205,8 @@ USER_FEATURES_QUERY = FeatureQuery(
             "add_to_carts": _kind("add_to_cart"),
             "purchases": _kind("purchase"),
         },
-        {"spend_values": _USER_SUMS["spend"], "dwell_values": _USER_SUMS["dwell"]},
+        # The mean dwell's count (spend needs none).
+        {"dwell_values": _USER_SUMS["dwell"]},
         "item_id",
         {"main_device": "device", "country": "country"},
     ),
@@ -244,7 +246,8 @@ ITEM_FEATURES_QUERY = FeatureQuery(
             "clicks": _kind("click"),
             "purchases": _kind("purchase"),
         },
-        {"revenue_values": _ITEM_SUMS["revenue"], "price_values": _ITEM_SUMS["price"]},
+        # The mean price's count (revenue needs none).
+        {"price_values": _ITEM_SUMS["price"]},
         "user_id",
         {"item_category": "item_category"},
     ),

@@ -148,3 +148,60 @@ def test_a_teams_query_gives_the_same_bytes_on_spark(name, spark, day):
             ), column
         else:
             assert local[column].equals(twin[column]), column
+
+
+KEY_SUMS_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.float64()),
+        pa.field("rows", pa.int64(), nullable=False),
+        pa.field("total", pa.float64()),
+        pa.field("rare_total", pa.float64()),
+    ]
+)
+
+
+def _finish_key_sums(rows: pa.Table, day: dt.date) -> pa.Table:
+    columns = {name: rows[name] for name in ("key", "rows")}
+    sums = {name: rows[name].to_numpy(zero_copy_only=False) for name in ("total", "rare_total")}
+    return pa.table(
+        {
+            **columns,
+            **{name: pa.array(s, pa.float64(), from_pandas=True) for name, s in sums.items()},
+        },
+        schema=KEY_SUMS_SCHEMA,
+    )
+
+
+def test_a_float_keys_nan_and_null_and_a_key_without_values_sum_alike_on_both_engines(
+    spark, tmp_path
+):
+    """Per key, a sum of every row and one of a few: a key whose rows hold none of the few
+    sums to 0, and the NaN and null keys (rows no sum adds) to null, on DuckDB and Spark."""
+    rng = np.random.default_rng(3)
+    rows = 4000
+    keys = rng.choice([0.5, 1.5, 2.5, np.nan], rows)
+    keys[rng.random(rows) < 0.05] = None
+    values = rng.lognormal(2.0, 1.0, rows)
+    # Key 2.5 holds no rare row.
+    rare = (rng.random(rows) < 0.1) & (keys != 2.5)
+    events = pa.table(
+        {
+            "key": pa.array(keys, mask=np.isnan(keys) & (rng.random(rows) < 0.5)),
+            "value": values,
+            "rare": rare,
+        }
+    )
+    query = FeatureQuery(
+        sql="SELECT key, count(*) AS rows FROM events GROUP BY key",
+        order_by=("key",),
+        finish=_finish_key_sums,
+        sums_key="key",
+        sums={"total": "value", "rare_total": "CASE WHEN rare THEN value END"},
+    )
+    local = as_table(run_on_duckdb(query, KEY_SUMS_SCHEMA, events, DAY))
+    day_events(spark, write_snapshot(events, tmp_path / "events.parquet"))
+    on_spark = feature_table(spark, query, KEY_SUMS_SCHEMA, DAY).toArrow().cast(KEY_SUMS_SCHEMA)
+    assert to_parquet_bytes(on_spark).data == to_parquet_bytes(local).data
+    by_key = {str(row["key"]): row for row in local.to_pylist()}
+    assert by_key["2.5"]["rare_total"] == 0.0 and by_key["0.5"]["rare_total"] > 0
+    assert by_key["nan"]["total"] is None and by_key["None"]["total"] is None

@@ -18,6 +18,7 @@ import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import from_arrow_schema
+from pyspark.sql.types import DoubleType, FloatType
 
 from assets.features.compensated import as_summed, group_sums, summed_rows
 from assets.features.query import SNAPSHOT_ROW, FeatureQuery, finished_batches
@@ -69,12 +70,14 @@ def feature_table(
     if query.sums_key is not None:
         key = query.sums_key
         rows = rows.join(_compensated_sums(spark, query), on=key, how="left")
-        # A key none of whose rows was summed sums to 0, as on DuckDB; a null key's stay null.
+        # A key none of whose rows was summed sums to 0, as on DuckDB; a null key's sums stay
+        # null, and a float key's NaN's too (the kernel numbers neither).
+        missing = F.col(key).isNull()
+        if isinstance(rows.schema[key].dataType, FloatType | DoubleType):
+            missing = missing | F.isnan(F.col(key))
         rows = rows.withColumns(
             {
-                name: F.when(F.col(key).isNull(), F.col(name)).otherwise(
-                    F.coalesce(F.col(name), F.lit(0.0))
-                )
+                name: F.when(missing, F.lit(None)).otherwise(F.coalesce(F.col(name), F.lit(0.0)))
                 for name in query.sums
             }
         )

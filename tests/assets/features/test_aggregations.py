@@ -53,7 +53,7 @@ def test_sums_match_pandas_bit_for_bit_in_row_order(seed):
             day,
             "key",
             ["value", "(-value)", "CASE WHEN nulls THEN NULL ELSE value END", "value"],
-        ).at(unique)
+        ).at(pa.array(unique))
     assert sums.tobytes() == again.tobytes() == _pandas_sums(keys, values)
     assert reversed_sums.tobytes() == _pandas_sums(keys, -values)
     assert with_nulls.tobytes() == _pandas_sums(keys, np.where(nulls, np.nan, values))
@@ -113,7 +113,7 @@ def test_sums_are_compensated_when_the_rows_come_in_key_order(keys):
     pairwise = np.add.reduceat(values, np.searchsorted(key, unique))
     assert pairwise.tobytes() != expected.tobytes(), "the case no longer tells the two apart"
     with DayEvents.from_arrow(pa.table({"key": key, "value": values})) as day:
-        [sums] = keyed_sums(day, "key", ["value"]).at(unique)
+        [sums] = keyed_sums(day, "key", ["value"]).at(pa.array(unique))
     assert sums.tobytes() == expected.tobytes()
 
 
@@ -122,7 +122,7 @@ def test_sums_follow_the_keys_in_any_order_and_a_null_key_gets_none():
     values = pa.array([1.0, 100.0, 2.0, 4.0, 200.0, 8.0, 16.0])
     with DayEvents.from_arrow(pa.table({"key": keys, "value": values})) as day:
         # The table's own order: descending, the null key in the middle.
-        [sums] = keyed_sums(day, "key", ["value"]).at(np.array([3.0, np.nan, 2.0, 1.0]))
+        [sums] = keyed_sums(day, "key", ["value"]).at(pa.array([3, None, 2, 1], pa.int64()))
     assert sums[[0, 2, 3]].tolist() == [5.0, 8.0, 18.0]
     assert np.isnan(sums[1])
 
@@ -142,7 +142,7 @@ def test_sums_of_a_file_add_in_its_row_order_across_row_groups_and_threads(tmp_p
         # The rows a sum's scan sees come in file order.
         rows = day.connection.sql("SELECT snapshot_row FROM events WHERE key = 1000000000000")
         assert np.all(np.diff(rows.fetchnumpy()["snapshot_row"]) > 0)
-        [sums] = keyed_sums(day, "key", ["value"]).at(unique)
+        [sums] = keyed_sums(day, "key", ["value"]).at(pa.array(unique))
     assert sums.tobytes() == _pandas_sums(keys, values)
     # The test can tell: the same rows in another order sum to other bits.
     order = np.random.default_rng(0).permutation(len(keys))
@@ -257,24 +257,38 @@ def test_sums_in_several_passes_are_the_sums_in_one(monkeypatch):
     events = pa.table({"key": keys, "value": pa.array(values)})
     with DayEvents.from_arrow(events) as day:
         unique = np.unique(keys)
-        whole = keyed_sums(day, "key", ["value", "(-value)"]).at(unique)
+        whole = keyed_sums(day, "key", ["value", "(-value)"]).at(pa.array(unique))
         monkeypatch.setattr("assets.features.compensated.ROWS_PER_PASS", 700)
-        in_passes = keyed_sums(day, "key", ["value", "(-value)"]).at(unique)
+        in_passes = keyed_sums(day, "key", ["value", "(-value)"]).at(pa.array(unique))
     assert [sums.tobytes() for sums in in_passes] == [sums.tobytes() for sums in whole]
 
 
-def test_only_the_rows_holding_a_value_are_summed_and_a_key_without_one_sums_to_0(monkeypatch):
-    """A sum declared over a few of the day's rows (purchases: null on every other row) scans
-    those rows only, and its passes are counted from them; a key none of whose rows holds a
+@pytest.mark.parametrize("rows_per_pass", [400, 100])
+def test_only_the_rows_holding_a_value_are_summed_and_a_key_without_one_sums_to_0(
+    monkeypatch, rows_per_pass
+):
+    """Sums declared over a few of the day's rows (purchases: null on every other row) scan the
+    rows any of them adds, in passes counted from those rows; a key none of whose rows holds a
     value sums to 0, a null key to NaN; the bits are those of summing every row."""
     keys, values = _random_case(5)
-    rare = np.arange(len(keys)) % 10 == 0
-    # Key -99 has rows, none of them with a value: neither of its rows is summed.
-    keys = np.concatenate([keys, [-99, -99]])
-    values = np.concatenate([values, [np.nan, np.nan]])
-    rare = np.concatenate([rare, [False, False]])
-    events = pa.table({"key": keys, "value": pa.array(values), "rare": pa.array(rare)})
-    declared = ["CASE WHEN rare THEN value END", "CASE WHEN rare THEN -value END"]
+    row = np.arange(len(keys))
+    # Each sum adds a tenth of the rows, not the same tenth.
+    first, second = row % 10 == 0, row % 10 == 5
+    # Key -99's rows hold no value; the null key's do (no sum adds them).
+    keys = np.concatenate([keys, [-99, -99, 0, 0]])
+    values = np.concatenate([values, [np.nan, np.nan, 7.0, 7.0]])
+    first = np.concatenate([first, [False, False, True, True]])
+    second = np.concatenate([second, [False, False, True, True]])
+    null_key = np.arange(len(keys)) >= len(keys) - 2
+    events = pa.table(
+        {
+            "key": pa.array(keys, mask=null_key),
+            "value": pa.array(values),
+            "first": pa.array(first),
+            "second": pa.array(second),
+        }
+    )
+    declared = ["CASE WHEN first THEN value END", "CASE WHEN second THEN -value END"]
     fetched_rows = []
 
     class Recording:
@@ -294,17 +308,42 @@ def test_only_the_rows_holding_a_value_are_summed_and_a_key_without_one_sums_to_
 
     with DayEvents.from_arrow(events) as day:
         day.connection = Recording(day.connection)
-        unique = np.unique(keys)
-        # A pass holds at most 400 rows: the day's 3,002 would need 8 passes, its 300 summed 1.
-        monkeypatch.setattr("assets.features.compensated.ROWS_PER_PASS", 400)
+        unique = np.unique(keys[~null_key])
+        # The day's 3,004 rows would need 8 passes of 400, its 600 summed ones 2; of 100: 6.
+        monkeypatch.setattr("assets.features.compensated.ROWS_PER_PASS", rows_per_pass)
         summed = keyed_sums(day, "key", declared)
-    sums, negated = summed.at(unique)
-    [null_key], _ = summed.at(np.array([np.nan]))
-    assert fetched_rows == [np.count_nonzero(rare & ~np.isnan(values))]
+    sums, negated = summed.at(pa.array(unique))
+    [at_null], _ = summed.at(pa.array([None], pa.int64()))
+    held, held_keys = ~null_key & ~np.isnan(values), keys[~null_key]
+    assert sum(fetched_rows) == np.count_nonzero(held & (first | second))
+    assert len(fetched_rows) == -(-sum(fetched_rows) // rows_per_pass)
     assert -99 not in summed.keys and sums[unique == -99].tolist() == [0.0]
-    assert sums.tobytes() == _pandas_sums(keys, np.where(rare, values, np.nan))
-    assert negated.tobytes() == _pandas_sums(keys, np.where(rare, -values, np.nan))
-    assert np.isnan(null_key)
+    by_key = {
+        "first": np.where(first, values, np.nan)[~null_key],
+        "second": np.where(second, -values, np.nan)[~null_key],
+    }
+    assert sums.tobytes() == _pandas_sums(held_keys, by_key["first"])
+    assert negated.tobytes() == _pandas_sums(held_keys, by_key["second"])
+    assert np.isnan(at_null)
+
+
+def test_sums_are_placed_at_large_integer_keys_beside_nulls_and_a_float_keys_nan_gets_none():
+    """A key column with nulls: its integers are matched as integers (as floats, keys past
+    2**53 would run together); a float key's NaN is numbered by no sum, so it gets NaN."""
+    big = 2**62
+    events = pa.table(
+        {
+            "key": pa.array([big, big + 1, None, big], pa.int64()),
+            "value": pa.array([1.0, 2.0, 4.0, 8.0]),
+        }
+    )
+    with DayEvents.from_arrow(events) as day:
+        [sums] = keyed_sums(day, "key", ["value"]).at(events["key"])
+    assert sums[[0, 1, 3]].tolist() == [9.0, 2.0, 9.0] and np.isnan(sums[2])
+    floats = pa.table({"key": pa.array([0.5, np.nan, 0.5]), "value": pa.array([1.0, 2.0, 4.0])})
+    with DayEvents.from_arrow(floats) as day:
+        [sums] = keyed_sums(day, "key", ["value"]).at(floats["key"])
+    assert sums[[0, 2]].tolist() == [5.0, 5.0] and np.isnan(sums[1])
 
 
 def test_a_second_cursor_sums_the_same_day_on_another_thread_and_leaves_it_open():
@@ -319,8 +358,17 @@ def test_a_second_cursor_sums_the_same_day_on_another_thread_and_leaves_it_open(
         with day.another_cursor() as beside, ThreadPoolExecutor(1) as thread:
             summed = thread.submit(keyed_sums, beside, "key", ["value"])
             [(rows,)] = day.connection.execute("SELECT count(*) FROM events").fetchall()
-            [sums] = summed.result().at(unique)
+            [sums] = summed.result().at(pa.array(unique))
         assert rows == len(keys)
         assert sums.tobytes() == _pandas_sums(keys, values)
         [(still,)] = day.connection.execute("SELECT count(*) FROM events").fetchall()
     assert still == len(keys)
+
+
+def test_a_pass_of_nan_keys_alone_sums_for_no_key():
+    """A float key's NaN is no key (the kernel numbers it -1): a pass or a Spark bucket holding
+    only NaN keys sums nothing rather than failing."""
+    keys, sums = group_sums(np.array([np.nan, np.nan]), np.array([[1.0], [2.0]]))
+    assert len(keys) == 0 and sums.shape == (0, 1)
+    keys, sums = group_sums(np.array([np.nan, 0.5, 0.5]), np.array([[1.0], [2.0], [4.0]]))
+    assert keys.tolist() == [0.5] and sums.tolist() == [[6.0]]
