@@ -91,6 +91,8 @@ LOCATION = "ml_training_template"
 # other work keeps busy.
 WEBSERVER_START_PATIENCE_S = 600
 REPOSITORY = "__repository__"
+# The project's code location, as both processes load it.
+WORKSPACE = ("-w", str(REPO_ROOT / "workspace.yaml"))
 
 
 class DagsterProcesses:
@@ -112,7 +114,7 @@ class DagsterProcesses:
             "webserver",
             [
                 str(BIN / "dagster-webserver"),
-                *self._workspace(),
+                *WORKSPACE,
                 "-h",
                 "127.0.0.1",
                 "-p",
@@ -129,11 +131,8 @@ class DagsterProcesses:
         # whole seconds), so the coordinator's passes can be placed among run events.
         self._start(
             "daemon",
-            [str(BIN / "dagster-daemon"), "run", *self._workspace(), "--log-format", "json"],
+            [str(BIN / "dagster-daemon"), "run", *WORKSPACE, "--log-format", "json"],
         )
-
-    def _workspace(self) -> list[str]:
-        return ["-w", str(REPO_ROOT / "workspace.yaml")]
 
     def _start(self, name: str, command: list[str]) -> None:
         # The child writes to its own copy of the descriptor: ours can close at once.

@@ -109,7 +109,8 @@ class KeyedSums:
         held = keys.filter(pa.array(~missing)).to_numpy(zero_copy_only=False)
         found = pd.Index(self.keys).get_indexer(held)
         sums = np.zeros((len(held), self.sums.shape[1]))
-        sums[found >= 0] = self.sums[found[found >= 0]]
+        summed = found >= 0
+        sums[summed] = self.sums[found[summed]]
         out = np.full((len(keys), self.sums.shape[1]), np.nan)
         out[~missing] = sums
         return list(out.T)
